@@ -1,0 +1,3 @@
+//! `session`: see the crate description in Cargo.toml.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
