@@ -1,0 +1,1 @@
+//! The watch registry (being written; see issue 2).
