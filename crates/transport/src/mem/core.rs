@@ -384,11 +384,7 @@ impl NetCore {
     /// Delivers only the single earliest held frame if it is due at or before
     /// `now_us`. Returns whether one was taken.
     pub(crate) fn deliver_one(&mut self, now_us: u64) -> bool {
-        if !self
-            .in_flight
-            .peek()
-            .is_some_and(|Reverse(f)| f.due_us <= now_us)
-        {
+        if !matches!(self.in_flight.peek(), Some(Reverse(f)) if f.due_us <= now_us) {
             return false;
         }
         let Some(Reverse(frame)) = self.in_flight.pop() else {
