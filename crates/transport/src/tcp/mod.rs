@@ -1,1 +1,2 @@
-//! TCP
+//! TCP transport.
+pub mod frame;
