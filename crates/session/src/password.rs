@@ -134,6 +134,9 @@ mod tests {
     fn debug_hides_secrets() {
         let s = PasswordSecret::from_seed(3);
         assert_eq!(format!("{s:?}"), "PasswordSecret(..)");
-        assert_eq!(format!("{:?}", s.password_for(SessionId(1))), "Password(..)");
+        assert_eq!(
+            format!("{:?}", s.password_for(SessionId(1))),
+            "Password(..)"
+        );
     }
 }

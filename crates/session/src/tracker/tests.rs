@@ -50,7 +50,9 @@ fn new_rejects_bad_config() {
 #[test]
 fn open_global_negotiates_and_asks_for_create_txn() {
     let mut t = tracker(3, Role::Leader, false);
-    let o = t.open_session(5_000, SessionKind::Global, CONN, 10).unwrap();
+    let o = t
+        .open_session(5_000, SessionKind::Global, CONN, 10)
+        .unwrap();
     assert_eq!(o.timeout_ms, 2_000);
     assert_eq!(o.id.server_byte(), 3);
     assert_eq!(
@@ -121,8 +123,14 @@ fn expiring_session_is_closing_until_close_applies() {
     assert_eq!(t.expire_due(3).len(), 1);
     assert!(t.is_closing(a));
     assert_eq!(t.touch(a, 3), Err(SessionError::SessionExpired(a)));
-    assert_eq!(t.check_request(a, CONN), Err(SessionError::SessionExpired(a)));
-    assert_eq!(t.request_close(a, CONN), Err(SessionError::SessionExpired(a)));
+    assert_eq!(
+        t.check_request(a, CONN),
+        Err(SessionError::SessionExpired(a))
+    );
+    assert_eq!(
+        t.request_close(a, CONN),
+        Err(SessionError::SessionExpired(a))
+    );
     // Expired once only: the close txn is proposed once.
     assert!(t.expire_due(100).is_empty());
     // Never a local delete: still in the table until the txn applies.
@@ -147,7 +155,10 @@ fn request_close_marks_closing_and_submits_txn() {
     );
     assert!(t.is_closing(g));
     assert_eq!(t.expiry_tick(g), None);
-    let l = t.open_session(200, SessionKind::Local, CONN2, 0).unwrap().id;
+    let l = t
+        .open_session(200, SessionKind::Local, CONN2, 0)
+        .unwrap()
+        .id;
     assert_eq!(t.request_close(l, CONN2), Ok(CloseAction::ClosedLocally));
     assert!(!t.is_live(l));
     assert_eq!(t.local_session_count(), 0);
@@ -158,7 +169,10 @@ fn owner_is_claimed_then_enforced() {
     let mut t = tracker(1, Role::Leader, false);
     let a = committed(&mut t, 200, CONN, 0);
     assert_eq!(t.check_request(a, CONN), Ok(()));
-    assert_eq!(t.check_request(a, CONN2), Err(SessionError::SessionMoved(a)));
+    assert_eq!(
+        t.check_request(a, CONN2),
+        Err(SessionError::SessionMoved(a))
+    );
     // A session the leader learned from the log has no owner: first user claims it.
     assert!(t.apply_create(SessionId(77), 200, 0));
     assert_eq!(t.check_request(SessionId(77), REMOTE), Ok(()));
@@ -186,7 +200,10 @@ fn learner_reports_touches_and_never_expires_globals() {
     assert_eq!(l.drain_touched(), vec![o.id]);
     // A committed session of another server is in the table, not tracked here.
     assert!(l.apply_create(SessionId(5), 200, 0));
-    assert_eq!(l.touch(SessionId(5), 1), Err(SessionError::UnknownSession(SessionId(5))));
+    assert_eq!(
+        l.touch(SessionId(5), 1),
+        Err(SessionError::UnknownSession(SessionId(5)))
+    );
     assert_eq!(l.handle_touches([o.id], 1), Err(SessionError::NotLeader));
     assert_eq!(
         l.track_create(SessionId(6), 200, REMOTE, 0),
@@ -198,7 +215,9 @@ fn learner_reports_touches_and_never_expires_globals() {
 fn leader_applies_learner_touches() {
     let mut leader = tracker(1, Role::Leader, false);
     let mut learner = tracker(2, Role::Learner, false);
-    let o = learner.open_session(200, SessionKind::Global, REMOTE, 0).unwrap();
+    let o = learner
+        .open_session(200, SessionKind::Global, REMOTE, 0)
+        .unwrap();
     let Some(SessionTxn::Create { id, timeout_ms }) = o.submit else {
         panic!("global session must submit a create");
     };
@@ -241,7 +260,10 @@ fn ephemeral_on_local_session_upgrades_first() {
         let mut t = tracker(1, role, true);
         let o = t.open_session(300, SessionKind::Local, CONN, 0).unwrap();
         let g = committed(&mut t, 200, CONN2, 0);
-        assert_eq!(t.check_ephemeral_create(g, CONN2), Ok(EphemeralCheck::Ready));
+        assert_eq!(
+            t.check_ephemeral_create(g, CONN2),
+            Ok(EphemeralCheck::Ready)
+        );
         assert_eq!(
             t.check_ephemeral_create(o.id, CONN),
             Ok(EphemeralCheck::UpgradeFirst(SessionTxn::Create {
@@ -250,7 +272,10 @@ fn ephemeral_on_local_session_upgrades_first() {
             }))
         );
         // The upgrade is submitted: later ephemerals go right behind it.
-        assert_eq!(t.check_ephemeral_create(o.id, CONN), Ok(EphemeralCheck::Ready));
+        assert_eq!(
+            t.check_ephemeral_create(o.id, CONN),
+            Ok(EphemeralCheck::Ready)
+        );
         assert_eq!(
             t.check_ephemeral_create(o.id, CONN2),
             Err(SessionError::SessionMoved(o.id))
@@ -306,7 +331,10 @@ fn reattach_checks_zxid_password_and_liveness() {
         })
     );
     assert_eq!(leader.expiry_tick(a), Some(4));
-    assert_eq!(leader.check_request(a, CONN), Err(SessionError::SessionMoved(a)));
+    assert_eq!(
+        leader.check_request(a, CONN),
+        Err(SessionError::SessionMoved(a))
+    );
     assert_eq!(leader.check_request(a, CONN2), Ok(()));
     // Unknown or closing sessions cannot be re-attached.
     let ghost = SessionId(4242);
@@ -344,7 +372,10 @@ fn move_to_learner_makes_old_connection_see_session_moved() {
     assert_eq!(learner.drain_touched(), vec![a]);
     assert_eq!(leader.handle_revalidate(a, REMOTE, 1), Ok(200));
     // A write still arriving over the old connection on the leader is refused.
-    assert_eq!(leader.check_request(a, CONN), Err(SessionError::SessionMoved(a)));
+    assert_eq!(
+        leader.check_request(a, CONN),
+        Err(SessionError::SessionMoved(a))
+    );
     assert_eq!(leader.check_request(a, REMOTE), Ok(()));
     assert_eq!(learner.check_request(a, REMOTE), Ok(()));
     assert_eq!(
@@ -424,8 +455,14 @@ fn new_leader_gives_every_session_a_full_timeout() {
 #[test]
 fn become_leader_drops_uncommitted_and_clears_closing() {
     let mut t = tracker(1, Role::Learner, true);
-    let pending = t.open_session(200, SessionKind::Global, CONN, 0).unwrap().id;
-    let up = t.open_session(200, SessionKind::Local, CONN2, 0).unwrap().id;
+    let pending = t
+        .open_session(200, SessionKind::Global, CONN, 0)
+        .unwrap()
+        .id;
+    let up = t
+        .open_session(200, SessionKind::Local, CONN2, 0)
+        .unwrap()
+        .id;
     assert!(matches!(
         t.check_ephemeral_create(up, CONN2),
         Ok(EphemeralCheck::UpgradeFirst(_))
@@ -457,7 +494,10 @@ fn become_learner_keeps_only_own_connections() {
     let theirs = committed(&mut t, 200, REMOTE, 0);
     let ownerless = SessionId(5);
     t.apply_create(ownerless, 200, 0);
-    let local = t.open_session(200, SessionKind::Local, CONN2, 0).unwrap().id;
+    let local = t
+        .open_session(200, SessionKind::Local, CONN2, 0)
+        .unwrap()
+        .id;
     t.become_learner(10);
     assert_eq!(t.role(), Role::Learner);
     assert!(t.is_live(mine));
