@@ -126,6 +126,30 @@ pub enum ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A session touched at any moment of tick `now` is never expired before its
+        /// timeout has passed, and is expired at most one tick after its timeout
+        /// rounded up to whole ticks, so a tick-multiple timeout leaves one tick of
+        /// issue 5's "timeout + 2 ticks" bound for the closeSession to commit.
+        #[test]
+        fn expiry_is_never_early_and_never_late(
+            now_tick in 0u64..1_000_000,
+            tick_ms in 1u32..5_000,
+            timeout_ms in 1u32..200_000,
+            offset_permille in 0u64..1_000,
+        ) {
+            let c = SessionConfig::new(1, tick_ms);
+            let tick = u64::from(tick_ms);
+            let touch_ms = now_tick * tick + tick * offset_permille / 1_000;
+            let expire_ms = c.expiry_tick(now_tick, timeout_ms) * tick;
+            prop_assert!(expire_ms >= touch_ms + u64::from(timeout_ms));
+            let rounded_ms = u64::from(timeout_ms).div_ceil(tick) * tick;
+            prop_assert!(expire_ms <= now_tick * tick + rounded_ms + tick);
+            prop_assert!(expire_ms <= touch_ms + u64::from(timeout_ms) + 2 * tick);
+        }
+    }
 
     #[test]
     fn defaults_are_2_and_20_ticks() {

@@ -514,10 +514,36 @@ impl SessionTracker {
 
     /// Applies a committed closeSession txn (every replica, zxid order). Idempotent.
     /// Returns true if the session was in the table. The caller deletes the session's
-    /// ephemerals in the tree as part of the same txn.
+    /// ephemerals in the tree as part of the same txn, *whether or not* the session
+    /// was in the table (a close of an orphan, see [`SessionTracker::close_orphans`],
+    /// exists only to remove ephemerals).
     pub fn apply_close(&mut self, id: SessionId) -> bool {
         self.forget(id);
         self.table.apply_close(id)
+    }
+
+    /// Leader: closeSession txns for sessions that still own ephemerals in the tree
+    /// (`ephemeral_owners`, as the tree reports them) but are not in the replicated
+    /// table and not tracked here. Such orphans are what ZOOKEEPER-2355-class bugs
+    /// leave behind; ZooKeeper deletes them locally when it loads its database, which
+    /// fixes only that server. Proposing a close instead cleans every replica the same
+    /// way. Call it after [`SessionTracker::become_leader`]; the owners are returned in
+    /// input order, each once.
+    pub fn close_orphans(
+        &self,
+        ephemeral_owners: impl IntoIterator<Item = SessionId>,
+    ) -> Result<Vec<SessionTxn>, SessionError> {
+        if self.role != Role::Leader {
+            return Err(SessionError::NotLeader);
+        }
+        let mut seen = BTreeSet::new();
+        Ok(ephemeral_owners
+            .into_iter()
+            .filter(|id| {
+                seen.insert(*id) && !self.table.contains(*id) && !self.entries.contains_key(id)
+            })
+            .map(|id| SessionTxn::Close { id })
+            .collect())
     }
 
     /// Becomes the leader at `now_tick` (after synchronization, with the table up to

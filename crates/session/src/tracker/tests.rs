@@ -536,3 +536,25 @@ fn error_codes_match_zookeeper() {
         -4
     );
 }
+
+#[test]
+fn orphaned_ephemeral_owners_get_a_close_txn() {
+    let mut t = tracker(1, Role::Leader, false);
+    let live = committed(&mut t, 200, CONN, 0);
+    let pending = t
+        .open_session(200, SessionKind::Global, CONN2, 0)
+        .unwrap()
+        .id;
+    let orphan = SessionId(0x0200_0000_0000_0005);
+    let owners = [orphan, live, pending, orphan];
+    assert_eq!(
+        t.close_orphans(owners),
+        Ok(vec![SessionTxn::Close { id: orphan }])
+    );
+    assert!(!t.apply_close(orphan));
+    let learner = tracker(2, Role::Learner, false);
+    assert_eq!(
+        learner.close_orphans([orphan]),
+        Err(SessionError::NotLeader)
+    );
+}
