@@ -1,0 +1,245 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use super::frame::{encode_frame, encode_hello, FrameDecoder, FrameKind};
+use super::*;
+
+const A: NodeId = NodeId(1);
+const B: NodeId = NodeId(2);
+const C: NodeId = NodeId(3);
+
+/// Liveness guard, not a speed assertion: fail instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn fast(c: &mut TcpConfig) {
+    c.backoff_min_ms = 5;
+    c.backoff_max_ms = 100;
+    c.connect_timeout_ms = 1_000;
+    c.handshake_timeout_ms = 1_000;
+}
+
+/// Waits for the first event matching `pred`, returning it.
+fn wait_for(t: &TcpTransport, pred: impl Fn(&TransportEvent) -> bool) -> TransportEvent {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = t.events().recv_timeout(left).expect("event did not arrive");
+        if pred(&e) {
+            return e;
+        }
+    }
+}
+
+fn wait_frame(t: &TcpTransport) -> (NodeId, Bytes) {
+    match wait_for(t, |e| matches!(e, TransportEvent::Frame { .. })) {
+        TransportEvent::Frame { from, payload } => (from, payload),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn three_nodes_connect_and_exchange_frames() {
+    let nodes = start_local_cluster(&[A, B, C], fast).unwrap();
+    for (i, n) in nodes.iter().enumerate() {
+        for (j, m) in nodes.iter().enumerate() {
+            if i != j {
+                n.send(m.local_id(), Bytes::from(format!("{i}->{j}")))
+                    .unwrap();
+            }
+        }
+    }
+    for (j, m) in nodes.iter().enumerate() {
+        let mut got: Vec<String> = (0..2)
+            .map(|_| {
+                let (from, p) = wait_frame(m);
+                let s = String::from_utf8(p.to_vec()).unwrap();
+                assert_eq!(s, format!("{}->{j}", from.0 - 1));
+                s
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), 2);
+    }
+    assert!(nodes[0].is_connected(B) && nodes[2].is_connected(A));
+    for n in &nodes {
+        n.shutdown();
+    }
+}
+
+#[test]
+fn send_errors_are_typed() {
+    let nodes = start_local_cluster(&[A, B], |c| {
+        fast(c);
+        c.max_payload_bytes = 10;
+    })
+    .unwrap();
+    let a = &nodes[0];
+    assert_eq!(a.send(C, Bytes::new()), Err(SendError::UnknownPeer(C)));
+    assert_eq!(a.send(A, Bytes::new()), Err(SendError::ToSelf(A)));
+    assert_eq!(
+        a.send(B, Bytes::from(vec![0; 11])),
+        Err(SendError::FrameTooLarge {
+            len_bytes: 11,
+            max_bytes: 10
+        })
+    );
+    a.shutdown();
+    a.shutdown();
+    assert_eq!(a.send(B, Bytes::new()), Err(SendError::Shutdown));
+}
+
+#[test]
+fn queue_full_when_peer_unreachable() {
+    // Peer 2's address is a port nobody listens on any more.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let peers = BTreeMap::from([(A, "127.0.0.1:0".parse().unwrap()), (B, dead)]);
+    let mut config = TcpConfig::new(A, peers);
+    fast(&mut config);
+    config.peer_queue_max = 2;
+    let a = TcpTransport::start(config).unwrap();
+    // The link thread (lower id: poking) never takes frames off without a connection.
+    a.send(B, Bytes::from_static(b"1")).unwrap();
+    a.send(B, Bytes::from_static(b"2")).unwrap();
+    assert_eq!(
+        a.send(B, Bytes::from_static(b"3")),
+        Err(SendError::QueueFull { to: B })
+    );
+    a.shutdown();
+}
+
+/// A raw socket impersonating peer 2 (higher id) towards node 1.
+fn impersonate(a: &TcpTransport) -> (TcpStream, FrameDecoder) {
+    let mut s = TcpStream::connect(a.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&encode_hello(B, A)).unwrap();
+    let mut d = FrameDecoder::new(1024);
+    let mut buf = [0u8; 64];
+    let hello = loop {
+        if let Some(f) = d.next_frame().unwrap() {
+            break f;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed during handshake");
+        d.feed(&buf[..n]);
+    };
+    assert_eq!(hello.kind, FrameKind::Hello);
+    assert_eq!((hello.sender, hello.hello_target()), (A, Ok(B)));
+    (s, d)
+}
+
+/// Reads until the transport closes the socket.
+fn assert_closed(mut s: TcpStream) {
+    let mut buf = [0u8; 64];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
+}
+
+fn lone_node_with_fake_peer() -> TcpTransport {
+    // Node 1 knows a peer 2 at a dead address; tests play peer 2 by hand.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let peers = BTreeMap::from([(B, dead)]);
+    let mut config = TcpConfig::new(A, peers);
+    config.listen_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.max_payload_bytes = 1024;
+    fast(&mut config);
+    TcpTransport::start(config).unwrap()
+}
+
+#[test]
+fn unknown_or_misaddressed_hello_is_rejected() {
+    let a = lone_node_with_fake_peer();
+    let mut s = TcpStream::connect(a.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&encode_hello(NodeId(99), A)).unwrap();
+    assert_closed(s);
+    let mut s = TcpStream::connect(a.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&encode_hello(B, NodeId(5))).unwrap();
+    assert_closed(s);
+    let mut s = TcpStream::connect(a.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_closed(s);
+    assert!(!a.is_connected(B));
+    // Still serving: a proper peer gets in.
+    let (s, _) = impersonate(&a);
+    assert_eq!(wait_for(&a, |_| true), TransportEvent::Connected(B));
+    drop(s);
+    assert_eq!(wait_for(&a, |_| true), TransportEvent::Disconnected(B));
+    a.shutdown();
+}
+
+#[test]
+fn bad_input_after_handshake_closes_only_that_connection() {
+    let a = lone_node_with_fake_peer();
+    let good = encode_frame(FrameKind::Data, B, b"ok").unwrap();
+    let mut corrupt = encode_frame(FrameKind::Data, B, b"payload").unwrap();
+    corrupt[20] ^= 1;
+    let mut oversized = Vec::from((1024u32 + 14 + 1).to_be_bytes());
+    oversized.extend_from_slice(&[0; 32]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("bad crc", corrupt),
+        ("oversized", oversized),
+        (
+            "wrong sender",
+            encode_frame(FrameKind::Data, C, b"x").unwrap(),
+        ),
+        ("second hello", encode_hello(B, A)),
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("garbage", vec![0xff; 40]),
+    ];
+    for (name, bytes) in cases {
+        let (mut s, _) = impersonate(&a);
+        assert_eq!(
+            wait_for(&a, |_| true),
+            TransportEvent::Connected(B),
+            "{name}"
+        );
+        s.write_all(&good).unwrap();
+        assert_eq!(wait_frame(&a), (B, Bytes::from_static(b"ok")), "{name}");
+        s.write_all(&bytes).unwrap();
+        if name == "truncated" {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        assert_eq!(
+            wait_for(&a, |_| true),
+            TransportEvent::Disconnected(B),
+            "{name}"
+        );
+        assert_closed(s);
+    }
+    a.shutdown();
+}
+
+#[test]
+fn restarted_peer_reconnects_on_the_same_address() {
+    let mut nodes = start_local_cluster(&[A, B], fast).unwrap();
+    wait_for(&nodes[0], |e| *e == TransportEvent::Connected(B));
+    let b_config = {
+        let b = nodes.pop().unwrap();
+        let config = b.shared.config.clone();
+        b.shutdown();
+        config
+    };
+    wait_for(&nodes[0], |e| *e == TransportEvent::Disconnected(B));
+    let b = TcpTransport::start(b_config).unwrap();
+    wait_for(&nodes[0], |e| *e == TransportEvent::Connected(B));
+    nodes[0].send(B, Bytes::from_static(b"again")).unwrap();
+    assert_eq!(wait_frame(&b), (A, Bytes::from_static(b"again")));
+    b.send(A, Bytes::from_static(b"back")).unwrap();
+    assert_eq!(wait_frame(&nodes[0]), (B, Bytes::from_static(b"back")));
+    b.shutdown();
+    nodes[0].shutdown();
+}
