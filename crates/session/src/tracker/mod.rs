@@ -578,9 +578,9 @@ impl SessionTracker {
         }
     }
 
-    /// Becomes a learner at `now_tick`: stops expiring global sessions, keeps only the
-    /// sessions connected through this server (and local ones, which get a full
-    /// timeout from now), and queues the kept global ones for the next ping.
+    /// Becomes a learner at `now_tick`: stops expiring global sessions and keeps only
+    /// the sessions connected through this server (and local ones, which get a full
+    /// timeout from now); their next touches go to the new leader with the pings.
     pub fn become_learner(&mut self, now_tick: u64) {
         self.role = Role::Learner;
         self.touched.clear();
@@ -590,11 +590,12 @@ impl SessionTracker {
         self.entries.retain(|_, e| {
             e.kind != EntryKind::Global || e.owner.is_some_and(|o| o.server_id == me)
         });
+        // Kept global sessions are not reported as touched here: the new leader gives
+        // every session a full timeout anyway, and a report now would count as a
+        // touch at the next ping and stretch a dead client's session by a tick.
         for (id, e) in self.entries.iter_mut() {
             e.closing = false;
-            if e.kind == EntryKind::Global {
-                self.touched.insert(*id);
-            } else {
+            if e.kind != EntryKind::Global {
                 self.expiry
                     .update(*id, self.config.expiry_tick(now_tick, e.timeout_ms));
             }

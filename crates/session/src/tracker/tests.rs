@@ -503,8 +503,14 @@ fn become_learner_keeps_only_own_connections() {
     assert!(t.is_live(mine));
     assert!(!t.is_live(theirs));
     assert!(!t.is_live(ownerless));
-    assert_eq!(t.drain_touched(), vec![mine]);
+    assert!(t.drain_touched().is_empty());
     assert_eq!(t.expiry_tick(mine), None);
+    t.touch(mine, 11).unwrap();
+    assert_eq!(t.drain_touched(), vec![mine]);
+    assert_eq!(
+        t.touch(theirs, 11),
+        Err(SessionError::UnknownSession(theirs))
+    );
     assert_eq!(t.expiry_tick(local), Some(13));
     assert_eq!(t.table().len(), 3);
 }
