@@ -422,7 +422,6 @@ mod tests {
                 while let Ok(Some(f)) = d.next_frame() {
                     prop_assert!(f.payload.len() <= max);
                 }
-                }
                 prop_assert!(d.capacity_bytes() <= 2 * (HEADER_LEN + max + chunk));
             }
         }
