@@ -1,0 +1,424 @@
+//! [`FileLog`]: the crash-safe, segmented file log.
+//!
+//! Layout: a directory of segment files `log.<first zxid as 16 hex digits>`, each a
+//! 32-byte header (magic, the previous segment's last zxid, CRC) followed by records
+//! framed as length + CRC32C + zxid + payload (see [`crate::frame`]). Segments are
+//! preallocated with zeros in `prealloc_bytes` steps, so an fdatasync rarely has to
+//! update file metadata; a full segment is fsynced and trimmed before the next one is
+//! created, so only the last segment can ever hold a torn record.
+
+mod recover;
+mod segment;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use crate::frame::{encode_record, record_bytes, SegmentHeader};
+use crate::fsutil::{ensure_dir, remove_file, sync_dir};
+use crate::log::{check_batch, check_range};
+use crate::{LogEntry, LogStore, PendingSync, StorageError, MAX_RECORD_BYTES};
+
+use segment::Segment;
+
+/// When `sync` really calls fsync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// fdatasync on every sync: durability as promised. The default.
+    #[default]
+    Always,
+    /// Never fsync; `sync` only hands data to the OS. Survives a process crash, not a
+    /// machine crash. For benchmarks and tests only.
+    Never,
+}
+
+/// Tuning of a [`FileLog`].
+#[derive(Clone, Debug)]
+pub struct FileLogOptions {
+    /// A segment rolls over once it holds at least this many bytes. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Zeros are preallocated in steps of this size. Default 4 MiB; 0 disables.
+    pub prealloc_bytes: u64,
+    /// The fsync policy. Default [`FsyncPolicy::Always`].
+    pub fsync: FsyncPolicy,
+    /// Largest payload accepted and read back. Default [`MAX_RECORD_BYTES`].
+    pub max_record_bytes: usize,
+}
+
+impl Default for FileLogOptions {
+    fn default() -> Self {
+        FileLogOptions {
+            segment_bytes: 64 << 20,
+            prealloc_bytes: 4 << 20,
+            fsync: FsyncPolicy::Always,
+            max_record_bytes: MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// A [`LogStore`] in a directory of segment files. See the module docs for the layout
+/// and [`FileLog::open`] for the recovery rules.
+///
+/// Only one `FileLog` may have a directory open at a time (not enforced: the Node owns
+/// its data directory).
+#[derive(Debug)]
+pub struct FileLog {
+    dir: PathBuf,
+    opts: FileLogOptions,
+    segments: Vec<Segment>,
+    /// Encoded records not yet handed to the OS (they belong to the last segment).
+    buf: Vec<u8>,
+    /// The entries encoded in `buf`, for reads.
+    unwritten: VecDeque<LogEntry>,
+    durable_zxid: u64,
+    /// Bumped by every truncation/reset so a stale in-flight sync is ignored.
+    generation: u64,
+    poisoned: bool,
+}
+
+impl FileLog {
+    /// Opens (creating if needed) the log in `dir` and recovers it.
+    ///
+    /// Recovery: every segment is read and checked. A torn final record (a bad record in
+    /// the last segment with no valid record after it) is cut off; any other damage is
+    /// [`StorageError::Corrupt`], a missing segment [`StorageError::Gap`], each naming the
+    /// file and offset. Everything recovered is fsynced, so `durable_zxid() ==
+    /// last_zxid()` afterwards. Also check [`crate::check_log_continues_snapshot`] once
+    /// the newest snapshot is known.
+    pub fn open(dir: impl AsRef<Path>, opts: FileLogOptions) -> Result<FileLog, StorageError> {
+        let dir = ensure_dir(dir.as_ref())?;
+        let rec = recover::recover_dir(&dir, opts.max_record_bytes)?;
+        let mut log = FileLog {
+            dir,
+            opts,
+            segments: rec.segments,
+            buf: Vec::new(),
+            unwritten: VecDeque::new(),
+            durable_zxid: 0,
+            generation: 0,
+            poisoned: false,
+        };
+        if let Some(last) = log.segments.last() {
+            last.sync()?;
+        }
+        sync_dir(&log.dir)?;
+        log.durable_zxid = log.last_or_base();
+        Ok(log)
+    }
+
+    /// The directory of this log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The segment files, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Where the record for `zxid` starts on disk (for fault-injection tests), if it has
+    /// been handed to the OS.
+    pub fn record_location(&self, zxid: u64) -> Option<(PathBuf, u64)> {
+        let seg = self.segment_for(zxid)?;
+        let i = seg.index.binary_search_by_key(&zxid, |r| r.0).ok()?;
+        let offset = seg.index[i].1;
+        (offset < seg.written).then(|| (seg.path.clone(), offset))
+    }
+
+    fn segment_for(&self, zxid: u64) -> Option<&Segment> {
+        let i = self
+            .segments
+            .partition_point(|s| s.header.name_zxid <= zxid);
+        self.segments.get(i.checked_sub(1)?)
+    }
+
+    fn last_or_base(&self) -> u64 {
+        self.segments.last().map_or(0, Segment::last_or_prev)
+    }
+
+    fn check_alive(&self) -> Result<(), StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn poison<T>(&mut self, err: StorageError) -> Result<T, StorageError> {
+        tracing::error!(dir = %self.dir.display(), error = %err, "file log poisoned");
+        self.poisoned = true;
+        Err(err)
+    }
+
+    /// Hands `buf` to the OS.
+    fn write_out(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let prealloc = self.opts.prealloc_bytes;
+        let Some(seg) = self.segments.last_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = seg.write(&self.buf, prealloc) {
+            return self.poison(e);
+        }
+        self.buf.clear();
+        self.unwritten.clear();
+        Ok(())
+    }
+
+    /// Starts a new segment for an entry at `zxid`: the current one is written out,
+    /// fsynced and trimmed first, so no torn record can ever precede a later segment.
+    fn roll_over(&mut self, zxid: u64) -> Result<(), StorageError> {
+        self.write_out()?;
+        let prev_zxid = self.last_or_base();
+        if let Some(seg) = self.segments.last_mut() {
+            let end = seg.written;
+            if let Err(e) = seg.cut(end, false) {
+                return self.poison(e);
+            }
+            self.durable_zxid = self.durable_zxid.max(prev_zxid);
+        }
+        self.create_segment(SegmentHeader {
+            prev_zxid,
+            name_zxid: zxid,
+        })
+    }
+
+    fn create_segment(&mut self, header: SegmentHeader) -> Result<(), StorageError> {
+        let seg = match Segment::create(&self.dir, header) {
+            Ok(seg) => seg,
+            Err(e) => return self.poison(e),
+        };
+        self.segments.push(seg);
+        if let Err(e) = sync_dir(&self.dir) {
+            return self.poison(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes segments `range` (given oldest first) in the order `newest_first`.
+    fn delete_segments(
+        &mut self,
+        from: usize,
+        to: usize,
+        newest_first: bool,
+    ) -> Result<(), StorageError> {
+        let mut order: Vec<usize> = (from..to).collect();
+        if newest_first {
+            order.reverse();
+        }
+        for i in order {
+            if let Err(e) = remove_file(&self.segments[i].path) {
+                return self.poison(e);
+            }
+        }
+        self.segments.drain(from..to);
+        if let Err(e) = sync_dir(&self.dir) {
+            return self.poison(e);
+        }
+        Ok(())
+    }
+}
+
+impl LogStore for FileLog {
+    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        self.check_alive()?;
+        check_batch(entries, self.last_or_base(), self.opts.max_record_bytes)?;
+        for entry in entries {
+            let needs_segment = match self.segments.last() {
+                None => true,
+                Some(seg) => {
+                    let size = seg.written + self.buf.len() as u64;
+                    !seg.index.is_empty() && size >= self.opts.segment_bytes
+                }
+            };
+            if needs_segment {
+                self.roll_over(entry.zxid)?;
+            }
+            let Some(seg) = self.segments.last_mut() else {
+                // roll_over either pushed a segment or returned an error.
+                return Err(StorageError::Poisoned);
+            };
+            let offset = seg.written + self.buf.len() as u64;
+            seg.index.push((entry.zxid, offset));
+            self.buf.reserve(record_bytes(entry.payload.len()));
+            encode_record(&mut self.buf, entry.zxid, &entry.payload);
+            self.unwritten.push_back(entry.clone());
+        }
+        Ok(())
+    }
+
+    fn sync_inline(&mut self) -> Result<u64, StorageError> {
+        let mut pending = self.start_sync()?;
+        let result = pending.run();
+        self.finish_sync(pending, result)
+    }
+
+    fn start_sync(&mut self) -> Result<PendingSync, StorageError> {
+        self.check_alive()?;
+        self.write_out()?;
+        let zxid = self.last_or_base();
+        let token = self.generation;
+        if zxid <= self.durable_zxid || self.opts.fsync == FsyncPolicy::Never {
+            return Ok(PendingSync::new(zxid, token, || Ok(())));
+        }
+        let Some(seg) = self.segments.last() else {
+            return Ok(PendingSync::new(zxid, token, || Ok(())));
+        };
+        let file = seg.file.clone();
+        let path = seg.path.clone();
+        Ok(PendingSync::new(zxid, token, move || {
+            file.sync_data()
+                .map_err(|e| StorageError::io("fsync", &path, e))
+        }))
+    }
+
+    fn finish_sync(
+        &mut self,
+        pending: PendingSync,
+        result: Result<(), StorageError>,
+    ) -> Result<u64, StorageError> {
+        if let Err(e) = result {
+            return self.poison(e);
+        }
+        self.check_alive()?;
+        if pending.token() == self.generation {
+            self.durable_zxid = self.durable_zxid.max(pending.zxid());
+        }
+        Ok(self.durable_zxid)
+    }
+
+    fn durable_zxid(&self) -> u64 {
+        self.durable_zxid
+    }
+
+    fn base_zxid(&self) -> u64 {
+        self.segments.first().map_or(0, |s| s.header.prev_zxid)
+    }
+
+    fn first_zxid(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .find_map(|s| s.index.first().map(|r| r.0))
+    }
+
+    fn last_zxid(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .rev()
+            .find_map(|s| s.index.last().map(|r| r.0))
+    }
+
+    fn read_range(&self, from: u64, to_inclusive: u64) -> Result<Vec<LogEntry>, StorageError> {
+        check_range(from, to_inclusive, self.base_zxid())?;
+        let mut out = Vec::new();
+        if from > to_inclusive {
+            return Ok(out);
+        }
+        let first_unwritten = self.unwritten.front().map_or(u64::MAX, |e| e.zxid);
+        let start = self
+            .segments
+            .partition_point(|s| s.header.name_zxid <= from)
+            .saturating_sub(1);
+        for seg in &self.segments[start..] {
+            if seg.header.name_zxid > to_inclusive {
+                break;
+            }
+            let a = seg.index.partition_point(|r| r.0 < from);
+            let upto = to_inclusive.min(first_unwritten.saturating_sub(1));
+            let b = seg.index.partition_point(|r| r.0 <= upto);
+            if a < b {
+                out.extend(seg.read(a, b, self.opts.max_record_bytes)?);
+            }
+        }
+        out.extend(
+            self.unwritten
+                .iter()
+                .filter(|e| e.zxid >= from && e.zxid <= to_inclusive)
+                .cloned(),
+        );
+        Ok(out)
+    }
+
+    fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
+        self.check_alive()?;
+        let base = self.base_zxid();
+        if zxid < base {
+            return Err(StorageError::TruncateBelowBase { zxid, base });
+        }
+        if self.last_zxid().is_none_or_le(zxid) {
+            return Ok(());
+        }
+        self.write_out()?;
+        self.generation += 1;
+        // Later segments go first (newest first), so a crash leaves a prefix.
+        let keep = self
+            .segments
+            .partition_point(|s| s.header.name_zxid <= zxid);
+        if keep < self.segments.len() {
+            self.delete_segments(keep, self.segments.len(), true)?;
+        }
+        if let Some(seg) = self.segments.last_mut() {
+            let i = seg.index.partition_point(|r| r.0 <= zxid);
+            if let Some(&(_, cut_at)) = seg.index.get(i) {
+                if let Err(e) = seg.cut(cut_at, true) {
+                    return self.poison(e);
+                }
+            } else if let Err(e) = seg.sync() {
+                return self.poison(e);
+            }
+        } else if base > 0 {
+            self.create_segment(SegmentHeader {
+                prev_zxid: base,
+                name_zxid: base + 1,
+            })?;
+        }
+        self.durable_zxid = self.last_or_base();
+        Ok(())
+    }
+
+    fn purge_before(&mut self, zxid: u64) -> Result<(), StorageError> {
+        self.check_alive()?;
+        // Segment i may go when every record in it is below `zxid`, i.e. when the
+        // next segment starts at or below `zxid`. The last segment always stays.
+        let n = self
+            .segments
+            .windows(2)
+            .take_while(|w| w[1].header.name_zxid <= zxid)
+            .count();
+        if n > 0 {
+            // Oldest first, so a crash leaves a suffix (never a hole).
+            self.delete_segments(0, n, false)?;
+        }
+        self.durable_zxid = self.durable_zxid.max(self.base_zxid());
+        Ok(())
+    }
+
+    fn reset(&mut self, base_zxid: u64) -> Result<(), StorageError> {
+        self.check_alive()?;
+        self.generation += 1;
+        self.buf.clear();
+        self.unwritten.clear();
+        let n = self.segments.len();
+        self.delete_segments(0, n, false)?;
+        if base_zxid > 0 {
+            self.create_segment(SegmentHeader {
+                prev_zxid: base_zxid,
+                name_zxid: base_zxid.saturating_add(1),
+            })?;
+        }
+        self.durable_zxid = base_zxid;
+        Ok(())
+    }
+}
+
+/// `Option<u64>` helper: true when absent or at most `x`.
+trait NoneOrLe {
+    fn is_none_or_le(self, x: u64) -> bool;
+}
+
+impl NoneOrLe for Option<u64> {
+    fn is_none_or_le(self, x: u64) -> bool {
+        self.map_or(true, |v| v <= x)
+    }
+}

@@ -1,0 +1,217 @@
+//! [`GroupCommitLog`]: many threads, one write and one fsync per batch.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::{LogEntry, LogStore, StorageError};
+
+/// Counters kept by a [`GroupCommitLog`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Syncs (fsyncs, for a `FileLog` with `FsyncPolicy::Always`) completed.
+    pub syncs: u64,
+    /// Entries appended.
+    pub entries: u64,
+}
+
+struct State<L> {
+    log: L,
+    /// A thread is running a sync outside the lock.
+    syncing: bool,
+}
+
+/// A thread-safe front end for any [`LogStore`] that shares one write + fsync between
+/// every appender waiting at the time (group commit).
+///
+/// Callers of [`GroupCommitLog::append_durable`] append under a short lock, then wait.
+/// The first waiter that finds no sync running becomes the *sync leader*: it takes the
+/// split sync ([`LogStore::start_sync`]), runs the fsync **without the lock** so that
+/// other threads keep appending into the next batch, records the result, and wakes
+/// everyone. There is no timer and no extra thread: batches are exactly what arrived
+/// during the previous fsync.
+///
+/// For a Node's log writer (one producer that must not block), use
+/// [`GroupCommitLog::append`] from the core thread and call [`GroupCommitLog::sync`]
+/// from a writer thread, reporting the returned zxid as "durable up to".
+///
+/// # To ensure correctness
+/// - Entries become durable in zxid order; a returned zxid covers every earlier entry.
+/// - If a sync fails, every waiter whose entry was not yet durable gets the error, and
+///   the store is poisoned (see [`LogStore`] rule 5): reopen it.
+pub struct GroupCommitLog<L> {
+    state: Mutex<State<L>>,
+    synced: Condvar,
+    syncs: AtomicU64,
+    entries: AtomicU64,
+}
+
+impl<L: LogStore> GroupCommitLog<L> {
+    /// Wraps `log`.
+    pub fn new(log: L) -> Self {
+        GroupCommitLog {
+            state: Mutex::new(State {
+                log,
+                syncing: false,
+            }),
+            synced: Condvar::new(),
+            syncs: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns the wrapped store (waiting for a running sync to finish).
+    pub fn into_inner(self) -> L {
+        self.state.into_inner().log
+    }
+
+    /// Appends `entries` and waits until they are durable; returns the durable zxid
+    /// (at least the last zxid of `entries`).
+    pub fn append_durable(&self, entries: &[LogEntry]) -> Result<u64, StorageError> {
+        let mut st = self.state.lock();
+        st.log.append(entries)?;
+        self.entries
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        let target = entries.last().map_or(0, |e| e.zxid);
+        self.wait_durable(st, target)
+    }
+
+    /// Appends one entry whose zxid is the next free one (`last + 1`), built by `make`
+    /// from that zxid, and waits until it is durable. Returns the entry's zxid. For
+    /// tests and benchmarks, where any increasing zxid will do.
+    pub fn append_next_durable(
+        &self,
+        make: impl FnOnce(u64) -> Bytes,
+    ) -> Result<u64, StorageError> {
+        let mut st = self.state.lock();
+        let zxid = st.log.last_zxid().unwrap_or_else(|| st.log.base_zxid()) + 1;
+        st.log.append(&[LogEntry {
+            zxid,
+            payload: make(zxid),
+        }])?;
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        self.wait_durable(st, zxid)?;
+        Ok(zxid)
+    }
+
+    /// Appends without waiting (buffered; see [`LogStore::append`]).
+    pub fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        let mut st = self.state.lock();
+        st.log.append(entries)?;
+        self.entries
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (joining a running sync if that is
+    /// enough) and returns the durable zxid.
+    pub fn sync(&self) -> Result<u64, StorageError> {
+        let st = self.state.lock();
+        let target = st.log.last_zxid().unwrap_or(0);
+        self.wait_durable(st, target)
+    }
+
+    /// Waits until `zxid` is durable, running syncs as needed.
+    pub fn wait_durable_zxid(&self, zxid: u64) -> Result<u64, StorageError> {
+        let st = self.state.lock();
+        self.wait_durable(st, zxid)
+    }
+
+    /// Runs `f` with exclusive access to the store (reads, truncation, purge). Waits
+    /// for a running sync first, so a truncation never races an fsync.
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut L) -> T) -> T {
+        let mut st = self.state.lock();
+        while st.syncing {
+            self.synced.wait(&mut st);
+        }
+        f(&mut st.log)
+    }
+
+    /// The durable zxid.
+    pub fn durable_zxid(&self) -> u64 {
+        self.state.lock().log.durable_zxid()
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            syncs: self.syncs.load(Ordering::Relaxed),
+            entries: self.entries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn wait_durable(
+        &self,
+        mut st: MutexGuard<'_, State<L>>,
+        target: u64,
+    ) -> Result<u64, StorageError> {
+        loop {
+            let durable = st.log.durable_zxid();
+            if durable >= target {
+                return Ok(durable);
+            }
+            if st.log.last_zxid().unwrap_or(0) < target {
+                return Err(StorageError::Truncated { zxid: target });
+            }
+            if st.syncing {
+                self.synced.wait(&mut st);
+                continue;
+            }
+            // Become the sync leader.
+            st.syncing = true;
+            let mut pending = match st.log.start_sync() {
+                Ok(p) => p,
+                Err(e) => {
+                    st.syncing = false;
+                    self.synced.notify_all();
+                    return Err(e);
+                }
+            };
+            let result = MutexGuard::unlocked(&mut st, || pending.run());
+            let outcome = st.log.finish_sync(pending, result);
+            st.syncing = false;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            self.synced.notify_all();
+            outcome?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::MemLog;
+    use std::sync::Arc;
+
+    #[test]
+    fn many_threads_get_increasing_durable_zxids() {
+        let log = Arc::new(GroupCommitLog::new(MemLog::new()));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut last = 0;
+                    for _ in 0..100 {
+                        let z = log
+                            .append_next_durable(|z| Bytes::from(z.to_le_bytes().to_vec()))
+                            .unwrap();
+                        assert!(z > last);
+                        assert!(log.durable_zxid() >= z);
+                        last = z;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let log = Arc::try_unwrap(log).ok().unwrap().into_inner();
+        assert_eq!(log.last_zxid(), Some(800));
+        let all = log.read_range(1, 800).unwrap();
+        assert!(all
+            .iter()
+            .all(|e| e.payload.as_ref() == e.zxid.to_le_bytes()));
+    }
+}
