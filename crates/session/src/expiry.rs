@@ -5,14 +5,15 @@
 //! removes and returns every bucket whose tick has come, so a whole bucket expires at
 //! once. Buckets and their contents are ordered, so results are deterministic.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::id::SessionId;
 
 /// Sessions grouped by the tick at which they expire.
 #[derive(Debug, Clone, Default)]
 pub struct ExpiryQueue {
-    deadline_by_id: HashMap<SessionId, u64>,
+    // BTreeMap, not HashMap: no randomly seeded hasher in a deterministic core.
+    deadline_by_id: BTreeMap<SessionId, u64>,
     buckets: BTreeMap<u64, BTreeSet<SessionId>>,
 }
 
