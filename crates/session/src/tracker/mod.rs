@@ -452,13 +452,27 @@ impl SessionTracker {
     }
 
     /// Becomes the leader at `now_tick` (after synchronization, with the table up to
-    /// date): rebuilds expiry from the replicated table, giving every global session a
-    /// full timeout from now, so no session expires early because the previous leader
-    /// knew of touches this one did not see. Closing flags are cleared (a close that
-    /// was never committed will be proposed again if the session stays silent).
+    /// date) and rebuilds expiry: see [`SessionTracker::rebuild_expiry`].
     pub fn become_leader(&mut self, now_tick: u64) {
         self.role = Role::Leader;
         self.touched.clear();
+        self.rebuild_expiry_from_table(now_tick);
+    }
+
+    /// Leader: rebuilds expiry from the replicated table, giving every global session a
+    /// full timeout from `now_tick`, so no session expires early because the previous
+    /// leader knew of touches this one did not see. Closing flags are cleared (a close
+    /// that was never committed is proposed again if the session stays silent), and
+    /// creates that never reached the table are dropped.
+    pub fn rebuild_expiry(&mut self, now_tick: u64) -> Result<(), SessionError> {
+        if self.role != Role::Leader {
+            return Err(SessionError::NotLeader);
+        }
+        self.rebuild_expiry_from_table(now_tick);
+        Ok(())
+    }
+
+    fn rebuild_expiry_from_table(&mut self, now_tick: u64) {
         self.expiry.clear();
         self.settle_uncommitted();
         for (id, timeout_ms) in self.table.iter() {
@@ -469,17 +483,10 @@ impl SessionTracker {
                 closing: false,
             });
         }
-        let ids: Vec<(SessionId, u32)> = self
-            .entries
-            .iter_mut()
-            .map(|(id, e)| {
-                e.closing = false;
-                (*id, e.timeout_ms)
-            })
-            .collect();
-        for (id, timeout_ms) in ids {
+        for (id, e) in self.entries.iter_mut() {
+            e.closing = false;
             self.expiry
-                .update(id, self.config.expiry_tick(now_tick, timeout_ms));
+                .update(*id, self.config.expiry_tick(now_tick, e.timeout_ms));
         }
     }
 

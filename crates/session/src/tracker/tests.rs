@@ -564,3 +564,19 @@ fn orphaned_ephemeral_owners_get_a_close_txn() {
         Err(SessionError::NotLeader)
     );
 }
+
+#[test]
+fn rebuild_expiry_is_leader_only_and_resets_deadlines() {
+    let mut t = tracker(1, Role::Leader, false);
+    let a = committed(&mut t, 200, CONN, 0);
+    assert_eq!(t.expiry_tick(a), Some(3));
+    assert_eq!(t.rebuild_expiry(7), Ok(()));
+    assert_eq!(t.expiry_tick(a), Some(10));
+    // Owners survive a rebuild on the same leader.
+    assert_eq!(
+        t.check_request(a, CONN2),
+        Err(SessionError::SessionMoved(a))
+    );
+    let mut l = tracker(2, Role::Learner, false);
+    assert_eq!(l.rebuild_expiry(7), Err(SessionError::NotLeader));
+}
