@@ -1,0 +1,173 @@
+//! Znode path validation and helpers, following ZooKeeper's `PathUtils.validatePath`.
+
+use crate::error::Error;
+
+/// The reserved system subtree; clients may read it but not change it.
+pub const RESERVED_ROOT: &str = "/zookeeper";
+
+/// Validates an absolute znode path as ZooKeeper does.
+///
+/// Rules: starts with `/`; no trailing `/` (except the root itself); no empty segment;
+/// no `.` or `..` segment; no NUL and no code point in the ranges ZooKeeper refuses
+/// (U+0001..=U+001F, U+007F..=U+009F, U+D800..=U+F8FF, U+FFF0..=U+FFFF).
+pub fn validate(path: &str) -> Result<(), Error> {
+    validate_inner(path, false)
+}
+
+/// Validates the prefix of a sequential create: like [`validate`] but a trailing `/` is
+/// allowed, because the sequence number is appended to it (`/q/` creates `/q/0000000003`).
+pub fn validate_sequential_prefix(path: &str) -> Result<(), Error> {
+    validate_inner(path, true)
+}
+
+fn bad(path: &str, why: &str) -> Error {
+    Error::BadArguments(format!("invalid path {path:?}: {why}"))
+}
+
+fn validate_inner(path: &str, sequential: bool) -> Result<(), Error> {
+    if path.is_empty() {
+        return Err(bad(path, "path must not be empty"));
+    }
+    if !path.starts_with('/') {
+        return Err(bad(path, "path must start with /"));
+    }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    let body = if sequential {
+        path.strip_suffix('/').map_or(path, |p| if p.is_empty() { "/" } else { p })
+    } else {
+        path
+    };
+    if body.len() > 1 && body.ends_with('/') {
+        return Err(bad(path, "path must not end with /"));
+    }
+    for ch in path.chars() {
+        let c = ch as u32;
+        let refused = c == 0
+            || (0x01..=0x1f).contains(&c)
+            || (0x7f..=0x9f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || (0xfff0..=0xffff).contains(&c);
+        if refused {
+            return Err(bad(path, &format!("invalid character U+{c:04X}")));
+        }
+    }
+    if body == "/" {
+        return Ok(());
+    }
+    for segment in body[1..].split('/') {
+        match segment {
+            "" => return Err(bad(path, "empty segment")),
+            "." | ".." => return Err(bad(path, "relative segment")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The parent of a valid, non-root path (`/a/b` -> `/a`, `/a` -> `/`).
+/// Returns `None` for the root.
+pub fn parent(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    let i = path.rfind('/')?;
+    Some(if i == 0 { "/" } else { &path[..i] })
+}
+
+/// The last segment of a valid path (`/a/b` -> `b`; the root's name is empty).
+pub fn name(path: &str) -> &str {
+    path.rfind('/').map_or(path, |i| &path[i + 1..])
+}
+
+/// Joins a parent path and a child name.
+pub fn join(parent: &str, child: &str) -> String {
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+/// Whether `path` is `/zookeeper` or below it.
+pub fn is_reserved(path: &str) -> bool {
+    path == RESERVED_ROOT
+        || (path.starts_with(RESERVED_ROOT) && path.as_bytes().get(RESERVED_ROOT.len()) == Some(&b'/'))
+}
+
+/// Whether `ancestor` is `path` itself or one of its ancestors.
+pub fn is_ancestor_or_self(ancestor: &str, path: &str) -> bool {
+    if ancestor == "/" {
+        return true;
+    }
+    path == ancestor
+        || (path.starts_with(ancestor) && path.as_bytes().get(ancestor.len()) == Some(&b'/'))
+}
+
+/// The name ZooKeeper gives a sequential node: `%010d` of the parent's create count,
+/// with Java's signed formatting (the counter wraps to `-2147483648`).
+pub fn sequential_suffix(create_count: i32) -> String {
+    format!("{create_count:010}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_paths() {
+        for p in ["/", "/a", "/a/b", "/a.b", "/...", "/a/.b", "/zookeeper", "/ü", "/a b"] {
+            assert!(validate(p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn invalid_paths() {
+        for p in [
+            "", "a", "a/b", "/a/", "//", "/a//b", "/.", "/..", "/a/.", "/a/../b", "/a\0b",
+            "/a\u{1}", "/a\u{7f}", "/a\u{9f}", "/\u{e000}", "/\u{fff0}", "/\u{ffff}",
+        ] {
+            assert!(matches!(validate(p), Err(Error::BadArguments(_))), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn sequential_prefix_may_end_with_slash() {
+        assert!(validate_sequential_prefix("/q/").is_ok());
+        assert!(validate_sequential_prefix("/q/x-").is_ok());
+        assert!(validate_sequential_prefix("/").is_ok());
+        assert!(validate_sequential_prefix("/q//").is_err());
+        assert!(validate("/q/").is_err());
+    }
+
+    #[test]
+    fn parent_name_join() {
+        assert_eq!(parent("/"), None);
+        assert_eq!(parent("/a"), Some("/"));
+        assert_eq!(parent("/a/b"), Some("/a"));
+        assert_eq!(name("/a/b"), "b");
+        assert_eq!(name("/"), "");
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+    }
+
+    #[test]
+    fn reserved_and_ancestry() {
+        assert!(is_reserved("/zookeeper"));
+        assert!(is_reserved("/zookeeper/quota"));
+        assert!(!is_reserved("/zookeeperx"));
+        assert!(is_ancestor_or_self("/", "/a"));
+        assert!(is_ancestor_or_self("/a", "/a/b"));
+        assert!(!is_ancestor_or_self("/a", "/ab"));
+    }
+
+    #[test]
+    fn sequential_suffix_matches_java_format() {
+        assert_eq!(sequential_suffix(0), "0000000000");
+        assert_eq!(sequential_suffix(42), "0000000042");
+        assert_eq!(sequential_suffix(i32::MAX), "2147483647");
+        assert_eq!(sequential_suffix(i32::MIN), "-2147483648");
+        assert_eq!(sequential_suffix(-1), "-000000001");
+    }
+}

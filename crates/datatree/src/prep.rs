@@ -1,0 +1,601 @@
+//! Preparation: validating client write requests against the tree *plus* the changes
+//! still in flight, and turning them into self-contained [`Txn`](crate::Txn) ops.
+//!
+//! This is ZooKeeper's `PrepRequestProcessor` with its `outstandingChanges`: the leader
+//! proposes txns before they commit, so a pipelined `create /a` then `create /a/b` must
+//! see `/a` as existing. [`Prep`] keeps an overlay of the pending state of every path a
+//! proposed-but-unapplied txn touched; [`Prep::handle_applied`] drops overlay entries as
+//! their txns are applied, and [`Prep::reset`] forgets everything (on a leader change,
+//! when uncommitted proposals may be gone).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::acl::{self, Acl, Id, Perms};
+use crate::error::Error;
+use crate::event::SessionId;
+use crate::mode::{CreateMode, NodeKind, TTL_MAX_MS};
+use crate::path;
+use crate::quota::Quota;
+use crate::tree::{DataTree, NodeView};
+use crate::txn::{CreateTxn, OpResult, TxnOp};
+
+/// A client write request, before preparation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteOp {
+    /// create(path, data, acl, mode[, ttl]).
+    Create {
+        /// Requested path (a prefix for sequential modes).
+        path: String,
+        /// Initial data.
+        data: Bytes,
+        /// Requested ACL (`auth` entries are expanded).
+        acl: Vec<Acl>,
+        /// Create mode.
+        mode: CreateMode,
+        /// TTL in ms for the TTL modes; must be 0 for the others.
+        ttl_ms: i64,
+    },
+    /// delete(path, version); version -1 matches any.
+    Delete {
+        /// The node.
+        path: String,
+        /// Expected version or -1.
+        version: i32,
+    },
+    /// setData(path, data, version); version -1 matches any.
+    SetData {
+        /// The node.
+        path: String,
+        /// New data.
+        data: Bytes,
+        /// Expected version or -1.
+        version: i32,
+    },
+    /// setACL(path, acl, aversion); version -1 matches any.
+    SetAcl {
+        /// The node.
+        path: String,
+        /// New ACL.
+        acl: Vec<Acl>,
+        /// Expected aversion or -1.
+        version: i32,
+    },
+    /// check(path, version), inside a multi; version -1 tests existence only.
+    Check {
+        /// The node.
+        path: String,
+        /// Expected version or -1.
+        version: i32,
+    },
+    /// All-or-nothing batch of the ops above (no nesting).
+    Multi(Vec<WriteOp>),
+    /// Leader housekeeping: delete an empty used container or an expired TTL node.
+    /// Fails (and the leader proposes nothing) if the node no longer qualifies.
+    DeleteExpired {
+        /// The node.
+        path: String,
+        /// Leader time in ms, to re-check a TTL.
+        now_ms: i64,
+    },
+    /// Set a quota (admin operation).
+    SetQuota {
+        /// The quota root.
+        path: String,
+        /// The limits.
+        quota: Quota,
+    },
+    /// Remove a quota (admin operation).
+    RemoveQuota {
+        /// The quota root.
+        path: String,
+    },
+}
+
+/// Who is asking, and the zxid the txn will get.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepContext<'a> {
+    /// The requesting session (0 for internal requests).
+    pub session: SessionId,
+    /// The session's authenticated ids (for ACL checks).
+    pub auth: &'a [Id],
+    /// The zxid the resulting txn will carry.
+    pub zxid: i64,
+}
+
+/// Why a request produced no txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrepError {
+    /// A single op failed.
+    Op(Error),
+    /// A multi failed: one result per op, ZooKeeper style (ops before the failing one
+    /// [`OpResult::Ok`], the failing one its error, the rest `RuntimeInconsistency`).
+    Multi(Vec<OpResult>),
+}
+
+impl PrepError {
+    /// The error of a failed single op, or the first real error of a failed multi.
+    pub fn error(&self) -> Error {
+        match self {
+            PrepError::Op(e) => e.clone(),
+            PrepError::Multi(rs) => rs
+                .iter()
+                .find_map(|r| match r {
+                    OpResult::Error(e) if *e != Error::RuntimeInconsistency => Some(e.clone()),
+                    _ => None,
+                })
+                .unwrap_or(Error::RuntimeInconsistency),
+        }
+    }
+}
+
+/// Preparation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrepConfig {
+    /// Whether TTL nodes may be created (ZooKeeper's `extendedTypesEnabled`; Ensemble
+    /// enables them by default).
+    pub ttl_enabled: bool,
+}
+
+impl Default for PrepConfig {
+    fn default() -> Self {
+        PrepConfig { ttl_enabled: true }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    zxid: i64,
+    view: Option<NodeView>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    zxid: i64,
+    paths: Vec<String>,
+    quota: Vec<(String, i64, i64)>,
+}
+
+/// The leader's preparation state: the overlay of in-flight changes.
+#[derive(Debug, Default)]
+pub struct Prep {
+    config: PrepConfig,
+    overlay: HashMap<String, Pending>,
+    batches: VecDeque<Batch>,
+    quota_pending: HashMap<String, (i64, i64)>,
+}
+
+/// One op's effect on the overlay, kept so a failing multi can be undone.
+type Saved = Vec<(String, Option<Pending>)>;
+
+impl Prep {
+    /// A preparer with the given settings.
+    pub fn new(config: PrepConfig) -> Prep {
+        Prep {
+            config,
+            ..Prep::default()
+        }
+    }
+
+    /// Number of paths with in-flight changes.
+    pub fn pending_paths(&self) -> usize {
+        self.overlay.len()
+    }
+
+    /// Forgets every in-flight change (for example after a leader change).
+    pub fn reset(&mut self) {
+        self.overlay.clear();
+        self.batches.clear();
+        self.quota_pending.clear();
+    }
+
+    /// Drops the overlay entries of every txn with zxid up to `zxid`, which the tree has
+    /// now applied.
+    pub fn handle_applied(&mut self, zxid: i64) {
+        while self.batches.front().is_some_and(|b| b.zxid <= zxid) {
+            let Some(b) = self.batches.pop_front() else { break };
+            for p in b.paths {
+                if self.overlay.get(&p).is_some_and(|e| e.zxid == b.zxid) {
+                    self.overlay.remove(&p);
+                }
+            }
+            for (q, c, by) in b.quota {
+                if let Some(e) = self.quota_pending.get_mut(&q) {
+                    e.0 -= c;
+                    e.1 -= by;
+                    if *e == (0, 0) {
+                        self.quota_pending.remove(&q);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pending state of `p`: the overlay's if any, else the tree's.
+    fn view(&self, tree: &DataTree, p: &str) -> Option<NodeView> {
+        match self.overlay.get(p) {
+            Some(e) => e.view.clone(),
+            None => tree.view(p),
+        }
+    }
+
+    fn set(&mut self, saved: &mut Saved, batch: &mut Batch, p: &str, view: Option<NodeView>) {
+        let old = self.overlay.insert(
+            p.to_string(),
+            Pending {
+                zxid: batch.zxid,
+                view,
+            },
+        );
+        saved.push((p.to_string(), old));
+        batch.paths.push(p.to_string());
+    }
+
+    /// Validates `op` for the session in `ctx` and returns the txn op to propose; the
+    /// overlay then reflects it, so the next request sees its effects.
+    pub fn prepare(&mut self, tree: &DataTree, ctx: &PrepContext<'_>, op: &WriteOp) -> Result<TxnOp, PrepError> {
+        let mut batch = Batch {
+            zxid: ctx.zxid,
+            ..Batch::default()
+        };
+        let mut saved = Saved::new();
+        let result = match op {
+            WriteOp::Multi(ops) => {
+                let mut out = Vec::with_capacity(ops.len());
+                let mut failure = None;
+                for (i, op) in ops.iter().enumerate() {
+                    let r = if matches!(op, WriteOp::Multi(_) | WriteOp::DeleteExpired { .. }) {
+                        Err(Error::BadArguments("op not allowed inside multi".into()))
+                    } else {
+                        self.prepare_one(tree, ctx, op, &mut saved, &mut batch)
+                    };
+                    match r {
+                        Ok(t) => out.push(t),
+                        Err(e) => {
+                            failure = Some((i, e));
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    None => Ok(TxnOp::Multi(out)),
+                    Some((i, e)) => Err(PrepError::Multi(
+                        (0..ops.len())
+                            .map(|j| match j.cmp(&i) {
+                                std::cmp::Ordering::Less => OpResult::Ok,
+                                std::cmp::Ordering::Equal => OpResult::Error(e.clone()),
+                                std::cmp::Ordering::Greater => OpResult::Error(Error::RuntimeInconsistency),
+                            })
+                            .collect(),
+                    )),
+                }
+            }
+            single => self.prepare_one(tree, ctx, single, &mut saved, &mut batch).map_err(PrepError::Op),
+        };
+        match result {
+            Ok(t) => {
+                for (q, c, b) in &batch.quota {
+                    let e = self.quota_pending.entry(q.clone()).or_default();
+                    e.0 += c;
+                    e.1 += b;
+                }
+                self.batches.push_back(batch);
+                Ok(t)
+            }
+            Err(e) => {
+                for (p, old) in saved.into_iter().rev() {
+                    match old {
+                        Some(o) => self.overlay.insert(p, o),
+                        None => self.overlay.remove(&p),
+                    };
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds the closeSession txn for `session`: its ephemerals as the tree and the
+    /// in-flight changes see them. Always succeeds.
+    pub fn prepare_close_session(&mut self, tree: &DataTree, session: SessionId, zxid: i64) -> TxnOp {
+        let mut paths: Vec<String> = tree
+            .ephemerals(session)
+            .into_iter()
+            .filter(|p| self.overlay.get(p).is_none_or(|e| e.view.is_some()))
+            .collect();
+        for (p, e) in &self.overlay {
+            if e.view.as_ref().is_some_and(|v| v.owner == session && v.kind == NodeKind::Ephemeral) && !paths.contains(p) {
+                paths.push(p.clone());
+            }
+        }
+        paths.sort_unstable();
+        let mut batch = Batch {
+            zxid,
+            ..Batch::default()
+        };
+        let mut saved = Saved::new();
+        for p in &paths {
+            self.remove_pending(tree, p, &mut saved, &mut batch);
+        }
+        self.batches.push_back(batch);
+        TxnOp::CloseSession { session, paths }
+    }
+
+    fn remove_pending(&mut self, tree: &DataTree, p: &str, saved: &mut Saved, batch: &mut Batch) {
+        let len = self.view(tree, p).map_or(0, |v| v.data_len as i64);
+        self.set(saved, batch, p, None);
+        if let Some(parent) = path::parent(p) {
+            if let Some(mut pv) = self.view(tree, parent) {
+                pv.num_children = pv.num_children.saturating_sub(1);
+                self.set(saved, batch, parent, Some(pv));
+            }
+        }
+        for q in tree.quota_roots(p) {
+            batch.quota.push((q, -1, -len));
+        }
+    }
+
+    fn check_perm(view: &NodeView, perm: Perms, auth: &[Id], p: &str) -> Result<(), Error> {
+        if acl::check(&view.acl, perm, auth) {
+            Ok(())
+        } else {
+            Err(Error::NoAuth(p.to_string()))
+        }
+    }
+
+    fn check_version(expected: i32, actual: i32, p: &str) -> Result<i32, Error> {
+        if expected != -1 && expected != actual {
+            return Err(Error::BadVersion(p.to_string()));
+        }
+        Ok(actual.wrapping_add(1))
+    }
+
+    fn writable(p: &str) -> Result<(), Error> {
+        path::validate(p)?;
+        if path::is_reserved(p) {
+            return Err(Error::BadArguments(format!("{p} is in the reserved /zookeeper subtree")));
+        }
+        Ok(())
+    }
+
+    fn quota_check(&self, tree: &DataTree, p: &str, count: i64, bytes: i64, batch: &mut Batch) -> Result<(), Error> {
+        if tree.quotas.is_empty() {
+            return Ok(());
+        }
+        let mut pending = self.quota_pending.clone();
+        for (q, c, b) in &batch.quota {
+            let e = pending.entry(q.clone()).or_default();
+            e.0 += c;
+            e.1 += b;
+        }
+        if let Some(q) = tree.quota_violation(p, count, bytes, &pending) {
+            return Err(Error::QuotaExceeded(format!("{p} (quota on {q})")));
+        }
+        for q in tree.quota_roots(p) {
+            batch.quota.push((q, count, bytes));
+        }
+        Ok(())
+    }
+
+    fn prepare_one(&mut self, tree: &DataTree, ctx: &PrepContext<'_>, op: &WriteOp, saved: &mut Saved, batch: &mut Batch) -> Result<TxnOp, Error> {
+        match op {
+            WriteOp::Create {
+                path: req,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => self.prepare_create(tree, ctx, req, data, acl, *mode, *ttl_ms, saved, batch),
+            WriteOp::Delete { path: p, version } => {
+                Self::writable(p)?;
+                let parent = path::parent(p).ok_or_else(|| Error::BadArguments("cannot delete /".into()))?;
+                let pv = self.view(tree, parent).ok_or_else(|| Error::NoNode(p.clone()))?;
+                Self::check_perm(&pv, Perms::DELETE, ctx.auth, p)?;
+                let v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
+                Self::check_version(*version, v.version, p)?;
+                if v.num_children > 0 {
+                    return Err(Error::NotEmpty(p.clone()));
+                }
+                self.remove_pending(tree, p, saved, batch);
+                Ok(TxnOp::Delete { path: p.clone() })
+            }
+            WriteOp::SetData { path: p, data, version } => {
+                Self::writable(p)?;
+                let mut v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
+                Self::check_perm(&v, Perms::WRITE, ctx.auth, p)?;
+                let new_version = Self::check_version(*version, v.version, p)?;
+                self.quota_check(tree, p, 0, data.len() as i64 - v.data_len as i64, batch)?;
+                v.version = new_version;
+                v.data_len = data.len() as u64;
+                self.set(saved, batch, p, Some(v));
+                Ok(TxnOp::SetData {
+                    path: p.clone(),
+                    data: data.clone(),
+                    version: new_version,
+                })
+            }
+            WriteOp::SetAcl { path: p, acl: requested, version } => {
+                Self::writable(p)?;
+                let fixed = acl::fixup(requested, ctx.auth)?;
+                let mut v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
+                Self::check_perm(&v, Perms::ADMIN, ctx.auth, p)?;
+                let new_version = Self::check_version(*version, v.aversion, p)?;
+                v.aversion = new_version;
+                v.acl = Arc::from(fixed.clone());
+                self.set(saved, batch, p, Some(v));
+                Ok(TxnOp::SetAcl {
+                    path: p.clone(),
+                    acl: fixed,
+                    version: new_version,
+                })
+            }
+            WriteOp::Check { path: p, version } => {
+                path::validate(p)?;
+                let v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
+                Self::check_perm(&v, Perms::READ, ctx.auth, p)?;
+                Self::check_version(*version, v.version, p)?;
+                Ok(TxnOp::Check {
+                    path: p.clone(),
+                    version: *version,
+                })
+            }
+            WriteOp::DeleteExpired { path: p, now_ms: _ } => {
+                let v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
+                let qualifies = match v.kind {
+                    NodeKind::Container => v.creates > 0 && v.num_children == 0,
+                    NodeKind::Ttl => v.num_children == 0,
+                    _ => false,
+                };
+                if !qualifies || self.overlay.contains_key(p) {
+                    // Changed since the sweep looked at it: leave it for the next sweep.
+                    return Err(Error::BadArguments(format!("{p} no longer qualifies for expiry")));
+                }
+                self.remove_pending(tree, p, saved, batch);
+                Ok(TxnOp::Delete { path: p.clone() })
+            }
+            WriteOp::SetQuota { path: p, quota } => {
+                path::validate(p)?;
+                if self.view(tree, p).is_none() {
+                    return Err(Error::NoNode(p.clone()));
+                }
+                Ok(TxnOp::SetQuota {
+                    path: p.clone(),
+                    quota: *quota,
+                })
+            }
+            WriteOp::RemoveQuota { path: p } => {
+                path::validate(p)?;
+                if tree.quota(p).is_none() {
+                    return Err(Error::NoNode(format!("no quota on {p}")));
+                }
+                Ok(TxnOp::RemoveQuota { path: p.clone() })
+            }
+            WriteOp::Multi(_) => Err(Error::BadArguments("nested multi".into())),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of a create request
+    fn prepare_create(
+        &mut self,
+        tree: &DataTree,
+        ctx: &PrepContext<'_>,
+        req: &str,
+        data: &Bytes,
+        requested_acl: &[Acl],
+        mode: CreateMode,
+        ttl_ms: i64,
+        saved: &mut Saved,
+        batch: &mut Batch,
+    ) -> Result<TxnOp, Error> {
+        if mode.is_ttl() {
+            if !self.config.ttl_enabled {
+                return Err(Error::Unimplemented("TTL nodes are disabled".into()));
+            }
+            if ttl_ms <= 0 || ttl_ms > TTL_MAX_MS {
+                return Err(Error::BadArguments(format!("TTL {ttl_ms} out of range (0, {TTL_MAX_MS}]")));
+            }
+        } else if ttl_ms > 0 {
+            return Err(Error::BadArguments("TTL given for a mode without TTL".into()));
+        }
+        if mode.is_sequential() {
+            path::validate_sequential_prefix(req)?;
+        } else {
+            path::validate(req)?;
+        }
+        // `/q/` + suffix names a child of `/q`; `/` + suffix a child of the root.
+        let parent_path = match path::parent(req) {
+            Some(p) => p,
+            None if mode.is_sequential() => "/",
+            None => return Err(Error::BadArguments("cannot create /".into())),
+        };
+        if path::is_reserved(req) || (path::is_reserved(parent_path)) {
+            return Err(Error::BadArguments(format!("{req} is in the reserved /zookeeper subtree")));
+        }
+        let fixed = acl::fixup(requested_acl, ctx.auth)?;
+        let mut pv = self.view(tree, parent_path).ok_or_else(|| Error::NoNode(req.to_string()))?;
+        Self::check_perm(&pv, Perms::CREATE, ctx.auth, req)?;
+        let final_path = if mode.is_sequential() {
+            format!("{req}{}", path::sequential_suffix(pv.creates))
+        } else {
+            req.to_string()
+        };
+        path::validate(&final_path)?;
+        if self.view(tree, &final_path).is_some() {
+            return Err(Error::NodeExists(final_path));
+        }
+        if pv.kind == NodeKind::Ephemeral {
+            return Err(Error::NoChildrenForEphemerals(final_path));
+        }
+        if mode.is_ephemeral() && ctx.session.0 == 0 {
+            return Err(Error::BadArguments("ephemeral create without a session".into()));
+        }
+        self.quota_check(tree, &final_path, 1, data.len() as i64, batch)?;
+        let kind = NodeKind::from(mode);
+        let owner = if mode.is_ephemeral() { ctx.session } else { SessionId(0) };
+        pv.creates = pv.creates.wrapping_add(1);
+        pv.num_children += 1;
+        let parent_creates = pv.creates;
+        self.set(saved, batch, parent_path, Some(pv));
+        self.set(
+            saved,
+            batch,
+            &final_path,
+            Some(NodeView {
+                version: 0,
+                aversion: 0,
+                creates: 0,
+                num_children: 0,
+                kind,
+                owner,
+                acl: Arc::from(fixed.clone()),
+                data_len: data.len() as u64,
+            }),
+        );
+        Ok(TxnOp::Create(CreateTxn {
+            path: final_path,
+            data: data.clone(),
+            acl: fixed,
+            kind,
+            owner,
+            ttl_ms: if mode.is_ttl() { ttl_ms } else { 0 },
+            parent_creates,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::txn::Txn;
+
+    #[test]
+    fn sequential_counter_wraps_like_java() {
+        let mut tree = DataTree::new();
+        let mut prep = Prep::default();
+        let ctx = PrepContext { session: SessionId(1), auth: &[], zxid: 1 };
+        let create = |p: &str, mode| WriteOp::Create {
+            path: p.into(),
+            data: Bytes::new(),
+            acl: Acl::open_unsafe(),
+            mode,
+            ttl_ms: 0,
+        };
+        let op = prep.prepare(&tree, &ctx, &create("/p", CreateMode::Persistent)).unwrap();
+        tree.apply(&Txn { zxid: 1, time_ms: 0, op }).unwrap();
+        prep.handle_applied(1);
+        let idx = tree.lookup("/p");
+        tree.node_mut(idx).unwrap().creates = i32::MAX;
+        let ctx = PrepContext { zxid: 2, ..ctx };
+        let TxnOp::Create(c) = prep.prepare(&tree, &ctx, &create("/p/s", CreateMode::PersistentSequential)).unwrap() else { panic!() };
+        assert_eq!(c.path, "/p/s2147483647");
+        assert_eq!(c.parent_creates, i32::MIN);
+        tree.apply(&Txn { zxid: 2, time_ms: 0, op: TxnOp::Create(c) }).unwrap();
+        prep.handle_applied(2);
+        let ctx = PrepContext { zxid: 3, ..ctx };
+        let TxnOp::Create(c) = prep.prepare(&tree, &ctx, &create("/p/s", CreateMode::PersistentSequential)).unwrap() else { panic!() };
+        assert_eq!(c.path, "/p/s-2147483648");
+    }
+}

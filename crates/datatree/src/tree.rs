@@ -1,0 +1,562 @@
+//! The znode tree: an arena of nodes, a path index, and the side tables that keep
+//! ephemerals, TTLs, containers, quotas and the digest current.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+
+use crate::acl::{Acl, Perms};
+use crate::acl_cache::AclCache;
+use crate::digest::StableHasher;
+use crate::error::Error;
+use crate::event::SessionId;
+use crate::mode::NodeKind;
+use crate::node::{Node, NodeIdx, NIL};
+use crate::path;
+use crate::quota::{Quota, QuotaUsage};
+use crate::stat::Stat;
+
+const META_SEED: u64 = 0x6d65_7461;
+const DATA_SEED: u64 = 0x6461_7461;
+
+/// What the preparation step needs to know about an existing node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// setData count.
+    pub version: i32,
+    /// setACL count.
+    pub aversion: i32,
+    /// Child creates (the stored cversion used for sequential names).
+    pub creates: i32,
+    /// Number of children.
+    pub num_children: u32,
+    /// Stored kind.
+    pub kind: NodeKind,
+    /// Owning session for ephemerals.
+    pub owner: SessionId,
+    /// The node's ACL.
+    pub acl: Arc<[Acl]>,
+    /// Data length in bytes.
+    pub data_len: u64,
+}
+
+/// ZooKeeper's replicated data tree.
+///
+/// Reads are methods on the tree; changes go through [`crate::Txn`]s applied with
+/// [`DataTree::apply`](crate::DataTree::apply), which keeps every side table and the
+/// digest consistent. The tree starts with `/`, `/zookeeper` and `/zookeeper/quota`.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    pub(crate) nodes: Vec<Option<Node>>,
+    free: Vec<NodeIdx>,
+    index: HashTable<NodeIdx>,
+    hasher: RandomState,
+    pub(crate) acls: AclCache,
+    pub(crate) ephemerals: BTreeMap<SessionId, BTreeSet<NodeIdx>>,
+    pub(crate) owners: HashMap<NodeIdx, SessionId>,
+    pub(crate) ttls: HashMap<NodeIdx, i64>,
+    pub(crate) containers: BTreeSet<NodeIdx>,
+    pub(crate) quotas: BTreeMap<String, QuotaUsage>,
+    digest: u64,
+    count: usize,
+    data_bytes: u64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+impl DataTree {
+    /// A tree holding `/`, `/zookeeper` and `/zookeeper/quota`, all with zxid 0.
+    pub fn new() -> DataTree {
+        let mut tree = DataTree::empty();
+        let acl = tree.acls.add_ref(&Acl::open_unsafe());
+        tree.insert_raw(Node {
+            path: "/".into(),
+            data: Box::new([]),
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            creates: 0,
+            aversion: 0,
+            num_children: 0,
+            acl,
+            parent: NIL,
+            first_child: NIL,
+            prev_sibling: NIL,
+            next_sibling: NIL,
+            kind: NodeKind::Persistent,
+        });
+        for p in [path::RESERVED_ROOT, "/zookeeper/quota"] {
+            let acl = tree.acls.add_ref(&Acl::open_unsafe());
+            let parent = tree.lookup(path::parent(p).unwrap_or("/"));
+            tree.link_new(p, Box::new([]), acl, NodeKind::Persistent, 0, 0, parent);
+            if let Some(pn) = tree.node_mut(parent) {
+                pn.creates = pn.creates.wrapping_add(1);
+            }
+        }
+        tree.recompute_digest();
+        tree
+    }
+
+    /// A tree with no nodes at all (for snapshot loading).
+    pub(crate) fn empty() -> DataTree {
+        DataTree {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+            acls: AclCache::default(),
+            ephemerals: BTreeMap::new(),
+            owners: HashMap::new(),
+            ttls: HashMap::new(),
+            containers: BTreeSet::new(),
+            quotas: BTreeMap::new(),
+            digest: 0,
+            count: 0,
+            data_bytes: 0,
+        }
+    }
+
+    // ---- index and arena -------------------------------------------------------
+
+    fn hash_path(&self, p: &str) -> u64 {
+        self.hasher.hash_one(p)
+    }
+
+    /// Arena index of a path, or `NIL`.
+    pub(crate) fn lookup(&self, p: &str) -> NodeIdx {
+        let h = self.hash_path(p);
+        let nodes = &self.nodes;
+        self.index
+            .find(h, |&i| matches!(&nodes[i as usize], Some(n) if &*n.path == p))
+            .copied()
+            .unwrap_or(NIL)
+    }
+
+    pub(crate) fn node(&self, idx: NodeIdx) -> Option<&Node> {
+        self.nodes.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn node_mut(&mut self, idx: NodeIdx) -> Option<&mut Node> {
+        self.nodes.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    fn by_path(&self, p: &str) -> Option<(NodeIdx, &Node)> {
+        let i = self.lookup(p);
+        self.node(i).map(|n| (i, n))
+    }
+
+    /// Inserts a fully formed node into the arena and the index (no linking).
+    pub(crate) fn insert_raw(&mut self, node: Node) -> NodeIdx {
+        let h = self.hash_path(&node.path);
+        self.data_bytes += node.data.len() as u64;
+        self.count += 1;
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = Some(node);
+                i
+            }
+            None => {
+                self.nodes.push(Some(node));
+                (self.nodes.len() - 1) as NodeIdx
+            }
+        };
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.index.insert_unique(h, idx, |&i| match &nodes[i as usize] {
+            Some(n) => hasher.hash_one(&*n.path),
+            None => 0,
+        });
+        idx
+    }
+
+    /// Creates a node under `parent` (which must exist) and links it in. Does not touch
+    /// the parent's counters except `num_children` and the child list.
+    #[allow(clippy::too_many_arguments)] // a node has this many independent fields
+    pub(crate) fn link_new(
+        &mut self,
+        p: &str,
+        data: Box<[u8]>,
+        acl: u32,
+        kind: NodeKind,
+        zxid: i64,
+        time: i64,
+        parent: NodeIdx,
+    ) -> NodeIdx {
+        let first = self.node(parent).map_or(NIL, |n| n.first_child);
+        let idx = self.insert_raw(Node {
+            path: p.into(),
+            data,
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            creates: 0,
+            aversion: 0,
+            num_children: 0,
+            acl,
+            parent,
+            first_child: NIL,
+            prev_sibling: NIL,
+            next_sibling: first,
+            kind,
+        });
+        if let Some(f) = self.node_mut(first) {
+            f.prev_sibling = idx;
+        }
+        if let Some(pn) = self.node_mut(parent) {
+            pn.first_child = idx;
+            pn.num_children += 1;
+        }
+        if kind == NodeKind::Container {
+            self.containers.insert(idx);
+        }
+        idx
+    }
+
+    /// Unlinks and removes a childless node; returns it. Side tables are cleaned here.
+    pub(crate) fn unlink_remove(&mut self, idx: NodeIdx) -> Option<Node> {
+        let (parent, prev, next, h) = {
+            let n = self.node(idx)?;
+            debug_assert_eq!(n.num_children, 0, "removing a node with children");
+            (n.parent, n.prev_sibling, n.next_sibling, self.hash_path(&n.path))
+        };
+        if let Some(p) = self.node_mut(prev) {
+            p.next_sibling = next;
+        } else if let Some(pn) = self.node_mut(parent) {
+            pn.first_child = next;
+        }
+        if let Some(nx) = self.node_mut(next) {
+            nx.prev_sibling = prev;
+        }
+        if let Some(pn) = self.node_mut(parent) {
+            pn.num_children -= 1;
+        }
+        if let Ok(entry) = self.index.find_entry(h, |&i| i == idx) {
+            entry.remove();
+        }
+        let node = self.nodes.get_mut(idx as usize)?.take()?;
+        self.free.push(idx);
+        self.count -= 1;
+        self.data_bytes -= node.data.len() as u64;
+        if let Some(owner) = self.owners.remove(&idx) {
+            if let Some(set) = self.ephemerals.get_mut(&owner) {
+                set.remove(&idx);
+                if set.is_empty() {
+                    self.ephemerals.remove(&owner);
+                }
+            }
+        }
+        self.ttls.remove(&idx);
+        self.containers.remove(&idx);
+        self.acls.release(node.acl);
+        Some(node)
+    }
+
+    // ---- digest ----------------------------------------------------------------
+
+    pub(crate) fn meta_hash(&self, idx: NodeIdx) -> u64 {
+        let Some(n) = self.node(idx) else { return 0 };
+        let mut h = StableHasher::new(META_SEED);
+        h.bytes(n.path.as_bytes());
+        for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
+            h.u64(v as u64);
+        }
+        for v in [n.version, n.creates, n.aversion] {
+            h.u64(v as u32 as u64);
+        }
+        h.u64(n.kind.tag() as u64);
+        h.u64(self.owners.get(&idx).map_or(0, |s| s.0 as u64));
+        h.u64(self.ttls.get(&idx).copied().unwrap_or(0) as u64);
+        h.u64(self.acls.hash(n.acl));
+        h.finish()
+    }
+
+    pub(crate) fn data_hash(&self, idx: NodeIdx) -> u64 {
+        let Some(n) = self.node(idx) else { return 0 };
+        let mut h = StableHasher::new(DATA_SEED);
+        h.bytes(n.path.as_bytes());
+        h.bytes(&n.data);
+        h.finish()
+    }
+
+    pub(crate) fn digest_remove(&mut self, v: u64) {
+        self.digest = self.digest.wrapping_sub(v);
+    }
+
+    pub(crate) fn digest_add(&mut self, v: u64) {
+        self.digest = self.digest.wrapping_add(v);
+    }
+
+    /// Recomputes the digest from scratch (after loading a snapshot, and in tests).
+    pub(crate) fn recompute_digest(&mut self) {
+        self.digest = self.full_digest();
+    }
+
+    /// The digest computed from scratch, for checking the incremental one.
+    pub fn full_digest(&self) -> u64 {
+        let mut d = 0u64;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.is_some() {
+                d = d
+                    .wrapping_add(self.meta_hash(i as NodeIdx))
+                    .wrapping_add(self.data_hash(i as NodeIdx));
+            }
+        }
+        d
+    }
+
+    /// The incremental tree digest: equal trees have equal digests, and a difference in
+    /// any path, data, Stat field, kind, owner, TTL or ACL changes it (up to 64-bit
+    /// hash collisions).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    pub(crate) fn data_bytes_adjust(&mut self, delta: i64) {
+        self.data_bytes = self.data_bytes.wrapping_add_signed(delta);
+    }
+
+    // ---- quotas ----------------------------------------------------------------
+
+    /// Applies a change in node count and data bytes to every quota covering `p`.
+    pub(crate) fn quota_adjust(&mut self, p: &str, count: i64, bytes: i64) {
+        if self.quotas.is_empty() {
+            return;
+        }
+        for (qpath, usage) in self.quotas.iter_mut() {
+            if path::is_ancestor_or_self(qpath, p) {
+                usage.count += count;
+                usage.bytes += bytes;
+            }
+        }
+    }
+
+    /// The quotas covering `p` whose limits `count`/`bytes` more would exceed.
+    pub(crate) fn quota_violation(&self, p: &str, count: i64, bytes: i64, pending: &HashMap<String, (i64, i64)>) -> Option<String> {
+        for (qpath, usage) in &self.quotas {
+            if !path::is_ancestor_or_self(qpath, p) {
+                continue;
+            }
+            let (pc, pb) = pending.get(qpath).copied().unwrap_or((0, 0));
+            let c = usage.count + pc + count;
+            let b = usage.bytes + pb + bytes;
+            if (count > 0 && usage.limit.count >= 0 && c > usage.limit.count)
+                || (bytes > 0 && usage.limit.bytes >= 0 && b > usage.limit.bytes)
+            {
+                return Some(qpath.clone());
+            }
+        }
+        None
+    }
+
+    /// Paths of the quotas covering `p`.
+    pub(crate) fn quota_roots(&self, p: &str) -> Vec<String> {
+        self.quotas
+            .keys()
+            .filter(|q| path::is_ancestor_or_self(q, p))
+            .cloned()
+            .collect()
+    }
+
+    /// Counts the nodes and data bytes of the subtree at `p` (itself included).
+    pub(crate) fn subtree_usage(&self, p: &str) -> (i64, i64) {
+        let mut count = 0;
+        let mut bytes = 0;
+        self.walk(self.lookup(p), &mut |n| {
+            count += 1;
+            bytes += n.data.len() as i64;
+        });
+        (count, bytes)
+    }
+
+    /// The quota set on `p`, with its current usage.
+    pub fn quota(&self, p: &str) -> Option<(Quota, i64, i64)> {
+        self.quotas.get(p).map(|u| (u.limit, u.count, u.bytes))
+    }
+
+    // ---- reads -----------------------------------------------------------------
+
+    fn owner_of(&self, idx: NodeIdx) -> i64 {
+        self.owners.get(&idx).map_or(0, |s| s.0)
+    }
+
+    fn no_node(p: &str) -> Error {
+        Error::NoNode(p.to_string())
+    }
+
+    /// The node's Stat, or `None` if it does not exist (exists()).
+    pub fn stat(&self, p: &str) -> Option<Stat> {
+        self.by_path(p).map(|(i, n)| n.stat(self.owner_of(i)))
+    }
+
+    /// Whether a node exists at `p`.
+    pub fn contains(&self, p: &str) -> bool {
+        self.lookup(p) != NIL
+    }
+
+    /// The node's data and Stat (getData).
+    pub fn data(&self, p: &str) -> Result<(Bytes, Stat), Error> {
+        let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
+        Ok((Bytes::copy_from_slice(&n.data), n.stat(self.owner_of(i))))
+    }
+
+    /// The node's child names, sorted, and its Stat (getChildren2).
+    ///
+    /// ZooKeeper returns children in hash-set order; Ensemble sorts them so that every
+    /// replica and every call returns the same order.
+    pub fn children(&self, p: &str) -> Result<(Vec<String>, Stat), Error> {
+        let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
+        let mut out = Vec::with_capacity(n.num_children as usize);
+        let mut c = n.first_child;
+        while let Some(child) = self.node(c) {
+            out.push(child.name().to_string());
+            c = child.next_sibling;
+        }
+        out.sort_unstable();
+        Ok((out, n.stat(self.owner_of(i))))
+    }
+
+    /// Number of descendants of `p` (all levels, excluding `p`): getAllChildrenNumber.
+    pub fn all_children_number(&self, p: &str) -> Result<u64, Error> {
+        let i = self.lookup(p);
+        if i == NIL {
+            return Err(Self::no_node(p));
+        }
+        let mut n = 0u64;
+        self.walk(i, &mut |_| n += 1);
+        Ok(n - 1)
+    }
+
+    /// The node's ACL and Stat (getACL).
+    pub fn acl(&self, p: &str) -> Result<(Vec<Acl>, Stat), Error> {
+        let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
+        Ok((self.acls.get(n.acl).to_vec(), n.stat(self.owner_of(i))))
+    }
+
+    /// Whether auth ids `auth` hold `perm` on the node at `p` (NoNode if missing).
+    pub fn check_acl(&self, p: &str, perm: Perms, auth: &[crate::acl::Id]) -> Result<bool, Error> {
+        let (_, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
+        Ok(crate::acl::check(&self.acls.get(n.acl), perm, auth))
+    }
+
+    /// Paths of the ephemerals owned by `session`, sorted (getEphemerals).
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .ephemerals
+            .get(&session)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.node(i).map(|n| n.path.to_string()))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Sessions that own at least one ephemeral.
+    pub fn ephemeral_owners(&self) -> Vec<SessionId> {
+        self.ephemerals.keys().copied().collect()
+    }
+
+    /// Total number of ephemeral nodes.
+    pub fn ephemeral_count(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// Number of nodes, the root and the `/zookeeper` subtree included.
+    pub fn node_count(&self) -> usize {
+        self.count
+    }
+
+    /// Sum of every node's data length.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Number of distinct ACL lists in use.
+    pub fn acl_count(&self) -> usize {
+        self.acls.len()
+    }
+
+    /// What preparation needs to know about the node at `p`, if it exists.
+    pub fn view(&self, p: &str) -> Option<NodeView> {
+        let (i, n) = self.by_path(p)?;
+        Some(NodeView {
+            version: n.version,
+            aversion: n.aversion,
+            creates: n.creates,
+            num_children: n.num_children,
+            kind: n.kind,
+            owner: self.owners.get(&i).copied().unwrap_or_default(),
+            acl: self.acls.get(n.acl),
+            data_len: n.data.len() as u64,
+        })
+    }
+
+    /// Visits the subtree rooted at `idx` in pre-order (iteratively, no recursion).
+    pub(crate) fn walk(&self, idx: NodeIdx, f: &mut dyn FnMut(&Node)) {
+        let mut stack = vec![idx];
+        while let Some(i) = stack.pop() {
+            let Some(n) = self.node(i) else { continue };
+            f(n);
+            let mut c = n.first_child;
+            while let Some(child) = self.node(c) {
+                stack.push(c);
+                c = child.next_sibling;
+            }
+        }
+    }
+
+    /// Paths of the whole tree in a deterministic pre-order (children by name).
+    pub fn paths(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.count);
+        let mut stack = vec![self.lookup("/")];
+        while let Some(i) = stack.pop() {
+            let Some(n) = self.node(i) else { continue };
+            out.push(n.path.to_string());
+            let mut kids = Vec::with_capacity(n.num_children as usize);
+            let mut c = n.first_child;
+            while let Some(child) = self.node(c) {
+                kids.push((child.name(), c));
+                c = child.next_sibling;
+            }
+            kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
+            stack.extend(kids.into_iter().map(|(_, i)| i));
+        }
+        out
+    }
+
+    /// Leader housekeeping: TTL nodes that have no children and were last modified
+    /// more than their TTL before `now_ms`, and containers that have had a child and
+    /// are empty again. The leader proposes a delete txn for each (one per txn, as
+    /// ZooKeeper's `ContainerManager` does). Sorted, deterministic.
+    pub fn expired_nodes(&self, now_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for &i in &self.containers {
+            if let Some(n) = self.node(i) {
+                if n.creates > 0 && n.num_children == 0 {
+                    out.push(n.path.to_string());
+                }
+            }
+        }
+        for (&i, &ttl) in &self.ttls {
+            if let Some(n) = self.node(i) {
+                if n.num_children == 0 && now_ms.saturating_sub(n.mtime) > ttl {
+                    out.push(n.path.to_string());
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+}

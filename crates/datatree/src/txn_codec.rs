@@ -1,0 +1,231 @@
+//! Binary encoding of [`Txn`]s for the replicated log.
+//!
+//! Layout: format version `u8`, zxid `i64`, time `i64`, then the op: a tag byte and its
+//! fields (strings and byte strings length-prefixed and bounded). A multi holds at most
+//! [`MULTI_OPS_MAX`] ops and cannot nest. Decoding never panics and never allocates more
+//! than the bounds allow; trailing bytes are an error.
+
+use bytes::Bytes;
+
+use crate::acl::{Acl, Id, Perms};
+use crate::error::DecodeError;
+use crate::event::SessionId;
+use crate::mode::NodeKind;
+use crate::quota::Quota;
+use crate::txn::{CreateTxn, Txn, TxnOp};
+use crate::wire::{CrcReader, CrcWriter, DATA_LEN_MAX, ID_LEN_MAX, PATH_LEN_MAX};
+
+const TXN_FORMAT: u8 = 1;
+/// Most ops in one encoded multi.
+pub const MULTI_OPS_MAX: u32 = 64 * 1024;
+/// Most ACL entries in one encoded op.
+const ACL_ENTRIES_MAX: u32 = 1024;
+/// Most paths in one encoded closeSession.
+const CLOSE_PATHS_MAX: u32 = 1 << 20;
+
+const T_CREATE: u8 = 1;
+const T_DELETE: u8 = 2;
+const T_SET_DATA: u8 = 3;
+const T_SET_ACL: u8 = 4;
+const T_CHECK: u8 = 5;
+const T_CLOSE: u8 = 6;
+const T_SET_QUOTA: u8 = 7;
+const T_REMOVE_QUOTA: u8 = 8;
+const T_MULTI: u8 = 9;
+
+/// Encodes a txn.
+pub fn encode(txn: &Txn) -> Bytes {
+    let mut w = CrcWriter::new(Vec::with_capacity(64));
+    // Writing into a Vec cannot fail.
+    let _ = encode_into(&mut w, txn);
+    Bytes::from(w.into_inner())
+}
+
+fn encode_into(w: &mut CrcWriter<Vec<u8>>, txn: &Txn) -> std::io::Result<()> {
+    w.u8(TXN_FORMAT)?;
+    w.i64(txn.zxid)?;
+    w.i64(txn.time_ms)?;
+    op_into(w, &txn.op)
+}
+
+fn acl_into(w: &mut CrcWriter<Vec<u8>>, acl: &[Acl]) -> std::io::Result<()> {
+    w.u32(acl.len() as u32)?;
+    for a in acl {
+        w.i32(a.perms.0)?;
+        w.bytes(a.id.scheme.as_bytes())?;
+        w.bytes(a.id.id.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn op_into(w: &mut CrcWriter<Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
+    match op {
+        TxnOp::Create(c) => {
+            w.u8(T_CREATE)?;
+            w.bytes(c.path.as_bytes())?;
+            w.bytes(&c.data)?;
+            acl_into(w, &c.acl)?;
+            w.u8(c.kind.tag())?;
+            w.i64(c.owner.0)?;
+            w.i64(c.ttl_ms)?;
+            w.i32(c.parent_creates)
+        }
+        TxnOp::Delete { path } => {
+            w.u8(T_DELETE)?;
+            w.bytes(path.as_bytes())
+        }
+        TxnOp::SetData { path, data, version } => {
+            w.u8(T_SET_DATA)?;
+            w.bytes(path.as_bytes())?;
+            w.bytes(data)?;
+            w.i32(*version)
+        }
+        TxnOp::SetAcl { path, acl, version } => {
+            w.u8(T_SET_ACL)?;
+            w.bytes(path.as_bytes())?;
+            acl_into(w, acl)?;
+            w.i32(*version)
+        }
+        TxnOp::Check { path, version } => {
+            w.u8(T_CHECK)?;
+            w.bytes(path.as_bytes())?;
+            w.i32(*version)
+        }
+        TxnOp::CloseSession { session, paths } => {
+            w.u8(T_CLOSE)?;
+            w.i64(session.0)?;
+            w.u32(paths.len() as u32)?;
+            for p in paths {
+                w.bytes(p.as_bytes())?;
+            }
+            Ok(())
+        }
+        TxnOp::SetQuota { path, quota } => {
+            w.u8(T_SET_QUOTA)?;
+            w.bytes(path.as_bytes())?;
+            w.i64(quota.count)?;
+            w.i64(quota.bytes)
+        }
+        TxnOp::RemoveQuota { path } => {
+            w.u8(T_REMOVE_QUOTA)?;
+            w.bytes(path.as_bytes())
+        }
+        TxnOp::Multi(ops) => {
+            w.u8(T_MULTI)?;
+            w.u32(ops.len() as u32)?;
+            for op in ops {
+                op_into(w, op)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Decodes a txn encoded by [`encode`].
+pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
+    let mut r = CrcReader::new(bytes);
+    let format = r.u8()?;
+    if format != TXN_FORMAT {
+        return Err(r.corrupt(format!("unknown txn format {format}")));
+    }
+    let zxid = r.i64()?;
+    let time_ms = r.i64()?;
+    let op = op_from(&mut r, true)?;
+    if r.offset() != bytes.len() as u64 {
+        return Err(r.corrupt("trailing bytes after txn"));
+    }
+    Ok(Txn { zxid, time_ms, op })
+}
+
+fn acl_from(r: &mut CrcReader<&[u8]>) -> Result<Vec<Acl>, DecodeError> {
+    let n = r.u32()?;
+    if n > ACL_ENTRIES_MAX {
+        return Err(r.corrupt(format!("ACL with {n} entries")));
+    }
+    let mut acl = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let perms = Perms(r.i32()?);
+        let scheme = r.string(ID_LEN_MAX, "ACL scheme")?;
+        let id = r.string(ID_LEN_MAX, "ACL id")?;
+        acl.push(Acl {
+            perms,
+            id: Id { scheme, id },
+        });
+    }
+    Ok(acl)
+}
+
+fn op_from(r: &mut CrcReader<&[u8]>, top: bool) -> Result<TxnOp, DecodeError> {
+    let tag = r.u8()?;
+    Ok(match tag {
+        T_CREATE => {
+            let path = r.string(PATH_LEN_MAX, "path")?;
+            let data = Bytes::from(r.bytes(DATA_LEN_MAX, "data")?);
+            let acl = acl_from(r)?;
+            let kind = NodeKind::from_tag(r.u8()?).ok_or_else(|| r.corrupt("bad node kind"))?;
+            let owner = SessionId(r.i64()?);
+            let ttl_ms = r.i64()?;
+            let parent_creates = r.i32()?;
+            TxnOp::Create(CreateTxn {
+                path,
+                data,
+                acl,
+                kind,
+                owner,
+                ttl_ms,
+                parent_creates,
+            })
+        }
+        T_DELETE => TxnOp::Delete {
+            path: r.string(PATH_LEN_MAX, "path")?,
+        },
+        T_SET_DATA => TxnOp::SetData {
+            path: r.string(PATH_LEN_MAX, "path")?,
+            data: Bytes::from(r.bytes(DATA_LEN_MAX, "data")?),
+            version: r.i32()?,
+        },
+        T_SET_ACL => TxnOp::SetAcl {
+            path: r.string(PATH_LEN_MAX, "path")?,
+            acl: acl_from(r)?,
+            version: r.i32()?,
+        },
+        T_CHECK => TxnOp::Check {
+            path: r.string(PATH_LEN_MAX, "path")?,
+            version: r.i32()?,
+        },
+        T_CLOSE => {
+            let session = SessionId(r.i64()?);
+            let n = r.u32()?;
+            if n > CLOSE_PATHS_MAX {
+                return Err(r.corrupt(format!("closeSession with {n} paths")));
+            }
+            let mut paths = Vec::with_capacity((n as usize).min(1024));
+            for _ in 0..n {
+                paths.push(r.string(PATH_LEN_MAX, "path")?);
+            }
+            TxnOp::CloseSession { session, paths }
+        }
+        T_SET_QUOTA => TxnOp::SetQuota {
+            path: r.string(PATH_LEN_MAX, "path")?,
+            quota: Quota {
+                count: r.i64()?,
+                bytes: r.i64()?,
+            },
+        },
+        T_REMOVE_QUOTA => TxnOp::RemoveQuota {
+            path: r.string(PATH_LEN_MAX, "path")?,
+        },
+        T_MULTI if top => {
+            let n = r.u32()?;
+            if n > MULTI_OPS_MAX {
+                return Err(r.corrupt(format!("multi with {n} ops")));
+            }
+            let mut ops = Vec::with_capacity((n as usize).min(1024));
+            for _ in 0..n {
+                ops.push(op_from(r, false)?);
+            }
+            TxnOp::Multi(ops)
+        }
+        other => return Err(r.corrupt(format!("unknown or nested op tag {other}"))),
+    })
+}

@@ -1,0 +1,321 @@
+//! The mutation primitives behind [`DataTree::apply`], each recording how to undo
+//! itself so a multi that fails half-way leaves the tree exactly as it was.
+
+use bytes::Bytes;
+
+use crate::acl::Acl;
+use crate::error::Error;
+use crate::event::SessionId;
+use crate::mode::NodeKind;
+use crate::node::{Node, NodeIdx, NIL};
+use crate::quota::{Quota, QuotaUsage};
+use crate::stat::Stat;
+use crate::tree::DataTree;
+use crate::txn::CreateTxn;
+
+/// How to reverse one primitive.
+#[derive(Debug)]
+pub(crate) enum Undo {
+    /// Remove the created node and restore its parent's counters.
+    Created {
+        path: String,
+        parent_creates: i32,
+        parent_pzxid: i64,
+    },
+    /// Re-insert the deleted node and restore its parent's pzxid.
+    Deleted {
+        node: Node,
+        acl: Vec<Acl>,
+        owner: Option<SessionId>,
+        ttl: Option<i64>,
+        parent_pzxid: i64,
+    },
+    /// Restore data and its Stat fields.
+    DataSet {
+        path: String,
+        data: Box<[u8]>,
+        version: i32,
+        mzxid: i64,
+        mtime: i64,
+    },
+    /// Restore the ACL and aversion.
+    AclSet {
+        path: String,
+        acl: Vec<Acl>,
+        aversion: i32,
+    },
+    /// Restore a quota entry.
+    Quota {
+        path: String,
+        old: Option<QuotaUsage>,
+    },
+}
+
+fn diverged(what: String) -> Error {
+    Error::SystemError(format!("txn does not fit this replica's tree: {what}"))
+}
+
+impl DataTree {
+    /// Runs `f` on node `idx` with the digest kept current: the node's (and only its)
+    /// metadata term is swapped out and back in.
+    fn with_meta<R>(&mut self, idx: NodeIdx, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let old = self.meta_hash(idx);
+        let r = f(self.node_mut(idx)?);
+        self.digest_remove(old);
+        let new = self.meta_hash(idx);
+        self.digest_add(new);
+        Some(r)
+    }
+
+    fn stat_of(&self, idx: NodeIdx) -> Stat {
+        let owner = self.owners.get(&idx).map_or(0, |s| s.0);
+        self.node(idx).map(|n| n.stat(owner)).unwrap_or_default()
+    }
+
+    pub(crate) fn do_create(&mut self, c: &CreateTxn, zxid: i64, time: i64, undo: &mut Vec<Undo>) -> Result<Stat, Error> {
+        crate::path::validate(&c.path).map_err(|e| diverged(e.to_string()))?;
+        let parent_path = crate::path::parent(&c.path).ok_or_else(|| diverged("create of /".into()))?;
+        let parent = self.lookup(parent_path);
+        let (p_kind, p_creates, p_pzxid) = match self.node(parent) {
+            Some(p) => (p.kind, p.creates, p.pzxid),
+            None => return Err(diverged(format!("create under missing {parent_path}"))),
+        };
+        if self.lookup(&c.path) != NIL {
+            return Err(diverged(format!("create of existing {}", c.path)));
+        }
+        if p_kind == NodeKind::Ephemeral {
+            return Err(diverged(format!("create under ephemeral {parent_path}")));
+        }
+        if c.parent_creates != p_creates.wrapping_add(1) {
+            return Err(diverged(format!("parent create count of {parent_path}")));
+        }
+        if (c.kind == NodeKind::Ephemeral) != (c.owner.0 != 0) {
+            return Err(diverged(format!("owner of {}", c.path)));
+        }
+        let acl = self.acls.add_ref(&c.acl);
+        let idx = self.link_new(&c.path, Box::from(&c.data[..]), acl, c.kind, zxid, time, parent);
+        if c.kind == NodeKind::Ephemeral {
+            self.owners.insert(idx, c.owner);
+            self.ephemerals.entry(c.owner).or_default().insert(idx);
+        }
+        if c.kind == NodeKind::Ttl {
+            self.ttls.insert(idx, c.ttl_ms);
+        }
+        let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+        self.digest_add(terms);
+        self.with_meta(parent, |p| {
+            p.creates = c.parent_creates;
+            p.pzxid = zxid;
+        });
+        self.quota_adjust(&c.path, 1, c.data.len() as i64);
+        undo.push(Undo::Created {
+            path: c.path.clone(),
+            parent_creates: p_creates,
+            parent_pzxid: p_pzxid,
+        });
+        Ok(self.stat_of(idx))
+    }
+
+    pub(crate) fn do_delete(&mut self, path: &str, zxid: i64, undo: &mut Vec<Undo>) -> Result<(), Error> {
+        let idx = self.lookup(path);
+        let (parent, nchildren) = match self.node(idx) {
+            Some(n) => (n.parent, n.num_children),
+            None => return Err(diverged(format!("delete of missing {path}"))),
+        };
+        if nchildren != 0 || parent == NIL {
+            return Err(diverged(format!("delete of non-empty or root {path}")));
+        }
+        let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+        self.digest_remove(terms);
+        let owner = self.owners.get(&idx).copied();
+        let ttl = self.ttls.get(&idx).copied();
+        let acl = self.node(idx).map(|n| self.acls.get(n.acl).to_vec()).unwrap_or_default();
+        let Some(node) = self.unlink_remove(idx) else {
+            return Err(diverged(format!("delete of missing {path}")));
+        };
+        let parent_pzxid = self.node(parent).map_or(0, |p| p.pzxid);
+        self.with_meta(parent, |p| p.pzxid = zxid);
+        self.quota_adjust(path, -1, -(node.data.len() as i64));
+        undo.push(Undo::Deleted {
+            node,
+            acl,
+            owner,
+            ttl,
+            parent_pzxid,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn do_set_data(&mut self, path: &str, data: &Bytes, version: i32, zxid: i64, time: i64, undo: &mut Vec<Undo>) -> Result<Stat, Error> {
+        let idx = self.lookup(path);
+        let Some(n) = self.node(idx) else {
+            return Err(diverged(format!("setData of missing {path}")));
+        };
+        if version != n.version.wrapping_add(1) {
+            return Err(diverged(format!("version of {path}")));
+        }
+        let old_len = n.data.len() as i64;
+        let dh = self.data_hash(idx);
+        self.digest_remove(dh);
+        let old = self.with_meta(idx, |n| {
+            let old = (std::mem::replace(&mut n.data, Box::from(&data[..])), n.version, n.mzxid, n.mtime);
+            n.version = version;
+            n.mzxid = zxid;
+            n.mtime = time;
+            old
+        });
+        let dh = self.data_hash(idx);
+        self.digest_add(dh);
+        self.data_bytes_adjust(data.len() as i64 - old_len);
+        self.quota_adjust(path, 0, data.len() as i64 - old_len);
+        if let Some((data, version, mzxid, mtime)) = old {
+            undo.push(Undo::DataSet {
+                path: path.to_string(),
+                data,
+                version,
+                mzxid,
+                mtime,
+            });
+        }
+        Ok(self.stat_of(idx))
+    }
+
+    pub(crate) fn do_set_acl(&mut self, path: &str, acl: &[Acl], version: i32, undo: &mut Vec<Undo>) -> Result<Stat, Error> {
+        let idx = self.lookup(path);
+        let Some(n) = self.node(idx) else {
+            return Err(diverged(format!("setACL of missing {path}")));
+        };
+        if version != n.aversion.wrapping_add(1) {
+            return Err(diverged(format!("aversion of {path}")));
+        }
+        let (old_idx, old_aversion) = (n.acl, n.aversion);
+        let old_acl = self.acls.get(old_idx).to_vec();
+        let new_idx = self.acls.add_ref(acl);
+        self.with_meta(idx, |n| {
+            n.acl = new_idx;
+            n.aversion = version;
+        });
+        self.acls.release(old_idx);
+        undo.push(Undo::AclSet {
+            path: path.to_string(),
+            acl: old_acl,
+            aversion: old_aversion,
+        });
+        Ok(self.stat_of(idx))
+    }
+
+    pub(crate) fn do_set_quota(&mut self, path: &str, quota: Option<Quota>, undo: &mut Vec<Undo>) {
+        let old = match quota {
+            Some(limit) => {
+                let (count, bytes) = if self.contains(path) { self.subtree_usage(path) } else { (0, 0) };
+                self.quotas.insert(path.to_string(), QuotaUsage { limit, count, bytes })
+            }
+            None => self.quotas.remove(path),
+        };
+        undo.push(Undo::Quota {
+            path: path.to_string(),
+            old,
+        });
+    }
+
+    /// Reverses the recorded primitives, newest first.
+    pub(crate) fn rollback(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Created {
+                    path,
+                    parent_creates,
+                    parent_pzxid,
+                } => {
+                    let idx = self.lookup(&path);
+                    let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+                    self.digest_remove(terms);
+                    let parent = self.node(idx).map_or(NIL, |n| n.parent);
+                    if let Some(node) = self.unlink_remove(idx) {
+                        self.quota_adjust(&path, -1, -(node.data.len() as i64));
+                    }
+                    self.with_meta(parent, |p| {
+                        p.creates = parent_creates;
+                        p.pzxid = parent_pzxid;
+                    });
+                }
+                Undo::Deleted {
+                    node,
+                    acl,
+                    owner,
+                    ttl,
+                    parent_pzxid,
+                } => {
+                    let parent = self.lookup(crate::path::parent(&node.path).unwrap_or("/"));
+                    let acl_idx = self.acls.add_ref(&acl);
+                    let p = node.path.to_string();
+                    let len = node.data.len() as i64;
+                    let idx = self.link_new(&p, node.data.clone(), acl_idx, node.kind, node.czxid, node.ctime, parent);
+                    if let Some(n) = self.node_mut(idx) {
+                        *n = Node {
+                            acl: acl_idx,
+                            parent: n.parent,
+                            first_child: n.first_child,
+                            prev_sibling: n.prev_sibling,
+                            next_sibling: n.next_sibling,
+                            ..node
+                        };
+                    }
+                    if let Some(o) = owner {
+                        self.owners.insert(idx, o);
+                        self.ephemerals.entry(o).or_default().insert(idx);
+                    }
+                    if let Some(t) = ttl {
+                        self.ttls.insert(idx, t);
+                    }
+                    let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+                    self.digest_add(terms);
+                    self.with_meta(parent, |pn| pn.pzxid = parent_pzxid);
+                    self.quota_adjust(&p, 1, len);
+                }
+                Undo::DataSet {
+                    path,
+                    data,
+                    version,
+                    mzxid,
+                    mtime,
+                } => {
+                    let idx = self.lookup(&path);
+                    let dh = self.data_hash(idx);
+                    self.digest_remove(dh);
+                    let new_len = self.node(idx).map_or(0, |n| n.data.len() as i64);
+                    let old_len = data.len() as i64;
+                    self.with_meta(idx, |n| {
+                        n.data = data;
+                        n.version = version;
+                        n.mzxid = mzxid;
+                        n.mtime = mtime;
+                    });
+                    let dh = self.data_hash(idx);
+                    self.digest_add(dh);
+                    self.data_bytes_adjust(old_len - new_len);
+                    self.quota_adjust(&path, 0, old_len - new_len);
+                }
+                Undo::AclSet { path, acl, aversion } => {
+                    let idx = self.lookup(&path);
+                    let new_idx = self.acls.add_ref(&acl);
+                    let old = self.with_meta(idx, |n| {
+                        n.aversion = aversion;
+                        std::mem::replace(&mut n.acl, new_idx)
+                    });
+                    if let Some(old) = old {
+                        self.acls.release(old);
+                    }
+                }
+                Undo::Quota { path, old } => match old {
+                    Some(u) => {
+                        self.quotas.insert(path, u);
+                    }
+                    None => {
+                        self.quotas.remove(&path);
+                    }
+                },
+            }
+        }
+    }
+}
