@@ -346,7 +346,7 @@ impl LogStore for FileLog {
         if zxid < base {
             return Err(StorageError::TruncateBelowBase { zxid, base });
         }
-        if self.last_zxid().is_none_or_le(zxid) {
+        if !matches!(self.last_zxid(), Some(last) if last > zxid) {
             return Ok(());
         }
         self.write_out()?;
@@ -412,13 +412,5 @@ impl LogStore for FileLog {
     }
 }
 
-/// `Option<u64>` helper: true when absent or at most `x`.
-trait NoneOrLe {
-    fn is_none_or_le(self, x: u64) -> bool;
-}
-
-impl NoneOrLe for Option<u64> {
-    fn is_none_or_le(self, x: u64) -> bool {
-        self.map_or(true, |v| v <= x)
-    }
-}
+#[cfg(test)]
+mod tests;

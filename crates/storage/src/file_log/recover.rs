@@ -53,7 +53,8 @@ pub(crate) fn scan_segment(
     let Some(header) = header else {
         // A segment is created and fsynced (header only) before any record goes into
         // it, so a last segment with a torn header holds no records: drop it.
-        let rest_zero = bytes.get(SEGMENT_HEADER_BYTES..).map_or(true, all_zero);
+        let rest_zero =
+            bytes.len() <= SEGMENT_HEADER_BYTES || all_zero(&bytes[SEGMENT_HEADER_BYTES..]);
         if is_last && rest_zero {
             return Ok(None);
         }

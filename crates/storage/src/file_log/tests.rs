@@ -1,0 +1,320 @@
+//! FileLog recovery and layout tests on real files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use super::*;
+use crate::conformance::payload_for;
+use crate::fault::{flip_bit_in_file, truncate_file, zero_range_in_file};
+use crate::frame::RECORD_HEADER_BYTES;
+
+fn tiny() -> FileLogOptions {
+    FileLogOptions {
+        segment_bytes: 1024,
+        prealloc_bytes: 512,
+        ..FileLogOptions::default()
+    }
+}
+
+fn entry(z: u64) -> LogEntry {
+    LogEntry::new(z, payload_for(z, 40))
+}
+
+fn write_log(dir: &Path, opts: &FileLogOptions, upto: u64) -> FileLog {
+    let mut log = FileLog::open(dir, opts.clone()).unwrap();
+    let batch: Vec<LogEntry> = (1..=upto).map(entry).collect();
+    log.append(&batch).unwrap();
+    log.sync().unwrap();
+    log
+}
+
+fn reopen(dir: &Path, opts: &FileLogOptions) -> Result<FileLog, StorageError> {
+    FileLog::open(dir, opts.clone())
+}
+
+#[test]
+fn torn_final_record_in_preallocated_file_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = write_log(dir.path(), &opts, 10);
+    let (path, offset) = log.record_location(10).unwrap();
+    drop(log);
+    // Only the first 5 bytes of record 10 reached the disk.
+    zero_range_in_file(&path, offset + 5, RECORD_HEADER_BYTES + 35).unwrap();
+    let mut log = reopen(dir.path(), &opts).unwrap();
+    assert_eq!(log.last_zxid(), Some(9));
+    assert_eq!(log.durable_zxid(), 9);
+    log.append(&[entry(10), entry(11)]).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let log = reopen(dir.path(), &opts).unwrap();
+    assert_eq!(log.read_range(1, 20).unwrap().len(), 11);
+}
+
+#[test]
+fn torn_final_record_without_preallocation_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions {
+        prealloc_bytes: 0,
+        ..FileLogOptions::default()
+    };
+    let log = write_log(dir.path(), &opts, 10);
+    let (path, offset) = log.record_location(10).unwrap();
+    drop(log);
+    for cut in [offset + 3, offset + RECORD_HEADER_BYTES as u64 + 7] {
+        truncate_file(&path, cut).unwrap();
+        let log = reopen(dir.path(), &opts).unwrap();
+        assert_eq!(log.last_zxid(), Some(9));
+    }
+}
+
+#[test]
+fn bit_flip_in_the_final_record_is_cut_as_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = write_log(dir.path(), &opts, 10);
+    let (path, offset) = log.record_location(10).unwrap();
+    drop(log);
+    flip_bit_in_file(&path, offset + RECORD_HEADER_BYTES as u64 + 3, 2).unwrap();
+    assert_eq!(reopen(dir.path(), &opts).unwrap().last_zxid(), Some(9));
+}
+
+#[test]
+fn bit_flip_before_the_tail_is_corrupt_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = write_log(dir.path(), &opts, 10);
+    let (path, offset) = log.record_location(5).unwrap();
+    drop(log);
+    flip_bit_in_file(&path, offset + 20, 0).unwrap();
+    match reopen(dir.path(), &opts) {
+        Err(StorageError::Corrupt {
+            file, offset: at, ..
+        }) => {
+            assert_eq!(file, path);
+            assert_eq!(at, offset);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn length_field_pointing_past_the_file_is_corruption_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = write_log(dir.path(), &opts, 10);
+    let (path, offset) = log.record_location(4).unwrap();
+    let (_, last_offset) = log.record_location(10).unwrap();
+    drop(log);
+    // Bit 30 of the length: ~1 GiB, beyond MAX_RECORD_BYTES and the file.
+    flip_bit_in_file(&path, offset + 3, 6).unwrap();
+    assert!(matches!(
+        reopen(dir.path(), &opts),
+        Err(StorageError::Corrupt { offset: at, .. }) if at == offset
+    ));
+    flip_bit_in_file(&path, offset + 3, 6).unwrap();
+    // The same damage in the last record is a torn tail.
+    flip_bit_in_file(&path, last_offset + 3, 6).unwrap();
+    assert_eq!(reopen(dir.path(), &opts).unwrap().last_zxid(), Some(9));
+}
+
+#[test]
+fn zeroed_record_followed_by_valid_records_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let log = write_log(dir.path(), &opts, 10);
+    let (path, offset) = log.record_location(6).unwrap();
+    drop(log);
+    zero_range_in_file(&path, offset, RECORD_HEADER_BYTES + 40).unwrap();
+    assert!(matches!(
+        reopen(dir.path(), &opts),
+        Err(StorageError::Corrupt { offset: at, .. }) if at == offset
+    ));
+}
+
+#[test]
+fn segments_roll_over_named_by_first_zxid_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let log = write_log(dir.path(), &opts, 100);
+    let paths = log.segment_paths();
+    assert!(
+        paths.len() > 5,
+        "expected several segments, got {}",
+        paths.len()
+    );
+    for (i, seg) in log.segments.iter().enumerate() {
+        let first = seg.index[0].0;
+        assert_eq!(
+            seg.path.file_name().unwrap().to_str().unwrap(),
+            format!("log.{first:016x}")
+        );
+        if i + 1 < log.segments.len() {
+            let len = std::fs::metadata(&seg.path).unwrap().len();
+            assert_eq!(len, seg.written, "full segments are trimmed");
+            assert_eq!(
+                log.segments[i + 1].header.prev_zxid,
+                seg.index.last().unwrap().0
+            );
+        }
+    }
+    drop(log);
+    assert_eq!(
+        reopen(dir.path(), &opts)
+            .unwrap()
+            .read_range(1, 100)
+            .unwrap()
+            .len(),
+        100
+    );
+}
+
+#[test]
+fn damage_in_a_full_segment_is_corrupt_even_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let log = write_log(dir.path(), &opts, 100);
+    let seg = &log.segments[1];
+    let (last_zxid, _) = *seg.index.last().unwrap();
+    let (path, offset) = log.record_location(last_zxid).unwrap();
+    drop(log);
+    flip_bit_in_file(&path, offset + 17, 1).unwrap();
+    assert!(matches!(
+        reopen(dir.path(), &opts),
+        Err(StorageError::Corrupt { file, offset: at, .. }) if file == path && at == offset
+    ));
+}
+
+#[test]
+fn missing_middle_segment_is_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let log = write_log(dir.path(), &opts, 100);
+    let paths = log.segment_paths();
+    drop(log);
+    std::fs::remove_file(&paths[2]).unwrap();
+    match reopen(dir.path(), &opts) {
+        Err(StorageError::Gap {
+            file,
+            offset,
+            required_after,
+            held_after,
+        }) => {
+            assert_eq!(file, paths[3]);
+            assert_eq!(offset, 0);
+            assert!(held_after > required_after);
+        }
+        other => panic!("expected Gap, got {other:?}"),
+    }
+}
+
+#[test]
+fn log_starting_after_the_snapshot_is_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let mut log = write_log(dir.path(), &opts, 100);
+    log.purge_before(60).unwrap();
+    let base = log.base_zxid();
+    assert!(base > 0 && base < 60);
+    assert!(check_log_continues_snapshot_ok(&log, base));
+    assert!(check_log_continues_snapshot_ok(&log, 80));
+    assert!(matches!(
+        crate::check_log_continues_snapshot(&log, base - 1, dir.path()),
+        Err(StorageError::Gap { required_after, held_after, .. })
+            if required_after == base - 1 && held_after == base
+    ));
+}
+
+fn check_log_continues_snapshot_ok(log: &FileLog, snap: u64) -> bool {
+    crate::check_log_continues_snapshot(log, snap, log.dir()).is_ok()
+}
+
+#[test]
+fn damaged_segment_header_is_corrupt_and_torn_new_segment_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let log = write_log(dir.path(), &opts, 100);
+    let paths = log.segment_paths();
+    drop(log);
+    // A segment created but never written (crash during creation): dropped.
+    let extra = dir.path().join(format!("log.{:016x}", 101));
+    std::fs::write(&extra, [0u8; 10]).unwrap();
+    let log = reopen(dir.path(), &opts).unwrap();
+    assert_eq!(log.last_zxid(), Some(100));
+    assert!(!extra.exists());
+    drop(log);
+    flip_bit_in_file(&paths[1], 9, 0).unwrap();
+    assert!(matches!(
+        reopen(dir.path(), &opts),
+        Err(StorageError::Corrupt { file, offset: 0, .. }) if file == paths[1]
+    ));
+}
+
+#[test]
+fn truncate_across_segments_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let mut log = write_log(dir.path(), &opts, 100);
+    log.truncate_after(23).unwrap();
+    assert_eq!(log.last_zxid(), Some(23));
+    log.append(&[entry(30), entry(31)]).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let log = reopen(dir.path(), &opts).unwrap();
+    let zs: Vec<u64> = log
+        .read_range(1, 200)
+        .unwrap()
+        .iter()
+        .map(|e| e.zxid)
+        .collect();
+    let mut want: Vec<u64> = (1..=23).collect();
+    want.extend([30, 31]);
+    assert_eq!(zs, want);
+}
+
+#[test]
+fn purge_removes_whole_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let mut log = write_log(dir.path(), &opts, 100);
+    let before = log.segment_paths().len();
+    log.purge_before(50).unwrap();
+    let after = log.segment_paths();
+    assert!(after.len() < before);
+    assert!(log.first_zxid().unwrap() <= 50);
+    assert_eq!(log.base_zxid() + 1, log.first_zxid().unwrap());
+    log.purge_before(u64::MAX).unwrap();
+    assert_eq!(
+        log.segment_paths().len(),
+        1,
+        "the last segment always stays"
+    );
+}
+
+#[test]
+fn a_sync_overtaken_by_truncation_reports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
+    log.append(&(1..=10).map(entry).collect::<Vec<_>>())
+        .unwrap();
+    let mut pending = log.start_sync().unwrap();
+    log.truncate_after(5).unwrap();
+    log.append(&[entry(6), entry(7)]).unwrap();
+    let result = pending.run();
+    assert_eq!(log.finish_sync(pending, result).unwrap(), 5);
+    assert_eq!(log.durable_zxid(), 5);
+    assert_eq!(log.sync().unwrap(), 7);
+}
+
+#[test]
+fn unsynced_appends_are_readable_but_lost_if_never_handed_to_the_os() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    let mut log = write_log(dir.path(), &opts, 5);
+    log.append(&[entry(6), entry(7)]).unwrap();
+    assert_eq!(log.read_range(5, 7).unwrap().len(), 3);
+    assert_eq!(log.durable_zxid(), 5);
+    // Bytes never handed to the OS are lost with the process: only 1..=5 remain.
+    drop(log);
+    assert_eq!(reopen(dir.path(), &opts).unwrap().last_zxid(), Some(5));
+}
