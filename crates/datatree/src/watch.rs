@@ -82,8 +82,10 @@ use crate::event::{
 };
 
 mod kinds;
+mod watchers;
 
 use kinds::Kinds;
+use watchers::PathWatchers;
 
 #[cfg(test)]
 mod model_tests;
@@ -105,13 +107,6 @@ pub struct NoWatcher {
 impl NoWatcher {
     /// ZooKeeper's error code for this error.
     pub const CODE: i32 = -121;
-}
-
-/// One session's watches on one path.
-#[derive(Debug, Clone, Copy)]
-struct Watcher {
-    session: SessionId,
-    kinds: Kinds,
 }
 
 /// Running totals kept up to date by every change of a (session, path) entry.
@@ -144,8 +139,8 @@ impl Totals {
 /// See the [module documentation](self) for the firing rules and event order.
 #[derive(Debug, Default)]
 pub struct WatchRegistry {
-    /// Path → its watchers, sorted by session id, never empty.
-    by_path: HashMap<Arc<str>, Vec<Watcher>>,
+    /// Path → its watchers, never empty.
+    by_path: HashMap<Arc<str>, PathWatchers>,
     /// Session → the paths it watches (sharing the keys of `by_path`), never empty.
     by_session: HashMap<SessionId, HashSet<Arc<str>>>,
     totals: Totals,
@@ -172,26 +167,14 @@ impl WatchRegistry {
             None => Arc::from(path),
         };
         let watchers = self.by_path.entry(Arc::clone(&key)).or_default();
-        match watchers.binary_search_by_key(&session, |w| w.session) {
-            Ok(i) => {
-                let old = watchers[i].kinds;
-                if old.contains(bit) {
-                    return false;
-                }
-                watchers[i].kinds = old.with(bit);
-                self.totals.update(old, old.with(bit));
-            }
-            Err(i) => {
-                watchers.insert(
-                    i,
-                    Watcher {
-                        session,
-                        kinds: bit,
-                    },
-                );
-                self.totals.update(Kinds::NONE, bit);
-                self.by_session.entry(session).or_default().insert(key);
-            }
+        let old = watchers.kinds(session);
+        if old.contains(bit) {
+            return false;
+        }
+        watchers.set(session, old.with(bit));
+        self.totals.update(old, old.with(bit));
+        if old.is_empty() {
+            self.by_session.entry(session).or_default().insert(key);
         }
         true
     }
@@ -246,22 +229,17 @@ impl WatchRegistry {
         let fired = &mut self.fired;
         let totals = &mut self.totals;
         let by_session = &mut self.by_session;
-        watchers.retain_mut(|w| {
-            if !w.kinds.intersects(rule.fires) {
-                return true;
+        watchers.update_each(|session, kinds| {
+            if !kinds.intersects(rule.fires) {
+                return;
             }
-            fired.push(w.session);
-            let left = w.kinds.without(rule.consumes);
-            if left == w.kinds {
-                return true;
-            }
-            totals.update(w.kinds, left);
-            w.kinds = left;
+            fired.push(session);
+            let left = kinds.without(rule.consumes);
+            totals.update(*kinds, left);
             if left.is_empty() {
-                forget_path(by_session, w.session, path);
-                return false;
+                forget_path(by_session, session, path);
             }
-            true
+            *kinds = left;
         });
         if watchers.is_empty() {
             self.by_path.remove(path);
@@ -275,10 +253,12 @@ impl WatchRegistry {
         let mut at = parent(path);
         while let Some(ancestor) = at {
             if let Some(watchers) = self.by_path.get(ancestor) {
-                let recursive = watchers
-                    .iter()
-                    .filter(|w| w.kinds.contains(Kinds::RECURSIVE));
-                self.fired.extend(recursive.map(|w| w.session));
+                let fired = &mut self.fired;
+                watchers.for_each(|session, kinds| {
+                    if kinds.contains(Kinds::RECURSIVE) {
+                        fired.push(session);
+                    }
+                });
             }
             at = parent(ancestor);
         }
@@ -322,23 +302,18 @@ impl WatchRegistry {
         let Some(watchers) = self.by_path.get_mut(path) else {
             return false;
         };
-        let Ok(i) = watchers.binary_search_by_key(&session, |w| w.session) else {
-            return false;
-        };
-        let old = watchers[i].kinds;
+        let old = watchers.kinds(session);
         let left = old.without(mask);
         if left == old {
             return false;
         }
+        watchers.set(session, left);
         self.totals.update(old, left);
+        if watchers.is_empty() {
+            self.by_path.remove(path);
+        }
         if left.is_empty() {
-            watchers.remove(i);
-            if watchers.is_empty() {
-                self.by_path.remove(path);
-            }
             forget_path(&mut self.by_session, session, path);
-        } else {
-            watchers[i].kinds = left;
         }
         true
     }
@@ -365,11 +340,9 @@ impl WatchRegistry {
                 continue; // unreachable while both maps agree; nothing to undo
             };
             let watchers = slot.get_mut();
-            if let Ok(i) = watchers.binary_search_by_key(&session, |w| w.session) {
-                let old = watchers.remove(i).kinds;
-                removed += old.len();
-                self.totals.update(old, Kinds::NONE);
-            }
+            let old = watchers.set(session, Kinds::NONE);
+            removed += old.len();
+            self.totals.update(old, Kinds::NONE);
             if watchers.is_empty() {
                 slot.remove();
             }
@@ -398,13 +371,9 @@ impl WatchRegistry {
     }
 
     fn kinds_of(&self, session: SessionId, path: &str) -> Kinds {
-        let Some(watchers) = self.by_path.get(path) else {
-            return Kinds::NONE;
-        };
-        match watchers.binary_search_by_key(&session, |w| w.session) {
-            Ok(i) => watchers[i].kinds,
-            Err(_) => Kinds::NONE,
-        }
+        self.by_path
+            .get(path)
+            .map_or(Kinds::NONE, |watchers| watchers.kinds(session))
     }
 
     /// The number of watches, counted as ZooKeeper's `zk_watch_count` (mntr) counts
@@ -427,9 +396,11 @@ impl WatchRegistry {
 
     /// The [`watch_count`](Self::watch_count) measure restricted to one path.
     pub fn path_watch_count(&self, path: &str) -> usize {
-        self.by_path.get(path).map_or(0, |watchers| {
-            watchers.iter().map(|w| w.kinds.zk_count()).sum()
-        })
+        let mut count = 0;
+        if let Some(watchers) = self.by_path.get(path) {
+            watchers.for_each(|_, kinds| count += kinds.zk_count());
+        }
+        count
     }
 
     /// The number of sessions with at least one watch.

@@ -35,6 +35,12 @@ impl Kinds {
     /// Kinds that live in ZooKeeper's child table.
     pub(super) const CHILD_TABLE: Kinds = Kinds(Self::CHILD.0 | Self::PERSISTENT.0);
 
+    /// The set with the given bits (test helper; bits beyond the five kinds dropped).
+    #[cfg(test)]
+    pub(super) fn from_bits(bits: u8) -> Kinds {
+        Kinds(bits & Self::ALL.0)
+    }
+
     /// The set holding just `kind`.
     pub(super) fn of(kind: WatcherKind) -> Kinds {
         match kind {
