@@ -1,0 +1,378 @@
+//! [`Core`]: the state shared by every role, the input handlers that dispatch to the
+//! role handlers, and the one place that switches roles (`become_*`).
+
+use bytes::Bytes;
+
+use crate::action::{Action, Phase, Role, Status};
+use crate::config::{Config, ConfigError, Persisted};
+use crate::election::Election;
+use crate::leader::LeaderState;
+use crate::learner::LearnerState;
+use crate::log::Log;
+use crate::messages::{Entry, Message, Vote};
+use crate::zxid::{ServerId, Zxid};
+
+/// Why [`Core::propose`] refused a txn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// This server is not the leader; `leader` is the one it follows, if any.
+    #[error("not the leader")]
+    NotLeader {
+        /// The leader this server follows, if known.
+        leader: Option<ServerId>,
+    },
+    /// This server leads but its epoch is not established yet.
+    #[error("leader not ready")]
+    NotReady,
+    /// Too many proposals outstanding; retry after commits.
+    #[error("too many outstanding proposals")]
+    Backpressure,
+    /// The zxid counter is exhausted: the leader stepped down to start a new epoch.
+    #[error("zxid counter exhausted, re-electing")]
+    ZxidRollover,
+    /// The payload exceeds [`PAYLOAD_MAX_BYTES`](crate::PAYLOAD_MAX_BYTES).
+    #[error("payload too large")]
+    TooLarge,
+}
+
+/// Why [`Core::forward_request`] refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardError {
+    /// Not a learner in the broadcast phase.
+    #[error("not synced with a leader")]
+    NotSynced,
+    /// The request exceeds [`PAYLOAD_MAX_BYTES`](crate::PAYLOAD_MAX_BYTES).
+    #[error("request too large")]
+    TooLarge,
+}
+
+pub(crate) enum RoleState {
+    Looking(Election),
+    Leading(Box<LeaderState>),
+    Following(LearnerState),
+    Observing(LearnerState),
+}
+
+/// The ZAB state machine of one server. See the crate docs for a tour.
+pub struct Core {
+    pub(crate) cfg: Config,
+    pub(crate) log: Log,
+    pub(crate) accepted_durable: u32,
+    /// Highest accepted epoch requested (durable or in flight).
+    pub(crate) accepted_requested: u32,
+    pub(crate) current_durable: u32,
+    pub(crate) current_requested: u32,
+    /// Outstanding TRUNC / snapshot installs: durability reports are ignored meanwhile.
+    pub(crate) barriers: u32,
+    pub(crate) tick: u64,
+    pub(crate) logical_clock: u64,
+    /// The current vote: the proposal while LOOKING, the decided vote otherwise.
+    pub(crate) vote: Vote,
+    pub(crate) role: RoleState,
+    actions: Vec<Action>,
+    reported: Option<(Role, Phase, Option<ServerId>, u32)>,
+}
+
+impl Core {
+    /// Builds a core from its configuration and what the shell loaded from disk
+    /// (see [`Persisted`]). The core starts LOOKING.
+    pub fn new(cfg: Config, persisted: Persisted) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let log = Log::new(
+            persisted.log_base.min(persisted.snapshot_zxid),
+            persisted.log,
+            persisted.snapshot_zxid,
+            cfg.commit_log_max,
+        );
+        let vote = Vote {
+            leader: cfg.id,
+            zxid: log.last(),
+            peer_epoch: persisted.current_epoch,
+        };
+        let accepted = persisted.accepted_epoch.max(persisted.current_epoch);
+        let mut core = Core {
+            cfg,
+            log,
+            accepted_durable: accepted,
+            accepted_requested: accepted,
+            current_durable: persisted.current_epoch,
+            current_requested: persisted.current_epoch,
+            barriers: 0,
+            tick: 0,
+            logical_clock: 0,
+            vote,
+            role: RoleState::Looking(Election::default()),
+            actions: Vec::new(),
+            reported: None,
+        };
+        core.become_looking();
+        Ok(core)
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> ServerId {
+        self.cfg.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Takes every pending action, in the order they must be executed.
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The current state, for tests and metrics.
+    pub fn status(&self) -> Status {
+        let (role, phase, leader, leader_epoch) = self.role_summary();
+        Status {
+            id: self.cfg.id,
+            role,
+            phase,
+            leader,
+            leader_epoch,
+            accepted_epoch: self.accepted_durable,
+            current_epoch: self.current_durable,
+            last_zxid: self.log.last(),
+            durable_zxid: self.log.durable(),
+            committed: self.log.committed(),
+            election_epoch: self.logical_clock,
+        }
+    }
+
+    /// The entry at `zxid` if it is in the in-memory window.
+    pub fn log_entry(&self, zxid: Zxid) -> Option<&Entry> {
+        self.log.entry(zxid)
+    }
+
+    /// The oldest zxid of the in-memory window (entries after it are held).
+    pub fn log_base(&self) -> Zxid {
+        self.log.base()
+    }
+
+    /// Input: a message from a peer. Messages from unknown servers are ignored.
+    pub fn handle_message(&mut self, from: ServerId, msg: Message) {
+        if from == self.cfg.id || !self.cfg.members.contains_key(&from) {
+            return;
+        }
+        match &self.role {
+            RoleState::Looking(_) => self.step_looking(from, msg),
+            RoleState::Leading(_) => self.step_leader(from, msg),
+            RoleState::Following(_) => self.step_follower(from, msg),
+            RoleState::Observing(_) => self.step_observer(from, msg),
+        }
+    }
+
+    /// Input: one tick of logical time elapsed.
+    pub fn handle_tick(&mut self) {
+        self.tick += 1;
+        match &self.role {
+            RoleState::Looking(_) => self.tick_looking(),
+            RoleState::Leading(_) => self.tick_leader(),
+            RoleState::Following(_) | RoleState::Observing(_) => self.tick_learner(),
+        }
+    }
+
+    /// Storage completion: every appended entry up to `upto` is durable.
+    pub fn handle_log_durable(&mut self, upto: Zxid) {
+        if self.barriers > 0 {
+            // This report is for appends issued before an outstanding TRUNC or snapshot
+            // install; the barrier's own completion will cover them.
+            return;
+        }
+        if upto > self.log.durable() {
+            self.log.set_durable(upto);
+        }
+        self.after_durable();
+    }
+
+    /// Storage completion: the truncation to `after` is durable.
+    pub fn handle_log_truncated(&mut self, after: Zxid) {
+        self.finish_barrier(after);
+    }
+
+    /// Storage completion: the snapshot at `zxid` is installed and the old log dropped.
+    pub fn handle_snapshot_installed(&mut self, zxid: Zxid) {
+        self.finish_barrier(zxid);
+    }
+
+    /// Storage completion: `accepted_epoch = epoch` is durable.
+    pub fn handle_accepted_epoch_saved(&mut self, epoch: u32) {
+        self.accepted_durable = self.accepted_durable.max(epoch);
+        match &self.role {
+            RoleState::Leading(_) => self.leader_accepted_epoch_saved(epoch),
+            RoleState::Following(_) | RoleState::Observing(_) => {
+                self.learner_accepted_epoch_saved(epoch)
+            }
+            RoleState::Looking(_) => {}
+        }
+    }
+
+    /// Storage completion: `current_epoch = epoch` is durable.
+    pub fn handle_current_epoch_saved(&mut self, epoch: u32) {
+        self.current_durable = self.current_durable.max(epoch);
+        match &self.role {
+            RoleState::Leading(_) => self.leader_current_epoch_saved(epoch),
+            RoleState::Following(_) | RoleState::Observing(_) => self.learner_maybe_ack_newleader(),
+            RoleState::Looking(_) => {}
+        }
+    }
+
+    /// Leader input: propose a txn. Returns its zxid.
+    pub fn propose(&mut self, payload: Bytes) -> Result<Zxid, ProposeError> {
+        if payload.len() > crate::messages::PAYLOAD_MAX_BYTES {
+            return Err(ProposeError::TooLarge);
+        }
+        self.leader_propose(payload)
+    }
+
+    /// Learner input: forward a client request to the leader (REQUEST); the leader's
+    /// shell receives it as [`Action::Request`].
+    pub fn forward_request(&mut self, payload: Bytes) -> Result<(), ForwardError> {
+        if payload.len() > crate::messages::PAYLOAD_MAX_BYTES {
+            return Err(ForwardError::TooLarge);
+        }
+        self.learner_forward(payload)
+    }
+
+    fn finish_barrier(&mut self, point: Zxid) {
+        self.barriers = self.barriers.saturating_sub(1);
+        if self.barriers == 0 {
+            // FIFO storage: everything issued before the barrier is durable now, so is
+            // the log up to `point` (the log never shrinks below a barrier's point
+            // without another barrier).
+            self.log.set_durable(point);
+            self.after_durable();
+        }
+    }
+
+    fn after_durable(&mut self) {
+        match &self.role {
+            RoleState::Leading(_) => self.leader_after_durable(),
+            RoleState::Following(_) | RoleState::Observing(_) => self.learner_after_durable(),
+            RoleState::Looking(_) => {}
+        }
+    }
+
+    pub(crate) fn push(&mut self, action: Action) {
+        if let Action::AppendLog { entries } = &action {
+            if let Some(Action::AppendLog { entries: prev }) = self.actions.last_mut() {
+                prev.extend(entries.iter().cloned());
+                return;
+            }
+        }
+        self.actions.push(action);
+    }
+
+    pub(crate) fn send(&mut self, to: ServerId, msg: Message) {
+        self.push(Action::Send { to, msg });
+    }
+
+    /// Commits up to `upto` and hands the newly committed txns to the shell.
+    pub(crate) fn commit_upto(&mut self, upto: Zxid) -> Vec<Entry> {
+        let newly = self.log.commit_upto(upto);
+        if !newly.is_empty() {
+            self.push(Action::Commit {
+                entries: newly.clone(),
+            });
+        }
+        newly
+    }
+
+    pub(crate) fn append(&mut self, entry: Entry) {
+        if self.log.append(entry.clone()) {
+            self.push(Action::AppendLog {
+                entries: vec![entry],
+            });
+        }
+    }
+
+    pub(crate) fn is_voter(&self, id: ServerId) -> bool {
+        self.cfg.quorum.is_voter(id)
+    }
+
+    /// This server's own vote: itself with its history.
+    pub(crate) fn self_vote(&self) -> Vote {
+        Vote {
+            leader: self.cfg.id,
+            zxid: self.log.last(),
+            peer_epoch: self.current_durable,
+        }
+    }
+
+    fn role_summary(&self) -> (Role, Phase, Option<ServerId>, u32) {
+        match &self.role {
+            RoleState::Looking(_) => (Role::Looking, Phase::Election, None, 0),
+            RoleState::Leading(l) => (Role::Leading, l.phase(), Some(self.cfg.id), l.epoch.unwrap_or(0)),
+            RoleState::Following(l) => (Role::Following, l.phase(), Some(l.leader), l.epoch.unwrap_or(0)),
+            RoleState::Observing(l) => (Role::Observing, l.phase(), Some(l.leader), l.epoch.unwrap_or(0)),
+        }
+    }
+
+    /// Emits [`Action::RoleChanged`] if the role, phase, leader or epoch changed.
+    pub(crate) fn report_role(&mut self) {
+        let now = self.role_summary();
+        if self.reported != Some(now) {
+            self.reported = Some(now);
+            let (role, phase, leader, epoch) = now;
+            tracing::debug!(id = %self.cfg.id, ?role, ?phase, ?leader, epoch, "role changed");
+            self.push(Action::RoleChanged {
+                role,
+                phase,
+                leader,
+                epoch,
+            });
+        }
+    }
+
+    // ---- the one place that switches roles ----
+
+    /// Any role -> LOOKING: a new election round.
+    pub(crate) fn become_looking(&mut self) {
+        self.logical_clock += 1;
+        self.vote = self.self_vote();
+        self.role = RoleState::Looking(Election::new(self.tick));
+        self.report_role();
+        self.start_election();
+    }
+
+    /// LOOKING -> LEADING, after an election this server won.
+    pub(crate) fn become_leading(&mut self) {
+        assert!(
+            matches!(self.role, RoleState::Looking(_)),
+            "only a LOOKING server may start leading"
+        );
+        assert!(self.is_voter(self.cfg.id), "observers never lead");
+        self.role = RoleState::Leading(Box::new(LeaderState::new(self.tick)));
+        self.report_role();
+        self.leader_start();
+    }
+
+    /// LOOKING -> FOLLOWING `leader`.
+    pub(crate) fn become_following(&mut self, leader: ServerId) {
+        assert!(
+            matches!(self.role, RoleState::Looking(_)),
+            "only a LOOKING server may start following"
+        );
+        assert!(leader != self.cfg.id, "a server never follows itself");
+        self.role = RoleState::Following(LearnerState::new(leader, false));
+        self.report_role();
+        self.learner_start();
+    }
+
+    /// LOOKING -> OBSERVING `leader`.
+    pub(crate) fn become_observing(&mut self, leader: ServerId) {
+        assert!(
+            matches!(self.role, RoleState::Looking(_)),
+            "only a LOOKING server may start observing"
+        );
+        assert!(self.cfg.is_observer(self.cfg.id), "only observers observe");
+        self.role = RoleState::Observing(LearnerState::new(leader, true));
+        self.report_role();
+        self.learner_start();
+    }
+}

@@ -1,0 +1,247 @@
+//! The in-memory view of the replicated log: a window of committed entries kept for
+//! DIFF sync plus every uncommitted entry, with the commit and durability points.
+
+use std::collections::VecDeque;
+
+use crate::messages::Entry;
+use crate::zxid::Zxid;
+
+/// In-memory log window. Invariants: `base <= committed <= last()`,
+/// `durable <= last()`, entries strictly increasing and all after `base`.
+#[derive(Debug, Clone)]
+pub(crate) struct Log {
+    base: Zxid,
+    entries: VecDeque<Entry>,
+    committed: Zxid,
+    durable: Zxid,
+    commit_log_max: usize,
+}
+
+impl Log {
+    /// A log whose entries follow `base`; everything up to `committed` is committed
+    /// (and applied by the shell), everything in `entries` is durable.
+    pub(crate) fn new(base: Zxid, entries: Vec<Entry>, committed: Zxid, commit_log_max: usize) -> Self {
+        let mut log = Log {
+            base,
+            entries: VecDeque::new(),
+            committed: base,
+            durable: base,
+            commit_log_max,
+        };
+        for e in entries {
+            if e.zxid > log.last() {
+                log.entries.push_back(e);
+            }
+        }
+        log.durable = log.last();
+        // `committed` may exceed the log (a snapshot newer than the durable log).
+        if committed > log.last() {
+            log.reset(committed);
+        } else {
+            log.committed = committed.max(base);
+        }
+        log.trim();
+        log
+    }
+
+    pub(crate) fn base(&self) -> Zxid {
+        self.base
+    }
+
+    pub(crate) fn last(&self) -> Zxid {
+        self.entries.back().map_or(self.base, |e| e.zxid)
+    }
+
+    pub(crate) fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    pub(crate) fn durable(&self) -> Zxid {
+        self.durable
+    }
+
+    fn index_of(&self, zxid: Zxid) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.zxid.cmp(&zxid))
+    }
+
+    /// The entry at `zxid`, if it is in the window.
+    pub(crate) fn entry(&self, zxid: Zxid) -> Option<&Entry> {
+        self.index_of(zxid).ok().and_then(|i| self.entries.get(i))
+    }
+
+    /// The largest zxid in the window (base included) that is `<= zxid`.
+    /// Callers ensure `zxid >= base`.
+    pub(crate) fn floor(&self, zxid: Zxid) -> Zxid {
+        match self.index_of(zxid) {
+            Ok(_) => zxid,
+            Err(0) => self.base,
+            Err(i) => self.entries.get(i - 1).map_or(self.base, |e| e.zxid),
+        }
+    }
+
+    /// Entries with `after < zxid <= upto`.
+    pub(crate) fn range(&self, after: Zxid, upto: Zxid) -> Vec<Entry> {
+        let start = match self.index_of(after) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        self.entries
+            .iter()
+            .skip(start)
+            .take_while(|e| e.zxid <= upto)
+            .cloned()
+            .collect()
+    }
+
+    /// Appends an entry after the last one. Returns false (and does nothing) when the
+    /// zxid does not follow the last entry.
+    pub(crate) fn append(&mut self, entry: Entry) -> bool {
+        if entry.zxid <= self.last() {
+            return false;
+        }
+        self.entries.push_back(entry);
+        true
+    }
+
+    /// Removes every entry after `after`. Callers check `after >= committed`.
+    pub(crate) fn truncate_after(&mut self, after: Zxid) {
+        while self.entries.back().is_some_and(|e| e.zxid > after) {
+            self.entries.pop_back();
+        }
+        self.durable = self.durable.min(self.last());
+    }
+
+    /// Replaces the whole log by a snapshot at `zxid`.
+    pub(crate) fn reset(&mut self, zxid: Zxid) {
+        self.entries.clear();
+        self.base = zxid;
+        self.committed = zxid;
+        self.durable = zxid;
+    }
+
+    /// Marks everything up to `upto` (capped at the last entry) as committed and
+    /// returns the newly committed entries in order.
+    pub(crate) fn commit_upto(&mut self, upto: Zxid) -> Vec<Entry> {
+        let upto = upto.min(self.last());
+        if upto <= self.committed {
+            return Vec::new();
+        }
+        let newly = self.range(self.committed, upto);
+        self.committed = upto;
+        self.trim();
+        newly
+    }
+
+    /// Records that everything up to `upto` is durable.
+    pub(crate) fn set_durable(&mut self, upto: Zxid) {
+        self.durable = upto.min(self.last());
+    }
+
+    /// Number of entries after the commit point.
+    pub(crate) fn uncommitted(&self) -> usize {
+        self.entries.len() - self.committed_count()
+    }
+
+    fn committed_count(&self) -> usize {
+        match self.index_of(self.committed) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+
+    /// Drops the oldest committed entries beyond `commit_log_max`.
+    fn trim(&mut self) {
+        let mut excess = self.committed_count().saturating_sub(self.commit_log_max);
+        while excess > 0 {
+            if let Some(e) = self.entries.pop_front() {
+                self.base = e.zxid;
+            }
+            excess -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn e(epoch: u32, counter: u32) -> Entry {
+        Entry {
+            zxid: Zxid::new(epoch, counter),
+            payload: Bytes::from(format!("{epoch}:{counter}")),
+        }
+    }
+
+    #[test]
+    fn floor_prev_range() {
+        let log = Log::new(Zxid::new(1, 1), vec![e(1, 2), e(1, 3), e(3, 1)], Zxid::new(1, 1), 10);
+        assert_eq!(log.floor(Zxid::new(1, 1)), Zxid::new(1, 1));
+        assert_eq!(log.floor(Zxid::new(1, 3)), Zxid::new(1, 3));
+        assert_eq!(log.floor(Zxid::new(2, 7)), Zxid::new(1, 3));
+        assert_eq!(log.floor(Zxid::new(9, 9)), Zxid::new(3, 1));
+        let r: Vec<Zxid> = log.range(Zxid::new(1, 2), Zxid::new(9, 0)).iter().map(|x| x.zxid).collect();
+        assert_eq!(r, vec![Zxid::new(1, 3), Zxid::new(3, 1)]);
+        assert!(log.range(Zxid::new(3, 1), Zxid::new(9, 0)).is_empty());
+    }
+
+    #[test]
+    fn commit_trims_to_window() {
+        let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, 2);
+        for c in 1..=5 {
+            assert!(log.append(e(1, c)));
+        }
+        assert!(!log.append(e(1, 5)), "duplicates refused");
+        let got = log.commit_upto(Zxid::new(1, 4));
+        assert_eq!(got.len(), 4);
+        assert_eq!(log.base(), Zxid::new(1, 2));
+        assert_eq!(log.uncommitted(), 1);
+        assert!(log.commit_upto(Zxid::new(1, 3)).is_empty(), "commit is monotonic");
+        assert_eq!(log.commit_upto(Zxid::new(9, 9)).len(), 1, "capped at last");
+    }
+
+    #[test]
+    fn truncate_lowers_durable() {
+        let mut log = Log::new(Zxid::ZERO, vec![e(1, 1), e(1, 2), e(1, 3)], Zxid::ZERO, 10);
+        assert_eq!(log.durable(), Zxid::new(1, 3));
+        log.truncate_after(Zxid::new(1, 1));
+        assert_eq!(log.last(), Zxid::new(1, 1));
+        assert_eq!(log.durable(), Zxid::new(1, 1));
+    }
+
+    proptest! {
+        /// Model test: the window agrees with a plain vector of all entries.
+        #[test]
+        fn window_matches_model(ops in proptest::collection::vec((0u8..3, 0u32..4), 1..60), max in 1usize..6) {
+            let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, max);
+            let mut model: Vec<Zxid> = Vec::new();
+            let mut committed = Zxid::ZERO;
+            let mut next = 1u32;
+            for (op, arg) in ops {
+                match op {
+                    0 => { let z = Zxid::new(1, next); next += 1; let ok = log.append(Entry { zxid: z, payload: Bytes::new() }); prop_assert!(ok); model.push(z); }
+                    1 => {
+                        let upto = model.get(arg as usize).copied().unwrap_or(Zxid::ZERO);
+                        let newly = log.commit_upto(upto);
+                        let want: Vec<Zxid> = model.iter().copied().filter(|z| *z > committed && *z <= upto).collect();
+                        prop_assert_eq!(newly.iter().map(|x| x.zxid).collect::<Vec<_>>(), want);
+                        committed = committed.max(upto.min(model.last().copied().unwrap_or(Zxid::ZERO)));
+                    }
+                    _ => {
+                        let keep = committed.max(model.get(arg as usize).copied().unwrap_or(Zxid::ZERO));
+                        log.truncate_after(keep);
+                        model.retain(|z| *z <= keep);
+                    }
+                }
+                prop_assert_eq!(log.last(), model.last().copied().unwrap_or(Zxid::ZERO).max(log.base()));
+                prop_assert_eq!(log.committed(), committed);
+                prop_assert!(log.base() <= log.committed());
+                for z in model.iter().filter(|z| **z > log.base()) {
+                    prop_assert!(log.entry(*z).is_some());
+                }
+            }
+        }
+    }
+}
