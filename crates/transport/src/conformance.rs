@@ -149,10 +149,16 @@ where
     let nodes = build(CASE, factory, &ids)?;
     let result = (|| {
         for n in &nodes {
-            for peer in ids.iter().filter(|p| **p != n.local_id()) {
-                wait_event(CASE, n, &format!("Connected({peer})"), |e| {
-                    *e == TransportEvent::Connected(*peer)
+            let mut missing: Vec<NodeId> =
+                ids.iter().copied().filter(|p| *p != n.local_id()).collect();
+            while !missing.is_empty() {
+                let what = format!("Connected for each of {missing:?}");
+                let e = wait_event(CASE, n, &what, |e| {
+                    matches!(e, TransportEvent::Connected(_))
                 })?;
+                if let TransportEvent::Connected(peer) = e {
+                    missing.retain(|p| *p != peer);
+                }
             }
         }
         Ok(())

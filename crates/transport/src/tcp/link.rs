@@ -85,20 +85,20 @@ impl PeerLink {
     }
 
     /// Makes `stream` the peer's connection, closing any previous one. Emits
-    /// `Connected` if there was none.
+    /// `Connected`, preceded by `Disconnected` when it replaces a connection (frames
+    /// in flight on the old one may be lost, and the layer above must know).
     pub(crate) fn install(&self, shared: &Shared, socket_id: u64, stream: TcpStream) {
         let _order = self.event_order.lock();
         let old = self.conn.lock().replace(Conn { socket_id, stream });
         match old {
             Some(old) => {
-                tracing::debug!(id = %shared.id, peer = %self.peer, "replacing connection");
+                tracing::info!(id = %shared.id, peer = %self.peer, "replacing connection");
                 let _ = old.stream.shutdown(Shutdown::Both);
+                shared.emit(TransportEvent::Disconnected(self.peer));
             }
-            None => {
-                tracing::info!(id = %shared.id, peer = %self.peer, "connected");
-                shared.emit(TransportEvent::Connected(self.peer));
-            }
+            None => tracing::info!(id = %shared.id, peer = %self.peer, "connected"),
         }
+        shared.emit(TransportEvent::Connected(self.peer));
         self.wake();
     }
 

@@ -260,12 +260,18 @@ impl TcpTransport {
     /// Starts on an already bound listener (handy with port 0: bind every listener
     /// first, then build the address map from their `local_addr`s).
     pub fn start_with_listener(config: TcpConfig, listener: TcpListener) -> Result<Self, TcpError> {
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
         let local_addr = listener.local_addr().map_err(|source| TcpError::Listen {
-            addr: config
-                .listen_addr
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+            addr: config.listen_addr.unwrap_or(unknown),
             source,
         })?;
+        // The listener thread relies on a blocking accept (woken at shutdown).
+        listener
+            .set_nonblocking(false)
+            .map_err(|source| TcpError::Listen {
+                addr: local_addr,
+                source,
+            })?;
         let (events_tx, events_rx) = crossbeam_channel::bounded(config.inbox_max.max(1));
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
         let links = config
