@@ -243,3 +243,91 @@ fn restarted_peer_reconnects_on_the_same_address() {
     b.shutdown();
     nodes[0].shutdown();
 }
+
+#[test]
+fn simultaneous_start_settles_on_one_connection_per_pair_without_churn() {
+    let ids: Vec<NodeId> = (1..=5).map(NodeId).collect();
+    let nodes = start_local_cluster(&ids, fast).unwrap();
+    for n in &nodes {
+        let mut missing: Vec<NodeId> = ids.iter().copied().filter(|p| *p != n.local_id()).collect();
+        while !missing.is_empty() {
+            match wait_for(n, |_| true) {
+                TransportEvent::Connected(p) => missing.retain(|m| *m != p),
+                other => panic!("{} saw {other:?} before all peers connected", n.local_id()),
+            }
+        }
+    }
+    for n in &nodes {
+        n.shutdown();
+    }
+}
+
+#[test]
+fn lower_id_poke_makes_the_higher_id_dial_back_at_once() {
+    // Node 2 dials node 1 at start and fails (nothing listens yet); its next attempt
+    // would be far later than PATIENCE. Node 1 then starts and pokes node 2, which
+    // must dial back at once.
+    let addr_1 = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listener_2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr_2 = listener_2.local_addr().unwrap();
+    let peers = BTreeMap::from([(A, addr_1), (B, addr_2)]);
+    let mut c2 = TcpConfig::new(B, peers.clone());
+    fast(&mut c2);
+    c2.backoff_min_ms = 120_000;
+    c2.backoff_max_ms = 120_000;
+    let b = TcpTransport::start_with_listener(c2, listener_2).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // let the first dial fail
+    let mut c1 = TcpConfig::new(A, peers);
+    fast(&mut c1);
+    let a = TcpTransport::start(c1).unwrap();
+    assert_eq!(wait_for(&a, |_| true), TransportEvent::Connected(B));
+    a.send(B, Bytes::from_static(b"up")).unwrap();
+    assert_eq!(wait_frame(&b), (A, Bytes::from_static(b"up")));
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn large_frames_and_backpressure_lose_nothing() {
+    let nodes = start_local_cluster(&[A, B], |c| {
+        fast(c);
+        c.inbox_max = 4;
+        c.peer_queue_max = 8;
+        c.max_payload_bytes = 2 << 20;
+    })
+    .unwrap();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Big frames cross several reads; small ones ride along.
+    let big = Bytes::from(
+        (0..(1 << 20) + 3)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    b.send(A, big.clone()).unwrap();
+    b.send(A, Bytes::from_static(b"after")).unwrap();
+    assert_eq!(wait_frame(a), (B, big));
+    assert_eq!(wait_frame(a), (B, Bytes::from_static(b"after")));
+    // Nobody drains B's events: its reader stops, TCP fills, A's queue fills.
+    let mut sent = 0u32;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match a.send(B, Bytes::from(vec![7u8; 64 * 1024])) {
+            Ok(()) => sent += 1,
+            Err(SendError::QueueFull { to }) => {
+                assert_eq!(to, B);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(Instant::now() < deadline, "queue never filled");
+    }
+    for _ in 0..sent {
+        let (from, p) = wait_frame(b);
+        assert_eq!((from, p.len()), (A, 64 * 1024));
+    }
+    a.shutdown();
+    b.shutdown();
+}
