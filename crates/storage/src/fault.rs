@@ -261,6 +261,9 @@ impl LogStore for SimLog {
 #[derive(Debug)]
 pub struct FaultyLog<L> {
     inner: L,
+    /// What this wrapper has reported durable (a failed sync reports nothing, even if
+    /// the inner store got further).
+    durable_zxid: u64,
     fail_next_sync: bool,
     fail_next_append: bool,
     poisoned: bool,
@@ -270,6 +273,7 @@ impl<L: LogStore> FaultyLog<L> {
     /// Wraps `inner` with no fault armed.
     pub fn new(inner: L) -> Self {
         FaultyLog {
+            durable_zxid: inner.durable_zxid(),
             inner,
             fail_next_sync: false,
             fail_next_append: false,
@@ -341,11 +345,13 @@ impl<L: LogStore> LogStore for FaultyLog<L> {
             return Err(StorageError::Injected { what: "fsync" });
         }
         self.check_alive()?;
-        self.inner.finish_sync(pending, result)
+        let durable = self.inner.finish_sync(pending, result)?;
+        self.durable_zxid = durable;
+        Ok(durable)
     }
 
     fn durable_zxid(&self) -> u64 {
-        self.inner.durable_zxid()
+        self.durable_zxid
     }
 
     fn base_zxid(&self) -> u64 {
@@ -366,17 +372,23 @@ impl<L: LogStore> LogStore for FaultyLog<L> {
 
     fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
         self.check_alive()?;
-        self.inner.truncate_after(zxid)
+        self.inner.truncate_after(zxid)?;
+        self.durable_zxid = self.inner.durable_zxid();
+        Ok(())
     }
 
     fn purge_before(&mut self, zxid: u64) -> Result<(), StorageError> {
         self.check_alive()?;
-        self.inner.purge_before(zxid)
+        self.inner.purge_before(zxid)?;
+        self.durable_zxid = self.inner.durable_zxid();
+        Ok(())
     }
 
     fn reset(&mut self, base_zxid: u64) -> Result<(), StorageError> {
         self.check_alive()?;
-        self.inner.reset(base_zxid)
+        self.inner.reset(base_zxid)?;
+        self.durable_zxid = self.inner.durable_zxid();
+        Ok(())
     }
 }
 

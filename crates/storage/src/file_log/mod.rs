@@ -184,6 +184,36 @@ impl FileLog {
         })
     }
 
+    /// An empty last segment (left by `reset`, an emptying truncation, or a crash
+    /// before its first record was written) is replaced by one named after the entry
+    /// about to go into it, so every segment is named by its first zxid. The new file
+    /// appears (atomically, by rename) before the old one is removed; a crash between
+    /// leaves two empty segments with the same `prev_zxid`, which recovery accepts.
+    fn maybe_rename_empty_segment(&mut self, zxid: u64) -> Result<(), StorageError> {
+        let Some(seg) = self.segments.last() else {
+            return Ok(());
+        };
+        if !seg.index.is_empty() || seg.header.name_zxid == zxid {
+            return Ok(());
+        }
+        let header = SegmentHeader {
+            prev_zxid: seg.header.prev_zxid,
+            name_zxid: zxid,
+        };
+        let old_path = seg.path.clone();
+        let new = match Segment::create(&self.dir, header) {
+            Ok(seg) => seg,
+            Err(e) => return self.poison(e),
+        };
+        if let Some(last) = self.segments.last_mut() {
+            *last = new;
+        }
+        if let Err(e) = remove_file(&old_path).and_then(|()| sync_dir(&self.dir)) {
+            return self.poison(e);
+        }
+        Ok(())
+    }
+
     fn create_segment(&mut self, header: SegmentHeader) -> Result<(), StorageError> {
         let seg = match Segment::create(&self.dir, header) {
             Ok(seg) => seg,
@@ -234,6 +264,8 @@ impl LogStore for FileLog {
             };
             if needs_segment {
                 self.roll_over(entry.zxid)?;
+            } else {
+                self.maybe_rename_empty_segment(entry.zxid)?;
             }
             let Some(seg) = self.segments.last_mut() else {
                 // roll_over either pushed a segment or returned an error.

@@ -83,7 +83,14 @@ pub(crate) fn scan_segment(
     loop {
         let bad = match parse_record(&bytes[at..], max_payload) {
             Parsed::Record { zxid, size, .. } => {
-                if zxid <= prev || zxid < header.name_zxid {
+                if index.is_empty() && zxid != header.name_zxid {
+                    return Err(StorageError::corrupt(
+                        path,
+                        at as u64,
+                        format!("first record {zxid:#x} does not match the segment name"),
+                    ));
+                }
+                if zxid <= prev {
                     return Err(StorageError::corrupt(
                         path,
                         at as u64,
@@ -160,6 +167,7 @@ pub(crate) struct Recovered {
 
 /// Opens and checks every segment in `dir`, repairing a torn tail.
 pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, StorageError> {
+    remove_temp_segments(dir)?;
     let files = list_hex_files(dir, "log.")?;
     let mut segments: Vec<Segment> = Vec::with_capacity(files.len());
     let count = files.len();
@@ -174,10 +182,32 @@ pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, S
         drop(bytes);
         if let Some(prev) = segments.last() {
             check_chain(prev.last_or_prev(), &scanned.header, &path)?;
+            if prev.index.is_empty() {
+                // An empty segment followed by another (a crash while replacing an
+                // empty segment): the chain check proved it holds nothing needed.
+                let empty = segments.pop().map(|s| s.path);
+                if let Some(empty) = empty {
+                    remove_file(&empty)?;
+                }
+            }
         }
         segments.push(open_scanned(path, scanned)?);
     }
     Ok(Recovered { segments })
+}
+
+/// Removes `log.<hex>.tmp` files left by a crash while creating a segment.
+fn remove_temp_segments(dir: &Path) -> Result<(), StorageError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| StorageError::io("read directory", dir, e))?;
+    for item in rd {
+        let item = item.map_err(|e| StorageError::io("read directory", dir, e))?;
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("log.") && name.ends_with(".tmp") {
+            remove_file(&item.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn check_chain(prev_last: u64, header: &SegmentHeader, path: &PathBuf) -> Result<(), StorageError> {

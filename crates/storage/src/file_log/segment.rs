@@ -31,21 +31,24 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Creates a new, empty segment durably (header written and fsynced; the caller
-    /// fsyncs the directory).
+    /// Creates a new, empty segment durably: the header is written to a temp file,
+    /// fsynced, and renamed into place, so a segment file never has a torn header.
+    /// The caller fsyncs the directory.
     pub fn create(dir: &Path, header: SegmentHeader) -> Result<Segment, StorageError> {
         let path = dir.join(segment_name(header.name_zxid));
+        let tmp = dir.join(format!("{}.tmp", segment_name(header.name_zxid)));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)
-            .map_err(|e| StorageError::io("create segment", &path, e))?;
+            .open(&tmp)
+            .map_err(|e| StorageError::io("create segment", &tmp, e))?;
         file.write_all_at(&header.encode(), 0)
-            .map_err(|e| StorageError::io("write segment header", &path, e))?;
+            .map_err(|e| StorageError::io("write segment header", &tmp, e))?;
         file.sync_all()
-            .map_err(|e| StorageError::io("fsync segment", &path, e))?;
+            .map_err(|e| StorageError::io("fsync segment", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename segment", &path, e))?;
         Ok(Segment {
             path,
             file: Arc::new(file),
