@@ -48,6 +48,13 @@
 //! A session's watches that fire on its own close (NodeDeleted of its ephemerals) must
 //! be triggered before [`WatchRegistry::remove_session`] is called for it.
 //!
+//! # Not replicated state
+//!
+//! As in ZooKeeper, watches live on the server a session is attached to: the registry
+//! is kept beside the tree, not in it, and is neither serialized in snapshots nor part
+//! of the digest. A client that re-attaches elsewhere re-registers what
+//! [`WatchRegistry::watches_of`] listed.
+//!
 //! # Example
 //!
 //! ```
@@ -120,8 +127,8 @@ struct Totals {
 
 impl Totals {
     fn update(&mut self, old: Kinds, new: Kinds) {
-        // Adding never lowers and removing never raises either count, so the
-        // subtraction below cannot underflow while the totals are consistent.
+        // `zk_count` includes `old.zk_count()` (this entry's share of it), so the
+        // subtraction cannot underflow.
         self.zk_count = self.zk_count + new.zk_count() - old.zk_count();
         match (
             old.contains(Kinds::RECURSIVE),

@@ -639,3 +639,31 @@ fn odd_paths_never_panic() {
     assert_eq!(got, vec![event(S1, NodeDataChanged, "a/b/c", 2)]);
     assert_eq!(reg.watches_of(S1).len(), 6);
 }
+
+#[test]
+fn output_does_not_depend_on_registration_order() {
+    let watches = [
+        (S3, "/a/b", WatcherKind::Data),
+        (S1, "/a", WatcherKind::PersistentRecursive),
+        (S2, "/a/b", WatcherKind::Persistent),
+        (S1, "/a/b", WatcherKind::Child),
+        (S2, "/", WatcherKind::PersistentRecursive),
+        (S3, "/a", WatcherKind::Child),
+    ];
+    let mut forward = WatchRegistry::new();
+    let mut backward = WatchRegistry::new();
+    for &(s, p, k) in &watches {
+        forward.add(s, p, k);
+    }
+    for &(s, p, k) in watches.iter().rev() {
+        backward.add(s, p, k);
+    }
+    let mut changes = delete("/a/b", "/a");
+    changes.extend(create("/a/b", "/a"));
+    let got = forward.trigger(&changes, 1);
+    assert_eq!(got, backward.trigger(&changes, 1));
+    assert_eq!(got.len(), 6, "{got:?}");
+    for s in [S1, S2, S3] {
+        assert_eq!(forward.watches_of(s), backward.watches_of(s));
+    }
+}
