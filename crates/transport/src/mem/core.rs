@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::faults::{Link, LinkFaults, LinkStats};
+use super::trace::{DropReason, NetEvent, NetEventKind, Recorder};
 use crate::{NodeId, SendError, TransportEvent};
 
 /// A live endpoint as the core sees it.
@@ -72,6 +73,7 @@ pub(crate) struct NetCore {
     /// Unordered pairs `(low, high)` currently reported as connected.
     connected: BTreeSet<(NodeId, NodeId)>,
     stats: BTreeMap<Link, LinkStats>,
+    recorder: Recorder,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     in_flight_per_link: HashMap<Link, usize>,
     /// Due time of the last non-reordered frame per link (the FIFO floor).
@@ -92,6 +94,7 @@ impl NetCore {
             isolated: BTreeSet::new(),
             connected: BTreeSet::new(),
             stats: BTreeMap::new(),
+            recorder: Recorder::default(),
             in_flight: BinaryHeap::new(),
             in_flight_per_link: HashMap::new(),
             last_due_us: HashMap::new(),
@@ -239,8 +242,27 @@ impl NetCore {
         }
     }
 
-    fn stats_mut(&mut self, link: Link) -> &mut LinkStats {
-        self.stats.entry(link).or_default()
+    fn record(&mut self, at_us: u64, link: Link, kind: NetEventKind, len_bytes: usize) {
+        let stats = self.stats.entry(link).or_default();
+        self.recorder.record(
+            stats,
+            NetEvent {
+                at_us,
+                link,
+                kind,
+                len_bytes,
+            },
+        );
+    }
+
+    /// Keeps the last `max` network events (0 turns tracing off).
+    pub(crate) fn enable_trace(&mut self, max: usize) {
+        self.recorder.enable(max);
+    }
+
+    /// Takes the traced events, oldest first.
+    pub(crate) fn drain_trace(&mut self) -> Vec<NetEvent> {
+        self.recorder.drain()
     }
 
     /// Accepts a frame from `from` (generation `from_generation`) for `to` at `now_us`.
@@ -262,25 +284,23 @@ impl NetCore {
         let queued = self.in_flight_per_link.get(&link).copied().unwrap_or(0);
         let inbox_len = self.endpoints.get(&to).map_or(0, |s| s.inbox.len());
         if queued >= self.config.peer_queue_max || inbox_len >= self.config.inbox_max {
-            self.stats_mut(link).rejected += 1;
+            self.record(now_us, link, NetEventKind::Rejected, payload.len());
             return Err(SendError::QueueFull { to });
         }
-        self.stats_mut(link).sent += 1;
+        let len = payload.len();
+        self.record(now_us, link, NetEventKind::Sent, len);
         let to_generation = match self.endpoints.get(&to) {
             Some(slot) if self.link_open(link) => slot.generation,
-            _ => {
-                self.stats_mut(link).dropped += 1;
-                return Ok(SendOutcome::Dropped);
-            }
+            Some(_) => return Ok(self.drop_at_send(now_us, link, DropReason::Partitioned, len)),
+            None => return Ok(self.drop_at_send(now_us, link, DropReason::NoReceiver, len)),
         };
         let faults = self.faults_for(link);
         if self.roll(faults.drop_probability) {
-            self.stats_mut(link).dropped += 1;
-            return Ok(SendOutcome::Dropped);
+            return Ok(self.drop_at_send(now_us, link, DropReason::Fault, len));
         }
         let due_us = self.due_time(link, &faults, now_us);
         let duplicate_due_us = if self.roll(faults.duplicate_probability) {
-            self.stats_mut(link).duplicated += 1;
+            self.record(now_us, link, NetEventKind::Duplicated, len);
             let extra = self.rand_upto(faults.jitter_us);
             Some(due_us.saturating_add(extra))
         } else {
@@ -324,7 +344,7 @@ impl NetCore {
             .unwrap_or(0)
             == 0;
         if self.config.deliver_immediately && frame.due_us <= now_us && link_idle {
-            self.deliver(frame);
+            self.deliver(frame, now_us);
             return SendOutcome::Delivered;
         }
         let due_us = frame.due_us;
@@ -337,27 +357,45 @@ impl NetCore {
 
     /// Hands `frame` to its receiver, or drops it if the link is cut, either end has
     /// restarted or gone, or the receiver's channel is full.
-    fn deliver(&mut self, frame: InFlight) {
+    fn deliver(&mut self, frame: InFlight, now_us: u64) {
         let link = frame.link;
-        let ok = self.link_open(link)
-            && self.is_current(link.from, frame.from_generation)
-            && self.endpoints.get(&link.to).is_some_and(|slot| {
-                slot.generation == frame.to_generation
-                    && slot.inbox.len() < self.config.inbox_max
-                    && slot
-                        .inbox
-                        .send(TransportEvent::Frame {
-                            from: link.from,
-                            payload: frame.payload,
-                        })
-                        .is_ok()
-            });
-        let stats = self.stats_mut(link);
-        if ok {
-            stats.delivered += 1;
+        let len = frame.payload.len();
+        let outcome = if !self.link_open(link) {
+            Err(DropReason::Partitioned)
+        } else if !self.is_current(link.from, frame.from_generation) {
+            Err(DropReason::Restarted)
         } else {
-            stats.dropped += 1;
-        }
+            match self.endpoints.get(&link.to) {
+                Some(slot) if slot.generation != frame.to_generation => Err(DropReason::Restarted),
+                Some(slot) if slot.inbox.len() >= self.config.inbox_max => {
+                    Err(DropReason::InboxFull)
+                }
+                Some(slot) => slot
+                    .inbox
+                    .send(TransportEvent::Frame {
+                        from: link.from,
+                        payload: frame.payload,
+                    })
+                    .map_err(|_| DropReason::Restarted),
+                None => Err(DropReason::Restarted),
+            }
+        };
+        let kind = match outcome {
+            Ok(()) => NetEventKind::Delivered,
+            Err(reason) => NetEventKind::Dropped(reason),
+        };
+        self.record(now_us, link, kind, len);
+    }
+
+    fn drop_at_send(
+        &mut self,
+        now_us: u64,
+        link: Link,
+        reason: DropReason,
+        len: usize,
+    ) -> SendOutcome {
+        self.record(now_us, link, NetEventKind::Dropped(reason), len);
+        SendOutcome::Dropped
     }
 
     /// Delivers every held frame due at or before `now_us`, in (due time, send order).
@@ -375,7 +413,7 @@ impl NetCore {
             if let Some(n) = self.in_flight_per_link.get_mut(&frame.link) {
                 *n = n.saturating_sub(1);
             }
-            self.deliver(frame);
+            self.deliver(frame, now_us);
             count += 1;
         }
         count
@@ -393,7 +431,7 @@ impl NetCore {
         if let Some(n) = self.in_flight_per_link.get_mut(&frame.link) {
             *n = n.saturating_sub(1);
         }
-        self.deliver(frame);
+        self.deliver(frame, now_us);
         true
     }
 

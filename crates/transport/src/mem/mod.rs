@@ -26,6 +26,7 @@
 
 mod core;
 mod faults;
+mod trace;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use parking_lot::{Condvar, Mutex};
 
 use self::core::{CoreConfig, NetCore, SendOutcome};
 pub use faults::{Link, LinkFaults, LinkStats};
+pub use trace::{DropReason, NetEvent, NetEventKind};
 
 use crate::{NodeId, SendError, Transport, TransportEvent, INBOX_MAX, PEER_QUEUE_MAX};
 
@@ -329,6 +331,17 @@ impl MemNetwork {
     /// Counters summed over all links.
     pub fn total_stats(&self) -> LinkStats {
         self.with_core(|c| c.total_stats())
+    }
+
+    /// Starts keeping the last `max` network events (sends, drops with their reason,
+    /// deliveries) for [`drain_trace`](Self::drain_trace); 0 stops tracing.
+    pub fn enable_trace(&self, max: usize) {
+        self.with_core(|c| c.enable_trace(max));
+    }
+
+    /// Takes the traced events, oldest first: print them when a simulation fails.
+    pub fn drain_trace(&self) -> Vec<NetEvent> {
+        self.with_core(NetCore::drain_trace)
     }
 
     /// Frames the network currently holds (delayed, or waiting for `deliver_due`).

@@ -419,3 +419,31 @@ proptest! {
         prop_assert_eq!(first, second);
     }
 }
+
+#[test]
+fn trace_records_the_last_events_with_drop_reasons() {
+    let net = MemNetwork::new_virtual(1);
+    net.enable_trace(3);
+    let a = net.endpoint(A);
+    let b = net.endpoint(B);
+    a.send(B, num(1)).unwrap();
+    a.send(C, num(2)).unwrap();
+    net.partition(A, B);
+    net.deliver_due();
+    let trace = net.drain_trace();
+    let kinds: Vec<NetEventKind> = trace.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            NetEventKind::Sent,
+            NetEventKind::Dropped(DropReason::NoReceiver),
+            NetEventKind::Dropped(DropReason::Partitioned),
+        ]
+    );
+    assert_eq!(
+        trace[2].to_string(),
+        "         0us 1->2 Dropped(Partitioned) (4 bytes)"
+    );
+    assert!(net.drain_trace().is_empty());
+    drop(b);
+}
