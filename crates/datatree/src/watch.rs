@@ -81,7 +81,7 @@
 //! ```
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{btree_map, BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{
@@ -117,16 +117,19 @@ impl NoWatcher {
 }
 
 /// Running totals kept up to date by every change of a (session, path) entry.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Totals {
     /// ZooKeeper's `zk_watch_count` measure, see [`WatchRegistry::watch_count`].
     zk_count: usize,
-    /// Entries holding a persistent recursive watch; ancestors are walked only if > 0.
-    recursive: usize,
+    /// Byte length of a path → how many (session, path) entries of that length hold a
+    /// persistent recursive watch. The ancestor walk hashes only ancestors whose length
+    /// is here, so one recursive watch somewhere does not slow every other change down.
+    recursive_by_len: BTreeMap<usize, usize>,
 }
 
 impl Totals {
-    fn update(&mut self, old: Kinds, new: Kinds) {
+    /// Accounts for one (session, `path`) entry's kinds going from `old` to `new`.
+    fn update(&mut self, path: &str, old: Kinds, new: Kinds) {
         // `zk_count` includes `old.zk_count()` (this entry's share of it), so the
         // subtraction cannot underflow.
         self.zk_count = self.zk_count + new.zk_count() - old.zk_count();
@@ -134,10 +137,35 @@ impl Totals {
             old.contains(Kinds::RECURSIVE),
             new.contains(Kinds::RECURSIVE),
         ) {
-            (false, true) => self.recursive += 1,
-            (true, false) => self.recursive -= 1,
+            (false, true) => *self.recursive_by_len.entry(path.len()).or_default() += 1,
+            (true, false) => {
+                if let btree_map::Entry::Occupied(mut slot) =
+                    self.recursive_by_len.entry(path.len())
+                {
+                    *slot.get_mut() -= 1;
+                    if *slot.get() == 0 {
+                        slot.remove();
+                    }
+                }
+            }
             _ => {}
         }
+    }
+
+    /// Whether any recursive watch exists.
+    fn any_recursive(&self) -> bool {
+        !self.recursive_by_len.is_empty()
+    }
+
+    /// Whether a recursive watch may sit on a path of `len` bytes.
+    fn recursive_of_len(&self, len: usize) -> bool {
+        self.recursive_by_len.contains_key(&len)
+    }
+
+    /// The number of (session, path) entries holding a recursive watch.
+    #[cfg(test)]
+    fn recursive_count(&self) -> usize {
+        self.recursive_by_len.values().sum()
     }
 }
 
@@ -179,7 +207,7 @@ impl WatchRegistry {
             return false;
         }
         watchers.set(session, old.with(bit));
-        self.totals.update(old, old.with(bit));
+        self.totals.update(path, old, old.with(bit));
         if old.is_empty() {
             self.by_session.entry(session).or_default().insert(key);
         }
@@ -211,7 +239,7 @@ impl WatchRegistry {
         for change in changes {
             let rule = Rule::of(change.kind);
             self.fire_at_path(&change.path, rule);
-            if rule.reaches_ancestors && self.totals.recursive > 0 {
+            if rule.reaches_ancestors && self.totals.any_recursive() {
                 self.fire_recursive_ancestors(&change.path);
             }
             for &session in &self.fired {
@@ -242,7 +270,7 @@ impl WatchRegistry {
             }
             fired.push(session);
             let left = kinds.without(rule.consumes);
-            totals.update(*kinds, left);
+            totals.update(path, *kinds, left);
             if left.is_empty() {
                 forget_path(by_session, session, path);
             }
@@ -259,6 +287,10 @@ impl WatchRegistry {
         let before = self.fired.len();
         let mut at = parent(path);
         while let Some(ancestor) = at {
+            if !self.totals.recursive_of_len(ancestor.len()) {
+                at = parent(ancestor);
+                continue;
+            }
             if let Some(watchers) = self.by_path.get(ancestor) {
                 let fired = &mut self.fired;
                 watchers.for_each(|session, kinds| {
@@ -315,7 +347,7 @@ impl WatchRegistry {
             return false;
         }
         watchers.set(session, left);
-        self.totals.update(old, left);
+        self.totals.update(path, old, left);
         if watchers.is_empty() {
             self.by_path.remove(path);
         }
@@ -346,11 +378,10 @@ impl WatchRegistry {
             let MapEntry::Occupied(mut slot) = self.by_path.entry(path) else {
                 continue; // unreachable while both maps agree; nothing to undo
             };
-            let watchers = slot.get_mut();
-            let old = watchers.set(session, Kinds::NONE);
+            let old = slot.get_mut().set(session, Kinds::NONE);
             removed += old.len();
-            self.totals.update(old, Kinds::NONE);
-            if watchers.is_empty() {
+            self.totals.update(slot.key(), old, Kinds::NONE);
+            if slot.get().is_empty() {
                 slot.remove();
             }
         }

@@ -237,7 +237,7 @@ fn assert_same_state(reg: &WatchRegistry, model: &Model) {
         .iter()
         .filter(|w| w.2 == WatcherKind::PersistentRecursive)
         .count();
-    assert_eq!(reg.totals.recursive, recursive);
+    assert_eq!(reg.totals.recursive_count(), recursive);
 }
 
 proptest! {

@@ -552,7 +552,7 @@ fn removed_watch_no_longer_fires_and_recursive_walk_is_off_again() {
     reg.add(S1, "/", WatcherKind::PersistentRecursive);
     reg.remove(S1, "/", WatcherType::PersistentRecursive)
         .unwrap();
-    assert_eq!(reg.totals.recursive, 0);
+    assert_eq!(reg.totals.recursive_count(), 0);
     reg.add(S2, "/x", WatcherKind::Data);
     assert_eq!(reg.trigger(&create("/a", "/"), 1), vec![]);
 }
@@ -572,7 +572,7 @@ fn remove_session_drops_all_its_watches_and_only_its() {
     assert_eq!(reg.session_count(), 1);
     assert_eq!(reg.path_count(), 1);
     assert_eq!(reg.watch_count(), 1);
-    assert_eq!(reg.totals.recursive, 0);
+    assert_eq!(reg.totals.recursive_count(), 0);
     let got = reg.trigger(&delete("/a", "/"), 3);
     assert_eq!(got, vec![event(S2, NodeDeleted, "/a", 3)]);
     assert!(reg.is_empty());
