@@ -1,0 +1,203 @@
+//! Durable-append benchmark for `FileLog` behind `GroupCommitLog`.
+//!
+//! ```text
+//! cargo run --release -p storage --example log_bench -- [--dir DIR] [--secs 2]
+//!     [--appenders 1,8,64,512] [--payload 100] [--fsync always|never]
+//! ```
+//!
+//! Prints, for each number of concurrent appenders (each waits for its record to be
+//! durable before appending the next): records/s, MB/s, fsyncs/s, p50/p99 latency,
+//! and the ratio to one-fsync-per-record, measured as the raw `write + fdatasync`
+//! rate of the same disk in the same run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark binary
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use storage::{FileLog, FileLogOptions, FsyncPolicy, GroupCommitLog};
+
+struct Args {
+    dir: Option<PathBuf>,
+    secs: f64,
+    appenders: Vec<usize>,
+    payload: usize,
+    fsync: FsyncPolicy,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        dir: None,
+        secs: 2.0,
+        appenders: vec![1, 8, 64, 512],
+        payload: 100,
+        fsync: FsyncPolicy::Always,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--dir" => args.dir = Some(PathBuf::from(value())),
+            "--secs" => args.secs = value().parse().expect("--secs"),
+            "--payload" => args.payload = value().parse().expect("--payload"),
+            "--appenders" => {
+                args.appenders = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--appenders"))
+                    .collect()
+            }
+            "--fsync" => {
+                args.fsync = match value().as_str() {
+                    "always" => FsyncPolicy::Always,
+                    "never" => FsyncPolicy::Never,
+                    other => panic!("--fsync always|never, not {other}"),
+                }
+            }
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+/// Raw `pwrite(payload) + fdatasync` loop on a preallocated file: fsyncs per second.
+fn raw_fsync_rate(dir: &Path, payload: usize, secs: f64) -> f64 {
+    let path = dir.join("raw-fsync");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let size = 4u64 << 20;
+    f.write_all_at(&vec![0u8; size as usize], 0).unwrap();
+    f.sync_all().unwrap();
+    let buf = vec![7u8; payload];
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        f.write_all_at(&buf, (n * payload as u64) % (size - payload as u64))
+            .unwrap();
+        f.sync_data().unwrap();
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).unwrap();
+    rate
+}
+
+struct Point {
+    appenders: usize,
+    records: u64,
+    syncs: u64,
+    secs: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn run_point(dir: &Path, appenders: usize, payload: usize, secs: f64, fsync: FsyncPolicy) -> Point {
+    let opts = FileLogOptions {
+        fsync,
+        ..FileLogOptions::default()
+    };
+    let log = Arc::new(GroupCommitLog::new(FileLog::open(dir, opts).unwrap()));
+    let body = Bytes::from(vec![0xabu8; payload]);
+    let barrier = Arc::new(Barrier::new(appenders + 1));
+    let deadline_holder = Arc::new(parking_lot::Mutex::new(None::<Instant>));
+    let threads: Vec<_> = (0..appenders)
+        .map(|_| {
+            let log = log.clone();
+            let body = body.clone();
+            let barrier = barrier.clone();
+            let deadline_holder = deadline_holder.clone();
+            std::thread::Builder::new()
+                .stack_size(128 << 10)
+                .spawn(move || {
+                    let mut lat = Vec::with_capacity(1 << 14);
+                    barrier.wait();
+                    let deadline = deadline_holder.lock().unwrap();
+                    loop {
+                        let t0 = Instant::now();
+                        if t0 >= deadline {
+                            break;
+                        }
+                        log.append_next_durable(|_| body.clone()).unwrap();
+                        lat.push(t0.elapsed().as_nanos() as u64);
+                    }
+                    lat
+                })
+                .unwrap()
+        })
+        .collect();
+    let before = log.stats();
+    *deadline_holder.lock() = Some(Instant::now() + Duration::from_secs_f64(secs));
+    let start = Instant::now();
+    barrier.wait();
+    let mut lat: Vec<u64> = Vec::new();
+    for t in threads {
+        lat.extend(t.join().unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = log.stats();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0.0
+        } else {
+            lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        }
+    };
+    Point {
+        appenders,
+        records: lat.len() as u64,
+        syncs: after.syncs - before.syncs,
+        secs: elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let _tmp;
+    let root = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).unwrap();
+            d.clone()
+        }
+        None => {
+            _tmp = tempfile::tempdir().unwrap();
+            _tmp.path().to_path_buf()
+        }
+    };
+    let raw = raw_fsync_rate(&root, args.payload, args.secs);
+    let fsync_us = 1e6 / raw;
+    println!(
+        "raw write+fdatasync: {raw:.0}/s ({fsync_us:.1} us each) = one-fsync-per-record limit"
+    );
+    println!(
+        "{:>9} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "appenders", "records/s", "MB/s", "fsyncs/s", "p50_us", "p99_us", "p99/fsync", "x_1fsync"
+    );
+    for &n in &args.appenders {
+        let dir = root.join(format!("run-{n}"));
+        let p = run_point(&dir, n, args.payload, args.secs, args.fsync);
+        let rps = p.records as f64 / p.secs;
+        println!(
+            "{:>9} {:>12.0} {:>8.2} {:>10.0} {:>10.1} {:>10.1} {:>9.2} {:>9.1}",
+            p.appenders,
+            rps,
+            rps * args.payload as f64 / 1e6,
+            p.syncs as f64 / p.secs,
+            p.p50_us,
+            p.p99_us,
+            p.p99_us / fsync_us,
+            rps / raw,
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
