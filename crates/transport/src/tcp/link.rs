@@ -44,6 +44,10 @@ pub(crate) struct PeerLink {
     event_order: Mutex<()>,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// Held by the reader of a connection for its whole life. A reader for a newer
+    /// connection takes it first, so it cannot deliver frames before the old reader
+    /// has delivered what it had already read: per-link order survives reconnects.
+    pub(crate) reader_gate: Mutex<()>,
 }
 
 impl PeerLink {
@@ -59,6 +63,7 @@ impl PeerLink {
             event_order: Mutex::new(()),
             wake_tx,
             wake_rx,
+            reader_gate: Mutex::new(()),
         }
     }
 

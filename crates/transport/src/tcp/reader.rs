@@ -141,7 +141,13 @@ pub(super) fn run_reader(
     stream: TcpStream,
     decoder: FrameDecoder,
 ) {
+    let Some(link) = shared.links.get(&peer) else {
+        shared.unregister_socket(socket_id);
+        return;
+    };
+    let gate = link.reader_gate.lock();
     let result = read_loop(shared, peer, &stream, decoder);
+    drop(gate);
     if let Err(e) = &result {
         if !shared.stopped() {
             tracing::warn!(id = %shared.id, peer = %peer, error = %e, "closing connection");
@@ -149,9 +155,7 @@ pub(super) fn run_reader(
     }
     let _ = stream.shutdown(Shutdown::Both);
     shared.unregister_socket(socket_id);
-    if let Some(link) = shared.links.get(&peer) {
-        link.drop_conn(shared, socket_id);
-    }
+    link.drop_conn(shared, socket_id);
 }
 
 fn read_loop(
