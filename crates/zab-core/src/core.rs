@@ -316,6 +316,16 @@ impl Core {
     /// Emits [`Action::RoleChanged`] if the role, phase, leader or epoch changed.
     pub(crate) fn report_role(&mut self) {
         let now = self.role_summary();
+        if let (Phase::Broadcast, Some(leader)) = (now.1, now.2) {
+            // Every server serving one established epoch answers LOOKING peers with the
+            // same vote (leader, epoch), however it joined; so a restarted server finds
+            // a quorum agreeing and joins without a new election.
+            self.vote = Vote {
+                leader,
+                zxid: self.vote.zxid,
+                peer_epoch: now.3,
+            };
+        }
         if self.reported != Some(now) {
             self.reported = Some(now);
             let (role, phase, leader, epoch) = now;
