@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use session::{
-    Expired, Owner, PasswordSecret, Role, SessionConfig, SessionError, SessionId, SessionKind,
-    SessionTracker, SessionTxn,
+    EphemeralCheck, Expired, Owner, PasswordSecret, Role, SessionConfig, SessionError, SessionId,
+    SessionKind, SessionTracker, SessionTxn,
 };
 
 const TICK_MS: u32 = 100;
@@ -19,7 +19,12 @@ const OWNER: Owner = Owner {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Open { timeout_ms: u32 },
+    Open {
+        timeout_ms: u32,
+        local: bool,
+    },
+    /// An ephemeral create: upgrades a local session (the upgrade commits at once).
+    Ephemeral(usize),
     Touch(usize),
     Advance(u64),
     RequestClose(usize),
@@ -29,7 +34,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (0u32..3_000).prop_map(|timeout_ms| Op::Open { timeout_ms }),
+        2 => (0u32..3_000, any::<bool>()).prop_map(|(timeout_ms, local)| Op::Open { timeout_ms, local }),
+        1 => any::<usize>().prop_map(Op::Ephemeral),
         4 => any::<usize>().prop_map(Op::Touch),
         4 => (0u64..6).prop_map(Op::Advance),
         1 => any::<usize>().prop_map(Op::RequestClose),
@@ -40,6 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Debug, Clone, Copy)]
 struct ModelSession {
+    local: bool,
     timeout_ms: u32,
     deadline_tick: u64,
     closing: bool,
@@ -67,7 +74,7 @@ impl Model {
         }
     }
 
-    fn expire(&mut self) -> Vec<SessionId> {
+    fn expire(&mut self) -> Vec<Expired> {
         let mut due: Vec<(u64, SessionId)> = self
             .sessions
             .iter()
@@ -75,17 +82,28 @@ impl Model {
             .map(|(id, s)| (s.deadline_tick, *id))
             .collect();
         due.sort();
-        for (_, id) in &due {
-            if let Some(s) = self.sessions.get_mut(id) {
+        let mut out = Vec::new();
+        for (_, id) in due {
+            let local = self.sessions[&id].local;
+            if local {
+                self.sessions.remove(&id);
+                out.push(Expired::Local(id));
+            } else if let Some(s) = self.sessions.get_mut(&id) {
                 s.closing = true;
+                out.push(Expired::ProposeClose(SessionTxn::Close { id }));
             }
         }
-        due.into_iter().map(|(_, id)| id).collect()
+        out
+    }
+
+    fn global_count(&self) -> usize {
+        self.sessions.values().filter(|s| !s.local).count()
     }
 }
 
 fn leader() -> SessionTracker {
-    let config = SessionConfig::new(1, TICK_MS);
+    let mut config = SessionConfig::new(1, TICK_MS);
+    config.local_sessions_enabled = true;
     SessionTracker::new(config, PasswordSecret::from_seed(5), 77, Role::Leader).unwrap()
 }
 
@@ -107,14 +125,37 @@ proptest! {
         let mut ids: Vec<SessionId> = Vec::new();
         for op in ops {
             match op {
-                Op::Open { timeout_ms } => {
-                    let o = t.open_session(timeout_ms, SessionKind::Global, OWNER, m.now_tick).unwrap();
+                Op::Open { timeout_ms, local } => {
+                    let kind = if local { SessionKind::Local } else { SessionKind::Global };
+                    let o = t.open_session(timeout_ms, kind, OWNER, m.now_tick).unwrap();
                     prop_assert!(!ids.contains(&o.id));
                     prop_assert!((200..=2_000).contains(&o.timeout_ms));
-                    prop_assert!(t.apply_create(o.id, o.timeout_ms, m.now_tick));
+                    prop_assert_eq!(o.submit.is_some(), !local);
+                    if !local {
+                        prop_assert!(t.apply_create(o.id, o.timeout_ms, m.now_tick));
+                    }
                     let deadline_tick = m.deadline(o.timeout_ms);
-                    m.sessions.insert(o.id, ModelSession { timeout_ms: o.timeout_ms, deadline_tick, closing: false });
+                    m.sessions.insert(o.id, ModelSession { local, timeout_ms: o.timeout_ms, deadline_tick, closing: false });
                     ids.push(o.id);
+                }
+                Op::Ephemeral(i) => {
+                    let id = pick(&ids, i);
+                    let expected = m.live_check(id);
+                    let got = t.check_ephemeral_create(id, OWNER);
+                    prop_assert_eq!(got.clone().map(|_| ()), expected.clone());
+                    if expected.is_ok() && m.sessions[&id].local {
+                        let timeout_ms = m.sessions[&id].timeout_ms;
+                        let txn = SessionTxn::Create { id, timeout_ms };
+                        prop_assert_eq!(got, Ok(EphemeralCheck::UpgradeFirst(txn)));
+                        prop_assert!(t.apply_create(id, timeout_ms, m.now_tick));
+                        let deadline_tick = m.deadline(timeout_ms);
+                        if let Some(s) = m.sessions.get_mut(&id) {
+                            s.local = false;
+                            s.deadline_tick = deadline_tick;
+                        }
+                    } else if expected.is_ok() {
+                        prop_assert_eq!(got, Ok(EphemeralCheck::Ready));
+                    }
                 }
                 Op::Touch(i) => {
                     let id = pick(&ids, i);
@@ -131,12 +172,7 @@ proptest! {
                 Op::Advance(dt) => {
                     m.now_tick += dt;
                     let got = t.expire_due(m.now_tick);
-                    let want: Vec<Expired> = m
-                        .expire()
-                        .into_iter()
-                        .map(|id| Expired::ProposeClose(SessionTxn::Close { id }))
-                        .collect();
-                    prop_assert_eq!(got, want);
+                    prop_assert_eq!(got, m.expire());
                 }
                 Op::RequestClose(i) => {
                     let id = pick(&ids, i);
@@ -144,15 +180,22 @@ proptest! {
                     let got = t.request_close(id, OWNER).map(|_| ());
                     prop_assert_eq!(got, expected.clone());
                     if expected.is_ok() {
-                        if let Some(s) = m.sessions.get_mut(&id) {
+                        if m.sessions[&id].local {
+                            m.sessions.remove(&id);
+                        } else if let Some(s) = m.sessions.get_mut(&id) {
                             s.closing = true;
                         }
                     }
                 }
                 Op::ApplyClose(i) => {
                     let id = pick(&ids, i);
-                    let existed = m.sessions.remove(&id).is_some();
-                    prop_assert_eq!(t.apply_close(id), existed);
+                    // Only global sessions are ever closed through the log.
+                    if m.sessions.get(&id).is_some_and(|s| !s.local) {
+                        m.sessions.remove(&id);
+                        prop_assert!(t.apply_close(id));
+                    } else if !m.sessions.contains_key(&id) {
+                        prop_assert!(!t.apply_close(id));
+                    }
                 }
                 Op::NewLeader => {
                     // Failover to a server with the same table: everyone gets a full
@@ -167,7 +210,8 @@ proptest! {
                 }
             }
             // The tracker and the model agree on every session.
-            prop_assert_eq!(t.table().len(), m.sessions.len());
+            prop_assert_eq!(t.table().len(), m.global_count());
+            prop_assert_eq!(t.local_session_count(), m.sessions.len() - m.global_count());
             for (id, s) in &m.sessions {
                 prop_assert_eq!(t.is_closing(*id), s.closing);
                 prop_assert_eq!(t.is_live(*id), !s.closing);
