@@ -207,7 +207,11 @@ impl Shared {
         let handle = std::thread::Builder::new()
             .name(name)
             .spawn(move || f(shared))?;
-        self.threads.lock().push(handle);
+        let mut threads = self.threads.lock();
+        // Forget finished threads (connections come and go) so the list stays as long
+        // as the number of live threads.
+        threads.retain(|t| !t.is_finished());
+        threads.push(handle);
         Ok(())
     }
 
