@@ -105,13 +105,19 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, Error> {
     let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
     for entry in acl {
         if entry.perms.0 & !Perms::ALL.0 != 0 {
-            return Err(Error::InvalidAcl(format!("unknown permission bits {}", entry.perms.0)));
+            return Err(Error::InvalidAcl(format!(
+                "unknown permission bits {}",
+                entry.perms.0
+            )));
         }
         match entry.id.scheme.as_str() {
             "world" if entry.id.id == "anyone" => out.push(entry.clone()),
             "auth" => {
                 let mut found = false;
-                for id in auth.iter().filter(|id| id.scheme != "world" && id.scheme != "ip") {
+                for id in auth
+                    .iter()
+                    .filter(|id| id.scheme != "world" && id.scheme != "ip")
+                {
                     found = true;
                     out.push(Acl {
                         perms: entry.perms,
@@ -119,7 +125,9 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, Error> {
                     });
                 }
                 if !found {
-                    return Err(Error::InvalidAcl("auth scheme without an authenticated id".into()));
+                    return Err(Error::InvalidAcl(
+                        "auth scheme without an authenticated id".into(),
+                    ));
                 }
             }
             "digest" if valid_digest_id(&entry.id.id) => out.push(entry.clone()),
@@ -161,10 +169,16 @@ fn parse_ip_pattern(pattern: &str) -> Option<([u8; 4], u32)> {
 }
 
 fn ip_matches(pattern: &str, client: &str) -> bool {
-    let (Some((net, bits)), Some((addr, _))) = (parse_ip_pattern(pattern), parse_ip_pattern(client)) else {
+    let (Some((net, bits)), Some((addr, _))) =
+        (parse_ip_pattern(pattern), parse_ip_pattern(client))
+    else {
         return false;
     };
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     u32::from_be_bytes(net) & mask == u32::from_be_bytes(addr) & mask
 }
 
@@ -194,6 +208,7 @@ pub fn check(acl: &[Acl], perm: Perms, auth: &[Id]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn digest(user: &str) -> Id {
@@ -203,8 +218,14 @@ mod tests {
     #[test]
     fn world_and_digest() {
         let acl = vec![
-            Acl { perms: Perms::READ, id: Id::anyone() },
-            Acl { perms: Perms::ALL, id: digest("bob") },
+            Acl {
+                perms: Perms::READ,
+                id: Id::anyone(),
+            },
+            Acl {
+                perms: Perms::ALL,
+                id: digest("bob"),
+            },
         ];
         assert!(check(&acl, Perms::READ, &[]));
         assert!(!check(&acl, Perms::WRITE, &[]));
@@ -215,10 +236,16 @@ mod tests {
 
     #[test]
     fn ip_prefixes() {
-        let acl = vec![Acl { perms: Perms::READ, id: Id::new("ip", "10.1.0.0/16") }];
+        let acl = vec![Acl {
+            perms: Perms::READ,
+            id: Id::new("ip", "10.1.0.0/16"),
+        }];
         assert!(check(&acl, Perms::READ, &[Id::new("ip", "10.1.2.3")]));
         assert!(!check(&acl, Perms::READ, &[Id::new("ip", "10.2.2.3")]));
-        let exact = vec![Acl { perms: Perms::READ, id: Id::new("ip", "127.0.0.1") }];
+        let exact = vec![Acl {
+            perms: Perms::READ,
+            id: Id::new("ip", "127.0.0.1"),
+        }];
         assert!(check(&exact, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
         assert!(!check(&exact, Perms::READ, &[Id::new("ip", "127.0.0.2")]));
     }
@@ -226,15 +253,37 @@ mod tests {
     #[test]
     fn fixup_rules() {
         assert!(matches!(fixup(&[], &[]), Err(Error::InvalidAcl(_))));
-        assert!(matches!(fixup(&Acl::creator_all(), &[]), Err(Error::InvalidAcl(_))));
-        let fixed = fixup(&Acl::creator_all(), &[Id::new("ip", "1.2.3.4"), digest("bob")]).unwrap();
-        assert_eq!(fixed, vec![Acl { perms: Perms::ALL, id: digest("bob") }]);
+        assert!(matches!(
+            fixup(&Acl::creator_all(), &[]),
+            Err(Error::InvalidAcl(_))
+        ));
+        let fixed = fixup(
+            &Acl::creator_all(),
+            &[Id::new("ip", "1.2.3.4"), digest("bob")],
+        )
+        .unwrap();
+        assert_eq!(
+            fixed,
+            vec![Acl {
+                perms: Perms::ALL,
+                id: digest("bob")
+            }]
+        );
         assert!(fixup(&Acl::open_unsafe(), &[]).is_ok());
-        let bad_ip = [Acl { perms: Perms::READ, id: Id::new("ip", "300.1.1.1") }];
+        let bad_ip = [Acl {
+            perms: Perms::READ,
+            id: Id::new("ip", "300.1.1.1"),
+        }];
         assert!(fixup(&bad_ip, &[]).is_err());
-        let bad_scheme = [Acl { perms: Perms::READ, id: Id::new("kerberos", "x") }];
+        let bad_scheme = [Acl {
+            perms: Perms::READ,
+            id: Id::new("kerberos", "x"),
+        }];
         assert!(fixup(&bad_scheme, &[]).is_err());
-        let bad_perm = [Acl { perms: Perms(64), id: Id::anyone() }];
+        let bad_perm = [Acl {
+            perms: Perms(64),
+            id: Id::anyone(),
+        }];
         assert!(fixup(&bad_perm, &[]).is_err());
     }
 }

@@ -44,7 +44,9 @@ impl StableHasher {
 
     #[inline]
     fn word(&mut self, w: u64) {
-        self.state = (self.state ^ w.wrapping_mul(K1)).rotate_left(29).wrapping_mul(K2);
+        self.state = (self.state ^ w.wrapping_mul(K1))
+            .rotate_left(29)
+            .wrapping_mul(K2);
     }
 
     /// Feeds bytes (length-delimited, so `("ab","c")` and `("a","bc")` differ).
@@ -86,6 +88,7 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -102,6 +105,9 @@ mod tests {
         b.bytes(b"a");
         b.bytes(b"bc");
         assert_ne!(a.finish(), b.finish());
-        assert_eq!(hash_bytes(3, b"hello world, this is more than 8 bytes"), 1_948_586_173_708_710_688);
+        assert_eq!(
+            hash_bytes(3, b"hello world, this is more than 8 bytes"),
+            1_948_586_173_708_710_688
+        );
     }
 }

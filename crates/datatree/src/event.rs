@@ -98,12 +98,16 @@ pub enum WatcherKind {
     PersistentRecursive,
 }
 
-/// Which watches `removeWatches` removes, as ZooKeeper's `WatcherType`.
+/// Which watches `removeWatches` removes, as ZooKeeper 3.9's `WatcherType`.
+///
+/// Since ZooKeeper 3.9 (ZOOKEEPER-4471) `Children` and `Data` remove only one-shot
+/// watches; persistent watches are removed with `Persistent`, `PersistentRecursive` or
+/// `Any`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WatcherType {
-    /// Child watches (one-shot child and persistent ones).
+    /// One-shot child watches.
     Children,
-    /// Data watches (one-shot data and exists, and persistent ones).
+    /// One-shot data and exists watches.
     Data,
     /// Every watch on the path.
     Any,

@@ -51,7 +51,7 @@ pub mod watch;
 mod wire;
 
 pub use acl::{Acl, Id, Perms};
-pub use error::{Error, DecodeError};
+pub use error::{DecodeError, Error};
 pub use event::{Change, ChangeKind, EventType, SessionId, WatchedEvent, WatcherKind, WatcherType};
 pub use mode::{CreateMode, NodeKind};
 pub use prep::{Prep, PrepConfig, PrepContext, PrepError, WriteOp};
@@ -59,3 +59,4 @@ pub use quota::Quota;
 pub use stat::Stat;
 pub use tree::{DataTree, NodeView};
 pub use txn::{Applied, CreateTxn, OpResult, Txn, TxnOp};
+pub use watch::{NoWatcher, WatchRegistry};

@@ -64,12 +64,18 @@ impl CreateMode {
 
     /// Whether the node belongs to a session.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     /// Whether the node carries a TTL.
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 
     /// Whether the node is a container.
@@ -130,6 +136,7 @@ impl From<CreateMode> for NodeKind {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -144,10 +151,25 @@ mod tests {
     #[test]
     fn predicates() {
         use CreateMode::*;
-        let seq: Vec<_> = [Persistent, Ephemeral, PersistentSequential, EphemeralSequential, Container, PersistentWithTtl, PersistentSequentialWithTtl]
-            .into_iter()
-            .map(|m| (m.is_sequential(), m.is_ephemeral(), m.is_ttl(), m.is_container()))
-            .collect();
+        let seq: Vec<_> = [
+            Persistent,
+            Ephemeral,
+            PersistentSequential,
+            EphemeralSequential,
+            Container,
+            PersistentWithTtl,
+            PersistentSequentialWithTtl,
+        ]
+        .into_iter()
+        .map(|m| {
+            (
+                m.is_sequential(),
+                m.is_ephemeral(),
+                m.is_ttl(),
+                m.is_container(),
+            )
+        })
+        .collect();
         assert_eq!(
             seq,
             vec![

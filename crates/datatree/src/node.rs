@@ -47,7 +47,9 @@ impl Node {
 
     /// The reported cversion: child creates plus child deletes.
     pub(crate) fn reported_cversion(&self) -> i32 {
-        self.creates.wrapping_mul(2).wrapping_sub(self.num_children as i32)
+        self.creates
+            .wrapping_mul(2)
+            .wrapping_sub(self.num_children as i32)
     }
 
     /// The client-visible Stat, given the node's ephemeral owner (0 if none).
@@ -70,12 +72,20 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
     fn node_stays_small() {
         // The memory target (< 150 bytes of overhead per znode) depends on this.
-        assert!(std::mem::size_of::<Node>() <= 120, "{}", std::mem::size_of::<Node>());
-        assert_eq!(std::mem::size_of::<Option<Node>>(), std::mem::size_of::<Node>());
+        assert!(
+            std::mem::size_of::<Node>() <= 120,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Node>>(),
+            std::mem::size_of::<Node>()
+        );
     }
 }

@@ -35,7 +35,8 @@ fn validate_inner(path: &str, sequential: bool) -> Result<(), Error> {
         return Ok(());
     }
     let body = if sequential {
-        path.strip_suffix('/').map_or(path, |p| if p.is_empty() { "/" } else { p })
+        path.strip_suffix('/')
+            .map_or(path, |p| if p.is_empty() { "/" } else { p })
     } else {
         path
     };
@@ -93,7 +94,8 @@ pub fn join(parent: &str, child: &str) -> String {
 /// Whether `path` is `/zookeeper` or below it.
 pub fn is_reserved(path: &str) -> bool {
     path == RESERVED_ROOT
-        || (path.starts_with(RESERVED_ROOT) && path.as_bytes().get(RESERVED_ROOT.len()) == Some(&b'/'))
+        || (path.starts_with(RESERVED_ROOT)
+            && path.as_bytes().get(RESERVED_ROOT.len()) == Some(&b'/'))
 }
 
 /// Whether `ancestor` is `path` itself or one of its ancestors.
@@ -113,11 +115,22 @@ pub fn sequential_suffix(create_count: i32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
     fn valid_paths() {
-        for p in ["/", "/a", "/a/b", "/a.b", "/...", "/a/.b", "/zookeeper", "/ü", "/a b"] {
+        for p in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a.b",
+            "/...",
+            "/a/.b",
+            "/zookeeper",
+            "/ü",
+            "/a b",
+        ] {
             assert!(validate(p).is_ok(), "{p}");
         }
     }
@@ -125,8 +138,23 @@ mod tests {
     #[test]
     fn invalid_paths() {
         for p in [
-            "", "a", "a/b", "/a/", "//", "/a//b", "/.", "/..", "/a/.", "/a/../b", "/a\0b",
-            "/a\u{1}", "/a\u{7f}", "/a\u{9f}", "/\u{e000}", "/\u{fff0}", "/\u{ffff}",
+            "",
+            "a",
+            "a/b",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/.",
+            "/a/../b",
+            "/a\0b",
+            "/a\u{1}",
+            "/a\u{7f}",
+            "/a\u{9f}",
+            "/\u{e000}",
+            "/\u{fff0}",
+            "/\u{ffff}",
         ] {
             assert!(matches!(validate(p), Err(Error::BadArguments(_))), "{p:?}");
         }

@@ -196,7 +196,9 @@ impl Prep {
     /// now applied.
     pub fn handle_applied(&mut self, zxid: i64) {
         while self.batches.front().is_some_and(|b| b.zxid <= zxid) {
-            let Some(b) = self.batches.pop_front() else { break };
+            let Some(b) = self.batches.pop_front() else {
+                break;
+            };
             for p in b.paths {
                 if self.overlay.get(&p).is_some_and(|e| e.zxid == b.zxid) {
                     self.overlay.remove(&p);
@@ -236,7 +238,12 @@ impl Prep {
 
     /// Validates `op` for the session in `ctx` and returns the txn op to propose; the
     /// overlay then reflects it, so the next request sees its effects.
-    pub fn prepare(&mut self, tree: &DataTree, ctx: &PrepContext<'_>, op: &WriteOp) -> Result<TxnOp, PrepError> {
+    pub fn prepare(
+        &mut self,
+        tree: &DataTree,
+        ctx: &PrepContext<'_>,
+        op: &WriteOp,
+    ) -> Result<TxnOp, PrepError> {
         let mut batch = Batch {
             zxid: ctx.zxid,
             ..Batch::default()
@@ -267,13 +274,17 @@ impl Prep {
                             .map(|j| match j.cmp(&i) {
                                 std::cmp::Ordering::Less => OpResult::Ok,
                                 std::cmp::Ordering::Equal => OpResult::Error(e.clone()),
-                                std::cmp::Ordering::Greater => OpResult::Error(Error::RuntimeInconsistency),
+                                std::cmp::Ordering::Greater => {
+                                    OpResult::Error(Error::RuntimeInconsistency)
+                                }
                             })
                             .collect(),
                     )),
                 }
             }
-            single => self.prepare_one(tree, ctx, single, &mut saved, &mut batch).map_err(PrepError::Op),
+            single => self
+                .prepare_one(tree, ctx, single, &mut saved, &mut batch)
+                .map_err(PrepError::Op),
         };
         match result {
             Ok(t) => {
@@ -299,14 +310,23 @@ impl Prep {
 
     /// Builds the closeSession txn for `session`: its ephemerals as the tree and the
     /// in-flight changes see them. Always succeeds.
-    pub fn prepare_close_session(&mut self, tree: &DataTree, session: SessionId, zxid: i64) -> TxnOp {
+    pub fn prepare_close_session(
+        &mut self,
+        tree: &DataTree,
+        session: SessionId,
+        zxid: i64,
+    ) -> TxnOp {
         let mut paths: Vec<String> = tree
             .ephemerals(session)
             .into_iter()
             .filter(|p| self.overlay.get(p).is_none_or(|e| e.view.is_some()))
             .collect();
         for (p, e) in &self.overlay {
-            if e.view.as_ref().is_some_and(|v| v.owner == session && v.kind == NodeKind::Ephemeral) && !paths.contains(p) {
+            if e.view
+                .as_ref()
+                .is_some_and(|v| v.owner == session && v.kind == NodeKind::Ephemeral)
+                && !paths.contains(p)
+            {
                 paths.push(p.clone());
             }
         }
@@ -355,12 +375,21 @@ impl Prep {
     fn writable(p: &str) -> Result<(), Error> {
         path::validate(p)?;
         if path::is_reserved(p) {
-            return Err(Error::BadArguments(format!("{p} is in the reserved /zookeeper subtree")));
+            return Err(Error::BadArguments(format!(
+                "{p} is in the reserved /zookeeper subtree"
+            )));
         }
         Ok(())
     }
 
-    fn quota_check(&self, tree: &DataTree, p: &str, count: i64, bytes: i64, batch: &mut Batch) -> Result<(), Error> {
+    fn quota_check(
+        &self,
+        tree: &DataTree,
+        p: &str,
+        count: i64,
+        bytes: i64,
+        batch: &mut Batch,
+    ) -> Result<(), Error> {
         if tree.quotas.is_empty() {
             return Ok(());
         }
@@ -379,7 +408,14 @@ impl Prep {
         Ok(())
     }
 
-    fn prepare_one(&mut self, tree: &DataTree, ctx: &PrepContext<'_>, op: &WriteOp, saved: &mut Saved, batch: &mut Batch) -> Result<TxnOp, Error> {
+    fn prepare_one(
+        &mut self,
+        tree: &DataTree,
+        ctx: &PrepContext<'_>,
+        op: &WriteOp,
+        saved: &mut Saved,
+        batch: &mut Batch,
+    ) -> Result<TxnOp, Error> {
         match op {
             WriteOp::Create {
                 path: req,
@@ -390,8 +426,11 @@ impl Prep {
             } => self.prepare_create(tree, ctx, req, data, acl, *mode, *ttl_ms, saved, batch),
             WriteOp::Delete { path: p, version } => {
                 Self::writable(p)?;
-                let parent = path::parent(p).ok_or_else(|| Error::BadArguments("cannot delete /".into()))?;
-                let pv = self.view(tree, parent).ok_or_else(|| Error::NoNode(p.clone()))?;
+                let parent =
+                    path::parent(p).ok_or_else(|| Error::BadArguments("cannot delete /".into()))?;
+                let pv = self
+                    .view(tree, parent)
+                    .ok_or_else(|| Error::NoNode(p.clone()))?;
                 Self::check_perm(&pv, Perms::DELETE, ctx.auth, p)?;
                 let v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
                 Self::check_version(*version, v.version, p)?;
@@ -401,7 +440,11 @@ impl Prep {
                 self.remove_pending(tree, p, saved, batch);
                 Ok(TxnOp::Delete { path: p.clone() })
             }
-            WriteOp::SetData { path: p, data, version } => {
+            WriteOp::SetData {
+                path: p,
+                data,
+                version,
+            } => {
                 Self::writable(p)?;
                 let mut v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
                 Self::check_perm(&v, Perms::WRITE, ctx.auth, p)?;
@@ -416,7 +459,11 @@ impl Prep {
                     version: new_version,
                 })
             }
-            WriteOp::SetAcl { path: p, acl: requested, version } => {
+            WriteOp::SetAcl {
+                path: p,
+                acl: requested,
+                version,
+            } => {
                 Self::writable(p)?;
                 let fixed = acl::fixup(requested, ctx.auth)?;
                 let mut v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
@@ -450,7 +497,9 @@ impl Prep {
                 };
                 if !qualifies || self.overlay.contains_key(p) {
                     // Changed since the sweep looked at it: leave it for the next sweep.
-                    return Err(Error::BadArguments(format!("{p} no longer qualifies for expiry")));
+                    return Err(Error::BadArguments(format!(
+                        "{p} no longer qualifies for expiry"
+                    )));
                 }
                 self.remove_pending(tree, p, saved, batch);
                 Ok(TxnOp::Delete { path: p.clone() })
@@ -494,10 +543,14 @@ impl Prep {
                 return Err(Error::Unimplemented("TTL nodes are disabled".into()));
             }
             if ttl_ms <= 0 || ttl_ms > TTL_MAX_MS {
-                return Err(Error::BadArguments(format!("TTL {ttl_ms} out of range (0, {TTL_MAX_MS}]")));
+                return Err(Error::BadArguments(format!(
+                    "TTL {ttl_ms} out of range (0, {TTL_MAX_MS}]"
+                )));
             }
         } else if ttl_ms > 0 {
-            return Err(Error::BadArguments("TTL given for a mode without TTL".into()));
+            return Err(Error::BadArguments(
+                "TTL given for a mode without TTL".into(),
+            ));
         }
         if mode.is_sequential() {
             path::validate_sequential_prefix(req)?;
@@ -511,10 +564,14 @@ impl Prep {
             None => return Err(Error::BadArguments("cannot create /".into())),
         };
         if path::is_reserved(req) || (path::is_reserved(parent_path)) {
-            return Err(Error::BadArguments(format!("{req} is in the reserved /zookeeper subtree")));
+            return Err(Error::BadArguments(format!(
+                "{req} is in the reserved /zookeeper subtree"
+            )));
         }
         let fixed = acl::fixup(requested_acl, ctx.auth)?;
-        let mut pv = self.view(tree, parent_path).ok_or_else(|| Error::NoNode(req.to_string()))?;
+        let mut pv = self
+            .view(tree, parent_path)
+            .ok_or_else(|| Error::NoNode(req.to_string()))?;
         Self::check_perm(&pv, Perms::CREATE, ctx.auth, req)?;
         let final_path = if mode.is_sequential() {
             format!("{req}{}", path::sequential_suffix(pv.creates))
@@ -529,11 +586,17 @@ impl Prep {
             return Err(Error::NoChildrenForEphemerals(final_path));
         }
         if mode.is_ephemeral() && ctx.session.0 == 0 {
-            return Err(Error::BadArguments("ephemeral create without a session".into()));
+            return Err(Error::BadArguments(
+                "ephemeral create without a session".into(),
+            ));
         }
         self.quota_check(tree, &final_path, 1, data.len() as i64, batch)?;
         let kind = NodeKind::from(mode);
-        let owner = if mode.is_ephemeral() { ctx.session } else { SessionId(0) };
+        let owner = if mode.is_ephemeral() {
+            ctx.session
+        } else {
+            SessionId(0)
+        };
         pv.creates = pv.creates.wrapping_add(1);
         pv.num_children += 1;
         let parent_creates = pv.creates;
@@ -575,7 +638,11 @@ mod tests {
     fn sequential_counter_wraps_like_java() {
         let mut tree = DataTree::new();
         let mut prep = Prep::default();
-        let ctx = PrepContext { session: SessionId(1), auth: &[], zxid: 1 };
+        let ctx = PrepContext {
+            session: SessionId(1),
+            auth: &[],
+            zxid: 1,
+        };
         let create = |p: &str, mode| WriteOp::Create {
             path: p.into(),
             data: Bytes::new(),
@@ -583,19 +650,49 @@ mod tests {
             mode,
             ttl_ms: 0,
         };
-        let op = prep.prepare(&tree, &ctx, &create("/p", CreateMode::Persistent)).unwrap();
-        tree.apply(&Txn { zxid: 1, time_ms: 0, op }).unwrap();
+        let op = prep
+            .prepare(&tree, &ctx, &create("/p", CreateMode::Persistent))
+            .unwrap();
+        tree.apply(&Txn {
+            zxid: 1,
+            time_ms: 0,
+            op,
+        })
+        .unwrap();
         prep.handle_applied(1);
         let idx = tree.lookup("/p");
         tree.node_mut(idx).unwrap().creates = i32::MAX;
         let ctx = PrepContext { zxid: 2, ..ctx };
-        let TxnOp::Create(c) = prep.prepare(&tree, &ctx, &create("/p/s", CreateMode::PersistentSequential)).unwrap() else { panic!() };
+        let TxnOp::Create(c) = prep
+            .prepare(
+                &tree,
+                &ctx,
+                &create("/p/s", CreateMode::PersistentSequential),
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(c.path, "/p/s2147483647");
         assert_eq!(c.parent_creates, i32::MIN);
-        tree.apply(&Txn { zxid: 2, time_ms: 0, op: TxnOp::Create(c) }).unwrap();
+        tree.apply(&Txn {
+            zxid: 2,
+            time_ms: 0,
+            op: TxnOp::Create(c),
+        })
+        .unwrap();
         prep.handle_applied(2);
         let ctx = PrepContext { zxid: 3, ..ctx };
-        let TxnOp::Create(c) = prep.prepare(&tree, &ctx, &create("/p/s", CreateMode::PersistentSequential)).unwrap() else { panic!() };
+        let TxnOp::Create(c) = prep
+            .prepare(
+                &tree,
+                &ctx,
+                &create("/p/s", CreateMode::PersistentSequential),
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(c.path, "/p/s-2147483648");
     }
 }

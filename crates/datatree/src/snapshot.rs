@@ -38,18 +38,25 @@ impl DataTree {
         w.raw(MAGIC).map_err(io)?;
         w.u32(FORMAT_VERSION).map_err(io)?;
         // ACL table in canonical (sorted) order, so indexes do not depend on history.
-        let order = self.paths();
+        let order = self.preorder();
         let mut acl_table: BTreeMap<Vec<Acl>, u32> = BTreeMap::new();
-        let mut node_acl: HashMap<u32, Vec<Acl>> = HashMap::new();
-        for p in &order {
-            let idx = self.lookup(p);
+        let mut node_acl: HashMap<u32, u32> = HashMap::new();
+        for &idx in &order {
             if let Some(n) = self.node(idx) {
-                let acl = node_acl.entry(n.acl).or_insert_with(|| self.acls.get(n.acl).to_vec()).clone();
-                acl_table.insert(acl, 0);
+                node_acl.entry(n.acl).or_insert_with(|| {
+                    acl_table.insert(self.acls.get(n.acl).to_vec(), 0);
+                    0
+                });
             }
         }
         for (i, v) in acl_table.values_mut().enumerate() {
             *v = i as u32;
+        }
+        for (cache_ix, table_ix) in node_acl.iter_mut() {
+            *table_ix = acl_table
+                .get(&self.acls.get(*cache_ix)[..])
+                .copied()
+                .unwrap_or(0);
         }
         w.u32(acl_table.len() as u32).map_err(io)?;
         for acl in acl_table.keys() {
@@ -67,12 +74,13 @@ impl DataTree {
             w.i64(q.limit.bytes).map_err(io)?;
         }
         w.u64(order.len() as u64).map_err(io)?;
-        for p in &order {
-            let idx = self.lookup(p);
+        for &idx in &order {
             let Some(n) = self.node(idx) else {
-                return Err(DecodeError::Io(format!("node {p} vanished during serialization")));
+                return Err(DecodeError::Io(format!(
+                    "node {idx} vanished during serialization"
+                )));
             };
-            let acl_ix = node_acl.get(&n.acl).and_then(|a| acl_table.get(a)).copied().unwrap_or(0);
+            let acl_ix = node_acl.get(&n.acl).copied().unwrap_or(0);
             w.bytes(n.path.as_bytes()).map_err(io)?;
             w.bytes(&n.data).map_err(io)?;
             for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
@@ -82,8 +90,10 @@ impl DataTree {
                 w.i32(v).map_err(io)?;
             }
             w.u8(n.kind.tag()).map_err(io)?;
-            w.i64(self.owners.get(&idx).map_or(0, |s| s.0)).map_err(io)?;
-            w.i64(self.ttls.get(&idx).copied().unwrap_or(0)).map_err(io)?;
+            w.i64(self.owners.get(&idx).map_or(0, |s| s.0))
+                .map_err(io)?;
+            w.i64(self.ttls.get(&idx).copied().unwrap_or(0))
+                .map_err(io)?;
             w.u32(acl_ix).map_err(io)?;
         }
         w.u64(self.digest()).map_err(io)?;
@@ -143,7 +153,8 @@ impl DataTree {
             quotas.push((p, Quota { count, bytes }));
         }
         let node_count = r.u64()?;
-        tree.nodes.reserve(node_count.min(NODES_PREALLOC_MAX) as usize);
+        tree.nodes
+            .reserve(node_count.min(NODES_PREALLOC_MAX) as usize);
         for i in 0..node_count {
             let p = r.string(PATH_LEN_MAX, "path")?;
             let data = r.bytes(DATA_LEN_MAX, "data")?;
@@ -159,7 +170,9 @@ impl DataTree {
             let owner = r.i64()?;
             let ttl = r.i64()?;
             let acl_ix = r.u32()?;
-            let acl = acl_ids.get(acl_ix as usize).ok_or_else(|| r.corrupt("ACL index out of range"))?;
+            let acl = acl_ids
+                .get(acl_ix as usize)
+                .ok_or_else(|| r.corrupt("ACL index out of range"))?;
             let acl = tree.acls.add_ref(acl);
             if i == 0 {
                 if p != "/" {
@@ -194,7 +207,9 @@ impl DataTree {
             let parent = tree.lookup(parent_path);
             match tree.node(parent) {
                 None => return Err(r.corrupt(format!("{p} precedes its parent"))),
-                Some(pn) if pn.kind == NodeKind::Ephemeral => return Err(r.corrupt(format!("{p} is the child of an ephemeral"))),
+                Some(pn) if pn.kind == NodeKind::Ephemeral => {
+                    return Err(r.corrupt(format!("{p} is the child of an ephemeral")))
+                }
                 Some(_) => {}
             }
             if tree.lookup(&p) != NIL {
@@ -214,7 +229,10 @@ impl DataTree {
             }
             if kind == NodeKind::Ephemeral {
                 tree.owners.insert(idx, SessionId(owner));
-                tree.ephemerals.entry(SessionId(owner)).or_default().insert(idx);
+                tree.ephemerals
+                    .entry(SessionId(owner))
+                    .or_default()
+                    .insert(idx);
             }
             if kind == NodeKind::Ttl {
                 tree.ttls.insert(idx, ttl);
@@ -230,8 +248,19 @@ impl DataTree {
             return Err(r.corrupt("no root node"));
         }
         for (p, limit) in quotas {
-            let (count, bytes) = if tree.contains(&p) { tree.subtree_usage(&p) } else { (0, 0) };
-            tree.quotas.insert(p, QuotaUsage { limit, count, bytes });
+            let (count, bytes) = if tree.contains(&p) {
+                tree.subtree_usage(&p)
+            } else {
+                (0, 0)
+            };
+            tree.quotas.insert(
+                p,
+                QuotaUsage {
+                    limit,
+                    count,
+                    bytes,
+                },
+            );
         }
         tree.recompute_digest();
         if tree.digest() != digest {
@@ -243,6 +272,7 @@ impl DataTree {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,7 +54,9 @@ pub struct DataTree {
     pub(crate) nodes: Vec<Option<Node>>,
     free: Vec<NodeIdx>,
     index: HashTable<NodeIdx>,
-    hasher: RandomState,
+    /// Seed of the path index hash: random per process (so crafted paths cannot
+    /// force collisions), never visible in any output.
+    hash_seed: u64,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: BTreeMap<SessionId, BTreeSet<NodeIdx>>,
     pub(crate) owners: HashMap<NodeIdx, SessionId>,
@@ -113,7 +116,7 @@ impl DataTree {
             nodes: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hash_seed: RandomState::new().hash_one(0x5eed_u64),
             acls: AclCache::default(),
             ephemerals: BTreeMap::new(),
             owners: HashMap::new(),
@@ -129,7 +132,7 @@ impl DataTree {
     // ---- index and arena -------------------------------------------------------
 
     fn hash_path(&self, p: &str) -> u64 {
-        self.hasher.hash_one(p)
+        crate::digest::hash_bytes(self.hash_seed, p.as_bytes())
     }
 
     /// Arena index of a path, or `NIL`.
@@ -137,7 +140,10 @@ impl DataTree {
         let h = self.hash_path(p);
         let nodes = &self.nodes;
         self.index
-            .find(h, |&i| matches!(&nodes[i as usize], Some(n) if &*n.path == p))
+            .find(
+                h,
+                |&i| matches!(&nodes[i as usize], Some(n) if &*n.path == p),
+            )
             .copied()
             .unwrap_or(NIL)
     }
@@ -170,11 +176,12 @@ impl DataTree {
                 (self.nodes.len() - 1) as NodeIdx
             }
         };
-        let (nodes, hasher) = (&self.nodes, &self.hasher);
-        self.index.insert_unique(h, idx, |&i| match &nodes[i as usize] {
-            Some(n) => hasher.hash_one(&*n.path),
-            None => 0,
-        });
+        let (nodes, seed) = (&self.nodes, self.hash_seed);
+        self.index
+            .insert_unique(h, idx, |&i| match &nodes[i as usize] {
+                Some(n) => crate::digest::hash_bytes(seed, n.path.as_bytes()),
+                None => 0,
+            });
         idx
     }
 
@@ -229,7 +236,12 @@ impl DataTree {
         let (parent, prev, next, h) = {
             let n = self.node(idx)?;
             debug_assert_eq!(n.num_children, 0, "removing a node with children");
-            (n.parent, n.prev_sibling, n.next_sibling, self.hash_path(&n.path))
+            (
+                n.parent,
+                n.prev_sibling,
+                n.next_sibling,
+                self.hash_path(&n.path),
+            )
         };
         if let Some(p) = self.node_mut(prev) {
             p.next_sibling = next;
@@ -343,7 +355,13 @@ impl DataTree {
     }
 
     /// The quotas covering `p` whose limits `count`/`bytes` more would exceed.
-    pub(crate) fn quota_violation(&self, p: &str, count: i64, bytes: i64, pending: &HashMap<String, (i64, i64)>) -> Option<String> {
+    pub(crate) fn quota_violation(
+        &self,
+        p: &str,
+        count: i64,
+        bytes: i64,
+        pending: &HashMap<String, (i64, i64)>,
+    ) -> Option<String> {
         for (qpath, usage) in &self.quotas {
             if !path::is_ancestor_or_self(qpath, p) {
                 continue;
@@ -519,19 +537,29 @@ impl DataTree {
 
     /// Paths of the whole tree in a deterministic pre-order (children by name).
     pub fn paths(&self) -> Vec<String> {
+        self.preorder()
+            .into_iter()
+            .filter_map(|i| self.node(i).map(|n| n.path.to_string()))
+            .collect()
+    }
+
+    /// Arena indexes of the whole tree in pre-order, children sorted by name, so the
+    /// order depends only on the tree's content, not on its history.
+    pub(crate) fn preorder(&self) -> Vec<NodeIdx> {
         let mut out = Vec::with_capacity(self.count);
         let mut stack = vec![self.lookup("/")];
+        let mut kids: Vec<(&str, NodeIdx)> = Vec::new();
         while let Some(i) = stack.pop() {
             let Some(n) = self.node(i) else { continue };
-            out.push(n.path.to_string());
-            let mut kids = Vec::with_capacity(n.num_children as usize);
+            out.push(i);
+            kids.clear();
             let mut c = n.first_child;
             while let Some(child) = self.node(c) {
                 kids.push((child.name(), c));
                 c = child.next_sibling;
             }
             kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
-            stack.extend(kids.into_iter().map(|(_, i)| i));
+            stack.extend(kids.iter().map(|&(_, i)| i));
         }
         out
     }

@@ -197,7 +197,10 @@ impl DataTree {
             TxnOp::Create(c) => {
                 let stat = self.do_create(c, zxid, time, undo)?;
                 changes.push(change(&c.path, ChangeKind::Created));
-                changes.push(change(crate::path::parent(&c.path).unwrap_or("/"), ChangeKind::ChildrenChanged));
+                changes.push(change(
+                    crate::path::parent(&c.path).unwrap_or("/"),
+                    ChangeKind::ChildrenChanged,
+                ));
                 Ok(OpResult::Created {
                     path: c.path.clone(),
                     stat,
@@ -206,7 +209,10 @@ impl DataTree {
             TxnOp::Delete { path } => {
                 self.do_delete(path, zxid, undo)?;
                 changes.push(change(path, ChangeKind::Deleted));
-                changes.push(change(crate::path::parent(path).unwrap_or("/"), ChangeKind::ChildrenChanged));
+                changes.push(change(
+                    crate::path::parent(path).unwrap_or("/"),
+                    ChangeKind::ChildrenChanged,
+                ));
                 Ok(OpResult::Deleted)
             }
             TxnOp::SetData {
@@ -223,7 +229,9 @@ impl DataTree {
                 Ok(OpResult::AclSet { stat })
             }
             TxnOp::Check { path, version } => {
-                let st = self.stat(path).ok_or_else(|| diverged(format!("check of missing {path}")))?;
+                let st = self
+                    .stat(path)
+                    .ok_or_else(|| diverged(format!("check of missing {path}")))?;
                 if *version != -1 && st.version != *version {
                     return Err(diverged(format!("check version of {path}")));
                 }
@@ -247,7 +255,10 @@ impl DataTree {
                     }
                     self.do_delete(p, zxid, undo)?;
                     changes.push(change(p, ChangeKind::Deleted));
-                    changes.push(change(crate::path::parent(p).unwrap_or("/"), ChangeKind::ChildrenChanged));
+                    changes.push(change(
+                        crate::path::parent(p).unwrap_or("/"),
+                        ChangeKind::ChildrenChanged,
+                    ));
                 }
                 Ok(OpResult::SessionClosed)
             }

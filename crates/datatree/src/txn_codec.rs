@@ -74,7 +74,11 @@ fn op_into(w: &mut CrcWriter<Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
             w.u8(T_DELETE)?;
             w.bytes(path.as_bytes())
         }
-        TxnOp::SetData { path, data, version } => {
+        TxnOp::SetData {
+            path,
+            data,
+            version,
+        } => {
             w.u8(T_SET_DATA)?;
             w.bytes(path.as_bytes())?;
             w.bytes(data)?;

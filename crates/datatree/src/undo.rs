@@ -72,9 +72,16 @@ impl DataTree {
         self.node(idx).map(|n| n.stat(owner)).unwrap_or_default()
     }
 
-    pub(crate) fn do_create(&mut self, c: &CreateTxn, zxid: i64, time: i64, undo: &mut Vec<Undo>) -> Result<Stat, Error> {
+    pub(crate) fn do_create(
+        &mut self,
+        c: &CreateTxn,
+        zxid: i64,
+        time: i64,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Stat, Error> {
         crate::path::validate(&c.path).map_err(|e| diverged(e.to_string()))?;
-        let parent_path = crate::path::parent(&c.path).ok_or_else(|| diverged("create of /".into()))?;
+        let parent_path =
+            crate::path::parent(&c.path).ok_or_else(|| diverged("create of /".into()))?;
         let parent = self.lookup(parent_path);
         let (p_kind, p_creates, p_pzxid) = match self.node(parent) {
             Some(p) => (p.kind, p.creates, p.pzxid),
@@ -93,7 +100,15 @@ impl DataTree {
             return Err(diverged(format!("owner of {}", c.path)));
         }
         let acl = self.acls.add_ref(&c.acl);
-        let idx = self.link_new(&c.path, Box::from(&c.data[..]), acl, c.kind, zxid, time, parent);
+        let idx = self.link_new(
+            &c.path,
+            Box::from(&c.data[..]),
+            acl,
+            c.kind,
+            zxid,
+            time,
+            parent,
+        );
         if c.kind == NodeKind::Ephemeral {
             self.owners.insert(idx, c.owner);
             self.ephemerals.entry(c.owner).or_default().insert(idx);
@@ -116,7 +131,12 @@ impl DataTree {
         Ok(self.stat_of(idx))
     }
 
-    pub(crate) fn do_delete(&mut self, path: &str, zxid: i64, undo: &mut Vec<Undo>) -> Result<(), Error> {
+    pub(crate) fn do_delete(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), Error> {
         let idx = self.lookup(path);
         let (parent, nchildren) = match self.node(idx) {
             Some(n) => (n.parent, n.num_children),
@@ -129,7 +149,10 @@ impl DataTree {
         self.digest_remove(terms);
         let owner = self.owners.get(&idx).copied();
         let ttl = self.ttls.get(&idx).copied();
-        let acl = self.node(idx).map(|n| self.acls.get(n.acl).to_vec()).unwrap_or_default();
+        let acl = self
+            .node(idx)
+            .map(|n| self.acls.get(n.acl).to_vec())
+            .unwrap_or_default();
         let Some(node) = self.unlink_remove(idx) else {
             return Err(diverged(format!("delete of missing {path}")));
         };
@@ -146,7 +169,15 @@ impl DataTree {
         Ok(())
     }
 
-    pub(crate) fn do_set_data(&mut self, path: &str, data: &Bytes, version: i32, zxid: i64, time: i64, undo: &mut Vec<Undo>) -> Result<Stat, Error> {
+    pub(crate) fn do_set_data(
+        &mut self,
+        path: &str,
+        data: &Bytes,
+        version: i32,
+        zxid: i64,
+        time: i64,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Stat, Error> {
         let idx = self.lookup(path);
         let Some(n) = self.node(idx) else {
             return Err(diverged(format!("setData of missing {path}")));
@@ -158,7 +189,12 @@ impl DataTree {
         let dh = self.data_hash(idx);
         self.digest_remove(dh);
         let old = self.with_meta(idx, |n| {
-            let old = (std::mem::replace(&mut n.data, Box::from(&data[..])), n.version, n.mzxid, n.mtime);
+            let old = (
+                std::mem::replace(&mut n.data, Box::from(&data[..])),
+                n.version,
+                n.mzxid,
+                n.mtime,
+            );
             n.version = version;
             n.mzxid = zxid;
             n.mtime = time;
@@ -180,7 +216,13 @@ impl DataTree {
         Ok(self.stat_of(idx))
     }
 
-    pub(crate) fn do_set_acl(&mut self, path: &str, acl: &[Acl], version: i32, undo: &mut Vec<Undo>) -> Result<Stat, Error> {
+    pub(crate) fn do_set_acl(
+        &mut self,
+        path: &str,
+        acl: &[Acl],
+        version: i32,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Stat, Error> {
         let idx = self.lookup(path);
         let Some(n) = self.node(idx) else {
             return Err(diverged(format!("setACL of missing {path}")));
@@ -207,8 +249,19 @@ impl DataTree {
     pub(crate) fn do_set_quota(&mut self, path: &str, quota: Option<Quota>, undo: &mut Vec<Undo>) {
         let old = match quota {
             Some(limit) => {
-                let (count, bytes) = if self.contains(path) { self.subtree_usage(path) } else { (0, 0) };
-                self.quotas.insert(path.to_string(), QuotaUsage { limit, count, bytes })
+                let (count, bytes) = if self.contains(path) {
+                    self.subtree_usage(path)
+                } else {
+                    (0, 0)
+                };
+                self.quotas.insert(
+                    path.to_string(),
+                    QuotaUsage {
+                        limit,
+                        count,
+                        bytes,
+                    },
+                )
             }
             None => self.quotas.remove(path),
         };
@@ -250,7 +303,15 @@ impl DataTree {
                     let acl_idx = self.acls.add_ref(&acl);
                     let p = node.path.to_string();
                     let len = node.data.len() as i64;
-                    let idx = self.link_new(&p, node.data.clone(), acl_idx, node.kind, node.czxid, node.ctime, parent);
+                    let idx = self.link_new(
+                        &p,
+                        node.data.clone(),
+                        acl_idx,
+                        node.kind,
+                        node.czxid,
+                        node.ctime,
+                        parent,
+                    );
                     if let Some(n) = self.node_mut(idx) {
                         *n = Node {
                             acl: acl_idx,
@@ -296,7 +357,11 @@ impl DataTree {
                     self.data_bytes_adjust(old_len - new_len);
                     self.quota_adjust(&path, 0, old_len - new_len);
                 }
-                Undo::AclSet { path, acl, aversion } => {
+                Undo::AclSet {
+                    path,
+                    acl,
+                    aversion,
+                } => {
                     let idx = self.lookup(&path);
                     let new_idx = self.acls.add_ref(&acl);
                     let old = self.with_meta(idx, |n| {

@@ -76,7 +76,11 @@ struct Model {
 
 fn parent_of(p: &str) -> String {
     let i = p.rfind('/').unwrap();
-    if i == 0 { "/".into() } else { p[..i].into() }
+    if i == 0 {
+        "/".into()
+    } else {
+        p[..i].into()
+    }
 }
 
 fn name_of(p: &str) -> String {
@@ -85,11 +89,29 @@ fn name_of(p: &str) -> String {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { path: String, mode: CreateMode, data: Vec<u8>, session: i64 },
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    SetAcl { path: String, version: i32 },
-    Check { path: String, version: i32 },
+    Create {
+        path: String,
+        mode: CreateMode,
+        data: Vec<u8>,
+        session: i64,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -113,23 +135,47 @@ impl Model {
         zk.children.insert("quota".into());
         nodes.insert("/".into(), root);
         nodes.insert("/zookeeper".into(), zk);
-        nodes.insert("/zookeeper/quota".into(), MNode::new(0, 0, vec![], false, 0));
+        nodes.insert(
+            "/zookeeper/quota".into(),
+            MNode::new(0, 0, vec![], false, 0),
+        );
         Model { nodes }
     }
 
     fn check_version(expected: i32, actual: i32) -> Result<(), i32> {
-        if expected != -1 && expected != actual { Err(-103) } else { Ok(()) }
+        if expected != -1 && expected != actual {
+            Err(-103)
+        } else {
+            Ok(())
+        }
     }
 
-    fn apply(&mut self, op: &Op, zxid: i64, time: i64, changes: &mut Vec<(String, ChangeKind)>) -> MResult {
+    fn apply(
+        &mut self,
+        op: &Op,
+        zxid: i64,
+        time: i64,
+        changes: &mut Vec<(String, ChangeKind)>,
+    ) -> MResult {
         match op {
-            Op::Create { path, mode, data, session } => {
+            Op::Create {
+                path,
+                mode,
+                data,
+                session,
+            } => {
                 let parent = parent_of(path);
-                let Some(p) = self.nodes.get(&parent) else { return Err(-101) };
+                let Some(p) = self.nodes.get(&parent) else {
+                    return Err(-101);
+                };
                 if p.readonly {
                     return Err(-102);
                 }
-                let full = if mode.is_sequential() { format!("{path}{:010}", p.creates) } else { path.clone() };
+                let full = if mode.is_sequential() {
+                    format!("{path}{:010}", p.creates)
+                } else {
+                    path.clone()
+                };
                 if self.nodes.contains_key(&full) {
                     return Err(-110);
                 }
@@ -140,7 +186,10 @@ impl Model {
                 p.creates += 1;
                 p.pzxid = zxid;
                 p.children.insert(name_of(&full));
-                self.nodes.insert(full.clone(), MNode::new(zxid, time, data.clone(), mode.is_ephemeral(), *session));
+                self.nodes.insert(
+                    full.clone(),
+                    MNode::new(zxid, time, data.clone(), mode.is_ephemeral(), *session),
+                );
                 changes.push((full.clone(), ChangeKind::Created));
                 changes.push((parent, ChangeKind::ChildrenChanged));
                 Ok(full)
@@ -151,7 +200,9 @@ impl Model {
                     Some(p) if p.readonly => return Err(-102),
                     Some(_) => {}
                 }
-                let Some(n) = self.nodes.get(path) else { return Err(-101) };
+                let Some(n) = self.nodes.get(path) else {
+                    return Err(-101);
+                };
                 Self::check_version(*version, n.version)?;
                 if !n.children.is_empty() {
                     return Err(-111);
@@ -159,8 +210,14 @@ impl Model {
                 self.remove(path, zxid, changes);
                 Ok(String::new())
             }
-            Op::SetData { path, data, version } => {
-                let Some(n) = self.nodes.get_mut(path) else { return Err(-101) };
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => {
+                let Some(n) = self.nodes.get_mut(path) else {
+                    return Err(-101);
+                };
                 if n.readonly {
                     return Err(-102);
                 }
@@ -173,7 +230,9 @@ impl Model {
                 Ok(String::new())
             }
             Op::SetAcl { path, version } => {
-                let Some(n) = self.nodes.get_mut(path) else { return Err(-101) };
+                let Some(n) = self.nodes.get_mut(path) else {
+                    return Err(-101);
+                };
                 if n.readonly {
                     return Err(-102);
                 }
@@ -183,7 +242,9 @@ impl Model {
                 Ok(String::new())
             }
             Op::Check { path, version } => {
-                let Some(n) = self.nodes.get(path) else { return Err(-101) };
+                let Some(n) = self.nodes.get(path) else {
+                    return Err(-101);
+                };
                 Self::check_version(*version, n.version)?;
                 Ok(String::new())
             }
@@ -203,16 +264,39 @@ impl Model {
 
 fn to_write(op: &Op) -> WriteOp {
     match op.clone() {
-        Op::Create { path, mode, data, .. } => WriteOp::Create { path, data: Bytes::from(data), acl: Acl::open_unsafe(), mode, ttl_ms: 0 },
+        Op::Create {
+            path, mode, data, ..
+        } => WriteOp::Create {
+            path,
+            data: Bytes::from(data),
+            acl: Acl::open_unsafe(),
+            mode,
+            ttl_ms: 0,
+        },
         Op::Delete { path, version } => WriteOp::Delete { path, version },
-        Op::SetData { path, data, version } => WriteOp::SetData { path, data: Bytes::from(data), version },
-        Op::SetAcl { path, version } => WriteOp::SetAcl { path, acl: Acl::read_unsafe(), version },
+        Op::SetData {
+            path,
+            data,
+            version,
+        } => WriteOp::SetData {
+            path,
+            data: Bytes::from(data),
+            version,
+        },
+        Op::SetAcl { path, version } => WriteOp::SetAcl {
+            path,
+            acl: Acl::read_unsafe(),
+            version,
+        },
         Op::Check { path, version } => WriteOp::Check { path, version },
     }
 }
 
 fn path_strategy() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["/a", "/b", "/a/x", "/a/y", "/b/x", "/a/x/z", "/a/s", "/a/x/s"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "/a", "/b", "/a/x", "/a/y", "/b/x", "/a/x/z", "/a/s", "/a/x/s",
+    ])
+    .prop_map(String::from)
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -269,7 +353,11 @@ fn run_and_compare(steps: &[Step]) -> Local {
                             assert_eq!(path, p);
                             assert_eq!(*stat, m.nodes[p].stat());
                         }
-                        let got_changes: Vec<_> = applied.changes.iter().map(|c| (c.path.to_string(), c.kind)).collect();
+                        let got_changes: Vec<_> = applied
+                            .changes
+                            .iter()
+                            .map(|c| (c.path.to_string(), c.kind))
+                            .collect();
                         assert_eq!(got_changes, expected_changes, "{op:?}");
                     }
                     (Err(code), Err(e)) => assert_eq!(e.error().code(), *code, "{op:?}"),
@@ -299,7 +387,11 @@ fn run_and_compare(steps: &[Step]) -> Local {
                                 assert_eq!(path, p);
                             }
                         }
-                        let got_changes: Vec<_> = applied.changes.iter().map(|c| (c.path.to_string(), c.kind)).collect();
+                        let got_changes: Vec<_> = applied
+                            .changes
+                            .iter()
+                            .map(|c| (c.path.to_string(), c.kind))
+                            .collect();
                         assert_eq!(got_changes, expected_changes);
                     }
                     (Some((i, code)), Err(PrepError::Multi(rs))) => {
@@ -310,7 +402,13 @@ fn run_and_compare(steps: &[Step]) -> Local {
                                 OpResult::Error(e) => e.code(),
                                 other => panic!("unexpected {other:?}"),
                             };
-                            let want = if j < i { 0 } else if j == i { code } else { -2 };
+                            let want = if j < i {
+                                0
+                            } else if j == i {
+                                code
+                            } else {
+                                -2
+                            };
                             assert_eq!(c, want, "op {j} of {ops:?}");
                         }
                     }
@@ -318,12 +416,21 @@ fn run_and_compare(steps: &[Step]) -> Local {
                 }
             }
             Step::Close(s) => {
-                let owned: Vec<String> = m.nodes.iter().filter(|(_, n)| n.ephemeral && n.owner == *s).map(|(p, _)| p.clone()).collect();
+                let owned: Vec<String> = m
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.ephemeral && n.owner == *s)
+                    .map(|(p, _)| p.clone())
+                    .collect();
                 for p in &owned {
                     m.remove(p, zxid, &mut expected_changes);
                 }
                 let applied = t.close_session(*s);
-                let got_changes: Vec<_> = applied.changes.iter().map(|c| (c.path.to_string(), c.kind)).collect();
+                let got_changes: Vec<_> = applied
+                    .changes
+                    .iter()
+                    .map(|c| (c.path.to_string(), c.kind))
+                    .collect();
                 assert_eq!(got_changes, expected_changes);
                 t.time = time;
             }
@@ -339,7 +446,12 @@ fn run_and_compare(steps: &[Step]) -> Local {
             assert_eq!(t.tree.children(p).unwrap().0, kids);
         }
         for s in 1..4 {
-            let want: Vec<String> = m.nodes.iter().filter(|(_, n)| n.ephemeral && n.owner == s).map(|(p, _)| p.clone()).collect();
+            let want: Vec<String> = m
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.ephemeral && n.owner == s)
+                .map(|(p, _)| p.clone())
+                .collect();
             assert_eq!(t.tree.ephemerals(SessionId(s)), want);
         }
     }

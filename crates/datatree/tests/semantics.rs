@@ -11,12 +11,16 @@ use datatree::*;
 #[test]
 fn create_sets_every_stat_field() {
     let mut t = Local::new();
-    t.create_data("/a", b"hello", CreateMode::Persistent).unwrap();
+    t.create_data("/a", b"hello", CreateMode::Persistent)
+        .unwrap();
     let s = t.stat("/a");
     assert_eq!((s.czxid, s.mzxid, s.pzxid), (1, 1, 1));
     assert_eq!(s.ctime, s.mtime);
     assert_eq!((s.version, s.cversion, s.aversion), (0, 0, 0));
-    assert_eq!((s.ephemeral_owner, s.data_length, s.num_children), (0, 5, 0));
+    assert_eq!(
+        (s.ephemeral_owner, s.data_length, s.num_children),
+        (0, 5, 0)
+    );
 }
 
 #[test]
@@ -25,7 +29,12 @@ fn only_set_data_moves_mzxid_and_mtime() {
     t.create("/a", CreateMode::Persistent).unwrap();
     let before = t.stat("/a");
     t.create("/a/b", CreateMode::Persistent).unwrap();
-    t.run(WriteOp::SetAcl { path: "/a".into(), acl: Acl::open_unsafe(), version: -1 }).unwrap();
+    t.run(WriteOp::SetAcl {
+        path: "/a".into(),
+        acl: Acl::open_unsafe(),
+        version: -1,
+    })
+    .unwrap();
     let after = t.stat("/a");
     assert_eq!((after.mzxid, after.mtime), (before.mzxid, before.mtime));
     assert_eq!(after.aversion, 1);
@@ -40,7 +49,8 @@ fn only_set_data_moves_mzxid_and_mtime() {
 #[test]
 fn version_increments_even_for_identical_bytes() {
     let mut t = Local::new();
-    t.create_data("/a", b"same", CreateMode::Persistent).unwrap();
+    t.create_data("/a", b"same", CreateMode::Persistent)
+        .unwrap();
     t.set("/a", b"same", 0).unwrap();
     let s = t.set("/a", b"same", 1).unwrap();
     assert_eq!(s.version, 2);
@@ -56,7 +66,10 @@ fn cversion_counts_creates_and_deletes_but_names_count_creates() {
     assert_eq!(s.cversion, 2, "one create + one delete");
     assert_eq!(s.pzxid, 3, "delete moves pzxid");
     let name = t.create("/p/s-", CreateMode::PersistentSequential).unwrap();
-    assert_eq!(name, "/p/s-0000000001", "suffix is the create count, not cversion");
+    assert_eq!(
+        name, "/p/s-0000000001",
+        "suffix is the create count, not cversion"
+    );
     assert_eq!(t.stat("/p").cversion, 3);
 }
 
@@ -64,16 +77,25 @@ fn cversion_counts_creates_and_deletes_but_names_count_creates() {
 fn sequential_prefix_ending_in_slash_names_by_digits_only() {
     let mut t = Local::new();
     t.create("/q", CreateMode::Persistent).unwrap();
-    assert_eq!(t.create("/q/", CreateMode::PersistentSequential).unwrap(), "/q/0000000000");
-    assert_eq!(t.create("/q/", CreateMode::EphemeralSequential).unwrap(), "/q/0000000001");
+    assert_eq!(
+        t.create("/q/", CreateMode::PersistentSequential).unwrap(),
+        "/q/0000000000"
+    );
+    assert_eq!(
+        t.create("/q/", CreateMode::EphemeralSequential).unwrap(),
+        "/q/0000000001"
+    );
 }
 
 #[test]
 fn ephemerals_report_owner_and_cannot_have_children() {
     let mut t = Local::new();
-    t.run_as(42, &[], create_op("/e", b"", CreateMode::Ephemeral, 0)).unwrap();
+    t.run_as(42, &[], create_op("/e", b"", CreateMode::Ephemeral, 0))
+        .unwrap();
     assert_eq!(t.stat("/e").ephemeral_owner, 42);
-    let err = t.run_as(42, &[], create_op("/e/c", b"", CreateMode::Persistent, 0)).unwrap_err();
+    let err = t
+        .run_as(42, &[], create_op("/e/c", b"", CreateMode::Persistent, 0))
+        .unwrap_err();
     assert_eq!(err.error().code(), -108);
     assert_eq!(t.tree.ephemerals(SessionId(42)), vec!["/e".to_string()]);
 }
@@ -91,9 +113,16 @@ fn containers_and_ttl_nodes_report_zero_owner() {
 fn close_session_deletes_its_ephemerals_only() {
     let mut t = Local::new();
     t.create("/g", CreateMode::Persistent).unwrap();
-    t.run_as(5, &[], create_op("/g/a", b"", CreateMode::Ephemeral, 0)).unwrap();
-    t.run_as(5, &[], create_op("/g/b-", b"", CreateMode::EphemeralSequential, 0)).unwrap();
-    t.run_as(6, &[], create_op("/g/c", b"", CreateMode::Ephemeral, 0)).unwrap();
+    t.run_as(5, &[], create_op("/g/a", b"", CreateMode::Ephemeral, 0))
+        .unwrap();
+    t.run_as(
+        5,
+        &[],
+        create_op("/g/b-", b"", CreateMode::EphemeralSequential, 0),
+    )
+    .unwrap();
+    t.run_as(6, &[], create_op("/g/c", b"", CreateMode::Ephemeral, 0))
+        .unwrap();
     let applied = t.close_session(5);
     let deleted: Vec<_> = applied
         .changes
@@ -121,12 +150,29 @@ fn error_codes() {
     let mut t = Local::new();
     t.create("/a", CreateMode::Persistent).unwrap();
     t.create("/a/b", CreateMode::Persistent).unwrap();
-    assert_eq!(t.create("/a", CreateMode::Persistent).unwrap_err().code(), -110);
-    assert_eq!(t.create("/x/y", CreateMode::Persistent).unwrap_err().code(), -101);
+    assert_eq!(
+        t.create("/a", CreateMode::Persistent).unwrap_err().code(),
+        -110
+    );
+    assert_eq!(
+        t.create("/x/y", CreateMode::Persistent).unwrap_err().code(),
+        -101
+    );
     assert_eq!(t.delete("/a", -1).unwrap_err().code(), -111);
-    assert_eq!(t.create("bad", CreateMode::Persistent).unwrap_err().code(), -8);
-    assert_eq!(t.create("/a/", CreateMode::Persistent).unwrap_err().code(), -8);
-    assert_eq!(t.create("/zookeeper/x", CreateMode::Persistent).unwrap_err().code(), -8);
+    assert_eq!(
+        t.create("bad", CreateMode::Persistent).unwrap_err().code(),
+        -8
+    );
+    assert_eq!(
+        t.create("/a/", CreateMode::Persistent).unwrap_err().code(),
+        -8
+    );
+    assert_eq!(
+        t.create("/zookeeper/x", CreateMode::Persistent)
+            .unwrap_err()
+            .code(),
+        -8
+    );
     assert_eq!(t.delete("/", -1).unwrap_err().code(), -8);
     let bad_acl = WriteOp::Create {
         path: "/n".into(),
@@ -142,7 +188,8 @@ fn error_codes() {
     assert_eq!(t.run(big_ttl).unwrap_err().error().code(), -8);
     let ttl_on_plain = create_op("/t", b"", CreateMode::Persistent, 5);
     assert_eq!(t.run(ttl_on_plain).unwrap_err().error().code(), -8);
-    let ephemeral_without_session = t.run_as(0, &[], create_op("/e", b"", CreateMode::Ephemeral, 0));
+    let ephemeral_without_session =
+        t.run_as(0, &[], create_op("/e", b"", CreateMode::Ephemeral, 0));
     assert_eq!(ephemeral_without_session.unwrap_err().error().code(), -8);
 }
 
@@ -158,27 +205,66 @@ fn ttl_can_be_disabled() {
 fn acl_enforcement() {
     let mut t = Local::new();
     let bob = Id::new("digest", "bob:hash");
-    let only_bob = vec![Acl { perms: Perms::ALL, id: bob.clone() }];
-    t.run(WriteOp::Create { path: "/s".into(), data: Bytes::new(), acl: only_bob, mode: CreateMode::Persistent, ttl_ms: 0 }).unwrap();
-    let eve = t.run_as(2, &[], create_op("/s/x", b"", CreateMode::Persistent, 0));
-    assert_eq!(eve.unwrap_err().error().code(), -102);
-    t.run_as(3, std::slice::from_ref(&bob), create_op("/s/x", b"", CreateMode::Persistent, 0)).unwrap();
-    let set = WriteOp::SetData { path: "/s".into(), data: Bytes::new(), version: -1 };
-    assert_eq!(t.run_as(2, &[], set.clone()).unwrap_err().error().code(), -102);
-    t.run_as(3, std::slice::from_ref(&bob), set).unwrap();
-    let setacl = WriteOp::SetAcl { path: "/s".into(), acl: Acl::open_unsafe(), version: 0 };
-    assert_eq!(t.run_as(2, &[], setacl.clone()).unwrap_err().error().code(), -102);
-    t.run_as(2, &[Id::new("super", "root")], setacl).unwrap();
-    // `auth` expands to the creator's ids.
-    t.run_as(3, std::slice::from_ref(&bob), WriteOp::Create {
-        path: "/mine".into(),
+    let only_bob = vec![Acl {
+        perms: Perms::ALL,
+        id: bob.clone(),
+    }];
+    t.run(WriteOp::Create {
+        path: "/s".into(),
         data: Bytes::new(),
-        acl: Acl::creator_all(),
+        acl: only_bob,
         mode: CreateMode::Persistent,
         ttl_ms: 0,
     })
     .unwrap();
-    assert_eq!(t.tree.acl("/mine").unwrap().0, vec![Acl { perms: Perms::ALL, id: bob }]);
+    let eve = t.run_as(2, &[], create_op("/s/x", b"", CreateMode::Persistent, 0));
+    assert_eq!(eve.unwrap_err().error().code(), -102);
+    t.run_as(
+        3,
+        std::slice::from_ref(&bob),
+        create_op("/s/x", b"", CreateMode::Persistent, 0),
+    )
+    .unwrap();
+    let set = WriteOp::SetData {
+        path: "/s".into(),
+        data: Bytes::new(),
+        version: -1,
+    };
+    assert_eq!(
+        t.run_as(2, &[], set.clone()).unwrap_err().error().code(),
+        -102
+    );
+    t.run_as(3, std::slice::from_ref(&bob), set).unwrap();
+    let setacl = WriteOp::SetAcl {
+        path: "/s".into(),
+        acl: Acl::open_unsafe(),
+        version: 0,
+    };
+    assert_eq!(
+        t.run_as(2, &[], setacl.clone()).unwrap_err().error().code(),
+        -102
+    );
+    t.run_as(2, &[Id::new("super", "root")], setacl).unwrap();
+    // `auth` expands to the creator's ids.
+    t.run_as(
+        3,
+        std::slice::from_ref(&bob),
+        WriteOp::Create {
+            path: "/mine".into(),
+            data: Bytes::new(),
+            acl: Acl::creator_all(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        t.tree.acl("/mine").unwrap().0,
+        vec![Acl {
+            perms: Perms::ALL,
+            id: bob
+        }]
+    );
 }
 
 #[test]
@@ -188,16 +274,28 @@ fn multi_is_all_or_nothing_with_zookeeper_results() {
     let digest = t.tree.digest();
     let ops = WriteOp::Multi(vec![
         create_op("/a/x", b"", CreateMode::Persistent, 0),
-        WriteOp::SetData { path: "/a".into(), data: Bytes::from_static(b"v"), version: 0 },
-        WriteOp::Check { path: "/a".into(), version: 0 },
+        WriteOp::SetData {
+            path: "/a".into(),
+            data: Bytes::from_static(b"v"),
+            version: 0,
+        },
+        WriteOp::Check {
+            path: "/a".into(),
+            version: 0,
+        },
         create_op("/a/y", b"", CreateMode::Persistent, 0),
     ]);
     let err = t.run(ops).unwrap_err();
-    let PrepError::Multi(results) = err else { panic!("{err:?}") };
+    let PrepError::Multi(results) = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(results.len(), 4);
     assert_eq!(results[0], OpResult::Ok);
     assert_eq!(results[1], OpResult::Ok);
-    assert!(matches!(&results[2], OpResult::Error(Error::BadVersion(_))), "check sees the setData before it");
+    assert!(
+        matches!(&results[2], OpResult::Error(Error::BadVersion(_))),
+        "check sees the setData before it"
+    );
     assert_eq!(results[3], OpResult::Error(Error::RuntimeInconsistency));
     assert_eq!(t.tree.digest(), digest, "nothing applied");
     assert!(!t.tree.contains("/a/x"));
@@ -206,8 +304,14 @@ fn multi_is_all_or_nothing_with_zookeeper_results() {
         .run(WriteOp::Multi(vec![
             create_op("/a/s-", b"", CreateMode::PersistentSequential, 0),
             create_op("/a/s-", b"", CreateMode::PersistentSequential, 0),
-            WriteOp::Check { path: "/a/s-0000000001".into(), version: -1 },
-            WriteOp::Delete { path: "/a/s-0000000000".into(), version: 0 },
+            WriteOp::Check {
+                path: "/a/s-0000000001".into(),
+                version: -1,
+            },
+            WriteOp::Delete {
+                path: "/a/s-0000000000".into(),
+                version: 0,
+            },
         ]))
         .unwrap();
     assert!(matches!(&ok.results[0], OpResult::Created { path, .. } if path == "/a/s-0000000000"));
@@ -220,18 +324,60 @@ fn multi_is_all_or_nothing_with_zookeeper_results() {
 #[test]
 fn pipelined_requests_see_outstanding_changes() {
     let mut t = Local::new();
-    let ctx = |zxid| PrepContext { session: SessionId(1), auth: &[], zxid };
-    let a = t.prep.prepare(&t.tree, &ctx(1), &create_op("/a", b"", CreateMode::Persistent, 0)).unwrap();
-    let b = t.prep.prepare(&t.tree, &ctx(2), &create_op("/a/b", b"", CreateMode::Persistent, 0)).unwrap();
-    let dup = t.prep.prepare(&t.tree, &ctx(3), &create_op("/a", b"", CreateMode::Persistent, 0));
+    let ctx = |zxid| PrepContext {
+        session: SessionId(1),
+        auth: &[],
+        zxid,
+    };
+    let a = t
+        .prep
+        .prepare(
+            &t.tree,
+            &ctx(1),
+            &create_op("/a", b"", CreateMode::Persistent, 0),
+        )
+        .unwrap();
+    let b = t
+        .prep
+        .prepare(
+            &t.tree,
+            &ctx(2),
+            &create_op("/a/b", b"", CreateMode::Persistent, 0),
+        )
+        .unwrap();
+    let dup = t.prep.prepare(
+        &t.tree,
+        &ctx(3),
+        &create_op("/a", b"", CreateMode::Persistent, 0),
+    );
     assert_eq!(dup.unwrap_err().error().code(), -110);
-    let del = t.prep.prepare(&t.tree, &ctx(3), &WriteOp::Delete { path: "/a".into(), version: -1 });
+    let del = t.prep.prepare(
+        &t.tree,
+        &ctx(3),
+        &WriteOp::Delete {
+            path: "/a".into(),
+            version: -1,
+        },
+    );
     assert_eq!(del.unwrap_err().error().code(), -111);
-    let s1 = t.prep.prepare(&t.tree, &ctx(3), &create_op("/a/s", b"", CreateMode::PersistentSequential, 0)).unwrap();
+    let s1 = t
+        .prep
+        .prepare(
+            &t.tree,
+            &ctx(3),
+            &create_op("/a/s", b"", CreateMode::PersistentSequential, 0),
+        )
+        .unwrap();
     let TxnOp::Create(c) = &s1 else { panic!() };
     assert_eq!(c.path, "/a/s0000000001");
     for (zxid, op) in [(1, a), (2, b), (3, s1)] {
-        t.tree.apply(&Txn { zxid, time_ms: 5, op }).unwrap();
+        t.tree
+            .apply(&Txn {
+                zxid,
+                time_ms: 5,
+                op,
+            })
+            .unwrap();
         t.prep.handle_applied(zxid);
     }
     assert_eq!(t.prep.pending_paths(), 0);
@@ -241,10 +387,26 @@ fn pipelined_requests_see_outstanding_changes() {
 #[test]
 fn prep_reset_forgets_uncommitted_changes() {
     let mut t = Local::new();
-    let ctx = PrepContext { session: SessionId(1), auth: &[], zxid: 1 };
-    t.prep.prepare(&t.tree, &ctx, &create_op("/a", b"", CreateMode::Persistent, 0)).unwrap();
+    let ctx = PrepContext {
+        session: SessionId(1),
+        auth: &[],
+        zxid: 1,
+    };
+    t.prep
+        .prepare(
+            &t.tree,
+            &ctx,
+            &create_op("/a", b"", CreateMode::Persistent, 0),
+        )
+        .unwrap();
     t.prep.reset();
-    t.prep.prepare(&t.tree, &ctx, &create_op("/a", b"", CreateMode::Persistent, 0)).unwrap();
+    t.prep
+        .prepare(
+            &t.tree,
+            &ctx,
+            &create_op("/a", b"", CreateMode::Persistent, 0),
+        )
+        .unwrap();
 }
 
 #[test]
@@ -258,9 +420,19 @@ fn expired_nodes_lists_used_empty_containers_and_stale_ttls() {
     t.create("/ttl", CreateMode::PersistentWithTtl).unwrap(); // TTL 1000 ms
     let now = t.time;
     assert_eq!(t.tree.expired_nodes(now), vec!["/used".to_string()]);
-    assert_eq!(t.tree.expired_nodes(now + 1_001), vec!["/ttl".to_string(), "/used".to_string()]);
-    t.run(WriteOp::DeleteExpired { path: "/used".into(), now_ms: now }).unwrap();
-    let again = t.run(WriteOp::DeleteExpired { path: "/never".into(), now_ms: now });
+    assert_eq!(
+        t.tree.expired_nodes(now + 1_001),
+        vec!["/ttl".to_string(), "/used".to_string()]
+    );
+    t.run(WriteOp::DeleteExpired {
+        path: "/used".into(),
+        now_ms: now,
+    })
+    .unwrap();
+    let again = t.run(WriteOp::DeleteExpired {
+        path: "/never".into(),
+        now_ms: now,
+    });
     assert!(again.is_err(), "an unused container does not qualify");
 }
 
@@ -281,17 +453,57 @@ fn counts_and_listings() {
 fn quotas_are_enforced_including_pending_changes() {
     let mut t = Local::new();
     t.create("/q", CreateMode::Persistent).unwrap();
-    t.run(WriteOp::SetQuota { path: "/q".into(), quota: Quota { count: 3, bytes: 10 } }).unwrap();
-    t.create_data("/q/a", b"12345", CreateMode::Persistent).unwrap();
-    assert_eq!(t.create_data("/q/b", b"123456", CreateMode::Persistent).unwrap_err().code(), -125);
+    t.run(WriteOp::SetQuota {
+        path: "/q".into(),
+        quota: Quota {
+            count: 3,
+            bytes: 10,
+        },
+    })
+    .unwrap();
+    t.create_data("/q/a", b"12345", CreateMode::Persistent)
+        .unwrap();
+    assert_eq!(
+        t.create_data("/q/b", b"123456", CreateMode::Persistent)
+            .unwrap_err()
+            .code(),
+        -125
+    );
     t.create("/q/b", CreateMode::Persistent).unwrap();
-    assert_eq!(t.create("/q/c", CreateMode::Persistent).unwrap_err().code(), -125);
-    assert_eq!(t.tree.quota("/q").unwrap(), (Quota { count: 3, bytes: 10 }, 3, 5));
+    assert_eq!(
+        t.create("/q/c", CreateMode::Persistent).unwrap_err().code(),
+        -125
+    );
+    assert_eq!(
+        t.tree.quota("/q").unwrap(),
+        (
+            Quota {
+                count: 3,
+                bytes: 10
+            },
+            3,
+            5
+        )
+    );
     // Pipelined: two creates in flight must both count.
     t.delete("/q/b", -1).unwrap();
-    let ctx = |zxid| PrepContext { session: SessionId(1), auth: &[], zxid };
-    t.prep.prepare(&t.tree, &ctx(100), &create_op("/q/x", b"", CreateMode::Persistent, 0)).unwrap();
-    let second = t.prep.prepare(&t.tree, &ctx(101), &create_op("/q/y", b"", CreateMode::Persistent, 0));
+    let ctx = |zxid| PrepContext {
+        session: SessionId(1),
+        auth: &[],
+        zxid,
+    };
+    t.prep
+        .prepare(
+            &t.tree,
+            &ctx(100),
+            &create_op("/q/x", b"", CreateMode::Persistent, 0),
+        )
+        .unwrap();
+    let second = t.prep.prepare(
+        &t.tree,
+        &ctx(101),
+        &create_op("/q/y", b"", CreateMode::Persistent, 0),
+    );
     assert_eq!(second.unwrap_err().error().code(), -125);
 }
 
@@ -299,15 +511,31 @@ fn quotas_are_enforced_including_pending_changes() {
 fn snapshot_round_trip_is_byte_identical() {
     let mut t = Local::new();
     t.create_data("/a", b"1", CreateMode::Persistent).unwrap();
-    t.run_as(9, &[], create_op("/a/e", b"eph", CreateMode::EphemeralSequential, 0)).unwrap();
+    t.run_as(
+        9,
+        &[],
+        create_op("/a/e", b"eph", CreateMode::EphemeralSequential, 0),
+    )
+    .unwrap();
     t.create("/c", CreateMode::Container).unwrap();
-    t.create("/t", CreateMode::PersistentSequentialWithTtl).unwrap();
-    t.run(WriteOp::SetQuota { path: "/a".into(), quota: Quota { count: 10, bytes: -1 } }).unwrap();
+    t.create("/t", CreateMode::PersistentSequentialWithTtl)
+        .unwrap();
+    t.run(WriteOp::SetQuota {
+        path: "/a".into(),
+        quota: Quota {
+            count: 10,
+            bytes: -1,
+        },
+    })
+    .unwrap();
     let bytes = t.tree.to_bytes();
     let back = DataTree::deserialize(&bytes[..]).unwrap();
     assert_eq!(back.digest(), t.tree.digest());
     assert_eq!(back.to_bytes(), bytes);
-    assert_eq!(back.ephemerals(SessionId(9)), vec!["/a/e0000000000".to_string()]);
+    assert_eq!(
+        back.ephemerals(SessionId(9)),
+        vec!["/a/e0000000000".to_string()]
+    );
     assert_eq!(back.quota("/a"), t.tree.quota("/a"));
     assert_eq!(back.paths(), t.tree.paths());
 }

@@ -13,22 +13,39 @@ pub struct Local {
 
 impl Local {
     pub fn new() -> Local {
-        Local { tree: DataTree::new(), prep: Prep::default(), zxid: 0, time: 1_000 }
+        Local {
+            tree: DataTree::new(),
+            prep: Prep::default(),
+            zxid: 0,
+            time: 1_000,
+        }
     }
 
     /// Prepares and applies one request as session `s`.
     pub fn run_as(&mut self, s: i64, auth: &[Id], op: WriteOp) -> Result<Applied, PrepError> {
         let zxid = self.zxid + 1;
-        let ctx = PrepContext { session: SessionId(s), auth, zxid };
+        let ctx = PrepContext {
+            session: SessionId(s),
+            auth,
+            zxid,
+        };
         let txn_op = self.prep.prepare(&self.tree, &ctx, &op)?;
         self.zxid = zxid;
         self.time += 10;
-        let txn = Txn { zxid, time_ms: self.time, op: txn_op };
+        let txn = Txn {
+            zxid,
+            time_ms: self.time,
+            op: txn_op,
+        };
         // Every txn goes through the codec, so the codec is exercised by every test.
         let txn = datatree::txn_codec::decode(&datatree::txn_codec::encode(&txn)).unwrap();
         let applied = self.tree.apply(&txn).expect("prepared txn must apply");
         self.prep.handle_applied(zxid);
-        assert_eq!(self.tree.digest(), self.tree.full_digest(), "incremental digest drifted");
+        assert_eq!(
+            self.tree.digest(),
+            self.tree.full_digest(),
+            "incremental digest drifted"
+        );
         Ok(applied)
     }
 
@@ -38,9 +55,18 @@ impl Local {
 
     pub fn close_session(&mut self, s: i64) -> Applied {
         let zxid = self.zxid + 1;
-        let op = self.prep.prepare_close_session(&self.tree, SessionId(s), zxid);
+        let op = self
+            .prep
+            .prepare_close_session(&self.tree, SessionId(s), zxid);
         self.zxid = zxid;
-        let applied = self.tree.apply(&Txn { zxid, time_ms: self.time, op }).unwrap();
+        let applied = self
+            .tree
+            .apply(&Txn {
+                zxid,
+                time_ms: self.time,
+                op,
+            })
+            .unwrap();
         self.prep.handle_applied(zxid);
         applied
     }
@@ -49,7 +75,12 @@ impl Local {
         self.create_data(path, b"", mode)
     }
 
-    pub fn create_data(&mut self, path: &str, data: &[u8], mode: CreateMode) -> Result<String, Error> {
+    pub fn create_data(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<String, Error> {
         let ttl_ms = if mode.is_ttl() { 1_000 } else { 0 };
         match self.run(create_op(path, data, mode, ttl_ms)) {
             Ok(a) => match &a.results[0] {
@@ -61,11 +92,20 @@ impl Local {
     }
 
     pub fn delete(&mut self, path: &str, version: i32) -> Result<(), Error> {
-        self.run(WriteOp::Delete { path: path.into(), version }).map(|_| ()).map_err(|e| e.error())
+        self.run(WriteOp::Delete {
+            path: path.into(),
+            version,
+        })
+        .map(|_| ())
+        .map_err(|e| e.error())
     }
 
     pub fn set(&mut self, path: &str, data: &[u8], version: i32) -> Result<Stat, Error> {
-        match self.run(WriteOp::SetData { path: path.into(), data: Bytes::copy_from_slice(data), version }) {
+        match self.run(WriteOp::SetData {
+            path: path.into(),
+            data: Bytes::copy_from_slice(data),
+            version,
+        }) {
             Ok(a) => match &a.results[0] {
                 OpResult::DataSet { stat } => Ok(*stat),
                 other => panic!("unexpected {other:?}"),
@@ -75,7 +115,9 @@ impl Local {
     }
 
     pub fn stat(&self, path: &str) -> Stat {
-        self.tree.stat(path).unwrap_or_else(|| panic!("{path} missing"))
+        self.tree
+            .stat(path)
+            .unwrap_or_else(|| panic!("{path} missing"))
     }
 }
 
