@@ -31,8 +31,10 @@ const BODY_OVERHEAD: usize = HEADER_LEN - 4;
 /// Default maximum payload of one frame (16 MiB); configurable per transport.
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 
-/// Payload size of a hello frame: the id the sender believes it is talking to.
-const HELLO_PAYLOAD_LEN: usize = 8;
+/// Payload size of a hello frame: the id the sender believes it is talking to. Also
+/// the decoder's limit until the handshake is done, so an unidentified peer cannot
+/// make us buffer a large frame.
+pub const HELLO_PAYLOAD_LEN: usize = 8;
 
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +244,12 @@ impl FrameDecoder {
             max_payload_bytes,
             failed: None,
         }
+    }
+
+    /// Changes the payload limit (e.g. from [`HELLO_PAYLOAD_LEN`] during the handshake
+    /// to the transport's maximum afterwards).
+    pub fn set_max_payload_bytes(&mut self, max_payload_bytes: usize) {
+        self.max_payload_bytes = max_payload_bytes;
     }
 
     /// Appends received bytes.

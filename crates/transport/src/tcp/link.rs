@@ -268,11 +268,9 @@ fn dial(shared: &Arc<Shared>, link: &Arc<PeerLink>) -> Result<(), ConnError> {
     let socket_id = shared.register_socket(&stream);
     let handshake = || -> Result<(FrameDecoder, TcpStream), ConnError> {
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(ms(cfg.handshake_timeout_ms)))?;
         stream.set_write_timeout(Some(ms(cfg.handshake_timeout_ms)))?;
         (&stream).write_all(&encode_hello(shared.id, link.peer))?;
-        let mut decoder = FrameDecoder::new(cfg.max_payload_bytes);
-        let hello = reader::read_one_frame(&stream, &mut decoder)?;
+        let (hello, decoder) = reader::read_hello(shared, &stream)?;
         let from = reader::check_hello(shared, &hello)?;
         if from != link.peer {
             return Err(ConnError::SenderMismatch {

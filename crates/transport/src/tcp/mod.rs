@@ -122,6 +122,9 @@ pub enum ConnError {
         /// Bytes of the incomplete frame.
         buffered_bytes: usize,
     },
+    /// The peer's hello did not arrive within the handshake timeout.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
     /// The stream ended before the handshake finished.
     #[error("connection closed during handshake")]
     ClosedInHandshake,

@@ -4,8 +4,9 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
+use std::time::Instant;
 
-use super::frame::{encode_hello, Frame, FrameDecoder, FrameKind};
+use super::frame::{encode_hello, Frame, FrameDecoder, FrameKind, HELLO_PAYLOAD_LEN};
 use super::link::ms;
 use super::{ConnError, Shared};
 use crate::{NodeId, TransportEvent};
@@ -17,16 +18,27 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// before it has identified itself.
 const HANDSHAKE_CHUNK_BYTES: usize = 256;
 
-/// Reads until `decoder` yields one frame.
-pub(super) fn read_one_frame(
+/// Reads the peer's hello within the handshake timeout (a total deadline, not per
+/// read, so a peer trickling bytes cannot hold a handshake slot). Returns the hello
+/// and a decoder, set to the transport's payload limit, holding any bytes that
+/// followed it.
+pub(super) fn read_hello(
+    shared: &Shared,
     mut stream: &TcpStream,
-    decoder: &mut FrameDecoder,
-) -> Result<Frame, ConnError> {
+) -> Result<(Frame, FrameDecoder), ConnError> {
+    let mut decoder = FrameDecoder::new(HELLO_PAYLOAD_LEN);
+    let deadline = Instant::now() + ms(shared.config.handshake_timeout_ms);
     let mut buf = [0u8; HANDSHAKE_CHUNK_BYTES];
     loop {
         if let Some(frame) = decoder.next_frame()? {
-            return Ok(frame);
+            decoder.set_max_payload_bytes(shared.config.max_payload_bytes);
+            return Ok((frame, decoder));
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ConnError::HandshakeTimeout);
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             return Err(ConnError::ClosedInHandshake);
@@ -73,10 +85,8 @@ enum Accepted {
 fn handshake_accepted(shared: &Shared, stream: &TcpStream) -> Result<Accepted, ConnError> {
     let cfg = &shared.config;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(ms(cfg.handshake_timeout_ms)))?;
     stream.set_write_timeout(Some(ms(cfg.handshake_timeout_ms)))?;
-    let mut decoder = FrameDecoder::new(cfg.max_payload_bytes);
-    let hello = read_one_frame(stream, &mut decoder)?;
+    let (hello, decoder) = read_hello(shared, stream)?;
     let peer = check_hello(shared, &hello)?;
     if peer < shared.id {
         return Ok(Accepted::Poke { peer });

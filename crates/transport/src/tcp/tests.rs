@@ -398,3 +398,24 @@ fn restarts_under_traffic_keep_every_link_in_order() {
         n.shutdown();
     }
 }
+
+#[test]
+fn handshake_rejects_a_large_announced_frame_and_trickling_peers() {
+    let a = lone_node_with_fake_peer();
+    // A hello-sized limit applies before the peer is known: a 1000-byte frame is
+    // refused from its length field alone.
+    let mut s = TcpStream::connect(a.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&encode_frame(FrameKind::Hello, B, &[0; 1000]).unwrap()[..18])
+        .unwrap();
+    assert_closed(s);
+    // A peer that sends a byte and then nothing is cut at the handshake deadline.
+    let mut s = TcpStream::connect(a.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&[0]).unwrap();
+    assert_closed(s);
+    let (s, _) = impersonate(&a);
+    assert_eq!(wait_for(&a, |_| true), TransportEvent::Connected(B));
+    drop(s);
+    a.shutdown();
+}
