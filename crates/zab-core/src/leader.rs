@@ -316,7 +316,7 @@ impl Core {
         );
         l.newleader_acks.remove(&from);
         match l.epoch {
-            Some(epoch) if accepted_epoch >= epoch => {
+            Some(epoch) if accepted_epoch > epoch => {
                 // The learner promised a later epoch and can never join this one
                 // (ZooKeeper leaves it stranded): start over with a higher epoch.
                 tracing::info!(id = %self.cfg.id, %from, accepted_epoch, "learner accepted a later epoch; re-electing");

@@ -48,6 +48,36 @@ pub struct Disk {
     pub log: Vec<Entry>,
 }
 
+impl Disk {
+    /// A disk holding `log` (txns named after their zxid), with epochs set.
+    pub fn with_log(accepted: u32, current: u32, zxids: &[(u32, u32)]) -> Self {
+        Disk {
+            accepted,
+            current,
+            snapshot: (Zxid::ZERO, Vec::new()),
+            log: zxids.iter().map(|(e, c)| txn(*e, *c)).collect(),
+        }
+    }
+
+    pub fn persisted(&self) -> Persisted {
+        Persisted {
+            accepted_epoch: self.accepted,
+            current_epoch: self.current,
+            snapshot_zxid: self.snapshot.0,
+            log_base: self.snapshot.0,
+            log: self.log.clone(),
+        }
+    }
+}
+
+/// The txn the scenario disks hold at `epoch:counter`.
+pub fn txn(epoch: u32, counter: u32) -> Entry {
+    Entry {
+        zxid: Zxid::new(epoch, counter),
+        payload: Bytes::from(format!("txn-{epoch}-{counter}")),
+    }
+}
+
 pub struct Node {
     pub id: ServerId,
     pub cfg: Config,
@@ -100,6 +130,8 @@ pub struct Cluster {
     pub faults: Faults,
     pub inv: Invariants,
     pub trace: VecDeque<String>,
+    /// Every delivered message: (from, to, kind).
+    pub delivered: Vec<(u64, u64, &'static str)>,
     next_write: u64,
     /// Payloads of client writes, by the zxid the leader gave them.
     pub proposed: BTreeMap<Zxid, Bytes>,
@@ -110,22 +142,29 @@ pub const TRACE_MAX: usize = 80;
 impl Cluster {
     /// `voters` participants 1..=voters, then `observers` observers.
     pub fn new(seed: u64, voters: u64, observers: u64, tweak: impl Fn(&mut Config)) -> Self {
+        Self::from_disks(seed, voters, observers, BTreeMap::new(), tweak)
+    }
+
+    /// Like `new`, with some servers starting from the given disks (their state machine
+    /// restored from the disk's snapshot; every txn on those disks counts as proposed).
+    pub fn from_disks(seed: u64, voters: u64, observers: u64, disks: BTreeMap<u64, Disk>, tweak: impl Fn(&mut Config)) -> Self {
         let vs: Vec<ServerId> = (1..=voters).map(ServerId).collect();
         let os: Vec<ServerId> = (voters + 1..=voters + observers).map(ServerId).collect();
         let mut nodes = BTreeMap::new();
         for id in vs.iter().chain(os.iter()) {
             let mut cfg = Config::majority(*id, vs.clone(), os.clone()).unwrap();
             tweak(&mut cfg);
-            let core = Core::new(cfg.clone(), Persisted::default()).unwrap();
+            let disk = disks.get(&id.0).cloned().unwrap_or_default();
+            let core = Core::new(cfg.clone(), disk.persisted()).unwrap();
             nodes.insert(
                 *id,
                 Node {
                     id: *id,
                     cfg,
                     core: Some(core),
-                    disk: Disk::default(),
+                    applied: disk.snapshot.1.clone(),
+                    disk,
                     pending: VecDeque::new(),
-                    applied: Vec::new(),
                 },
             );
         }
@@ -138,11 +177,19 @@ impl Cluster {
             faults: Faults::default(),
             inv: Invariants::default(),
             trace: VecDeque::new(),
+            delivered: Vec::new(),
             next_write: 0,
             proposed: BTreeMap::new(),
         };
+        for d in disks.values() {
+            for e in d.snapshot.1.iter().chain(d.log.iter()) {
+                c.proposed.insert(e.zxid, e.payload.clone());
+            }
+        }
         let ids: Vec<ServerId> = c.nodes.keys().copied().collect();
         for id in ids {
+            let applied = c.nodes[&id].applied.clone();
+            c.inv.on_reset(id, &applied);
             c.pump(id);
         }
         c
@@ -280,6 +327,7 @@ impl Cluster {
         let Some(core) = self.nodes.get_mut(&p.to).and_then(|n| n.core.as_mut()) else {
             return;
         };
+        self.delivered.push((p.from.0, p.to.0, msg.kind()));
         if !matches!(msg, Message::Ping { .. } | Message::PingReply { .. }) {
             let line = format!("{} -> {}: {}", p.from, p.to, brief(&msg));
             core.handle_message(p.from, msg);
@@ -309,6 +357,21 @@ impl Cluster {
         let kind = Message::decode(&p.bytes).ok().map(|m| m.kind());
         self.log(format!("drop {} -> {}: {kind:?}", p.from, p.to));
         kind
+    }
+
+    /// Drops the oldest packet of `kind` from `from` to `to`; false if none.
+    pub fn drop_kind(&mut self, from: u64, to: u64, kind: &str) -> bool {
+        let pos = self.net.iter().position(|p| {
+            p.from == ServerId(from) && p.to == ServerId(to) && Message::decode(&p.bytes).is_ok_and(|m| m.kind() == kind)
+        });
+        match pos {
+            Some(i) => {
+                self.net.remove(i);
+                self.log(format!("drop {from} -> {to}: {kind}"));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Kind of the oldest packet from `from` to `to`.
@@ -394,13 +457,7 @@ impl Cluster {
     pub fn restart(&mut self, id: ServerId) {
         self.log(format!("{id} RESTART"));
         let n = self.node(id);
-        let persisted = Persisted {
-            accepted_epoch: n.disk.accepted,
-            current_epoch: n.disk.current,
-            snapshot_zxid: n.disk.snapshot.0,
-            log_base: n.disk.snapshot.0,
-            log: n.disk.log.clone(),
-        };
+        let persisted = n.disk.persisted();
         n.applied = n.disk.snapshot.1.clone();
         n.core = Some(Core::new(n.cfg.clone(), persisted).unwrap());
         let applied = n.applied.clone();
@@ -493,6 +550,24 @@ impl Cluster {
                 self.deliver_at(0);
             } else {
                 self.flush_all();
+            }
+        }
+    }
+
+    /// Delivers and flushes only among `ids` until nothing moves between them.
+    pub fn settle_between(&mut self, ids: &[u64]) {
+        let set: BTreeSet<ServerId> = ids.iter().map(|i| ServerId(*i)).collect();
+        for _ in 0..10_000 {
+            match self.net.iter().position(|p| set.contains(&p.from) && set.contains(&p.to)) {
+                Some(i) => self.deliver_at(i),
+                None => {
+                    for id in &set {
+                        self.flush(*id, usize::MAX);
+                    }
+                    if !self.net.iter().any(|p| set.contains(&p.from) && set.contains(&p.to)) {
+                        return;
+                    }
+                }
             }
         }
     }
