@@ -94,6 +94,30 @@ pub trait Transport: Send + Sync {
     fn shutdown(&self);
 }
 
+macro_rules! forward_transport {
+    ($ptr:ty) => {
+        /// Forwards to the pointee, so `Box<dyn Transport>` and `Arc<dyn Transport>`
+        /// are transports too.
+        impl<T: Transport + ?Sized> Transport for $ptr {
+            fn local_id(&self) -> NodeId {
+                (**self).local_id()
+            }
+            fn send(&self, to: NodeId, payload: Bytes) -> Result<(), SendError> {
+                (**self).send(to, payload)
+            }
+            fn events(&self) -> &Receiver<TransportEvent> {
+                (**self).events()
+            }
+            fn shutdown(&self) {
+                (**self).shutdown()
+            }
+        }
+    };
+}
+
+forward_transport!(Box<T>);
+forward_transport!(std::sync::Arc<T>);
+
 /// Default bound of the per-peer send queue. When it is full, [`Transport::send`]
 /// returns [`SendError::QueueFull`] and the frame is not queued.
 pub const PEER_QUEUE_MAX: usize = 4096;

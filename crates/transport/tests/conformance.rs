@@ -40,3 +40,23 @@ fn tcp_loopback() {
     })
     .unwrap();
 }
+
+#[test]
+fn trait_objects_are_transports_too() {
+    use std::sync::Arc;
+    use transport::Transport;
+    conformance::run_all(|ids| {
+        let net = MemNetwork::new(3);
+        ids.iter()
+            .map(|id| Box::new(net.endpoint(*id)) as Box<dyn Transport>)
+            .collect()
+    })
+    .unwrap();
+    conformance::send_to_self_rejected(&mut |ids: &[transport::NodeId]| {
+        let net = MemNetwork::new(4);
+        ids.iter()
+            .map(|id| Arc::new(net.endpoint(*id)))
+            .collect::<Vec<_>>()
+    })
+    .unwrap();
+}
