@@ -307,9 +307,24 @@ impl Core {
     fn role_summary(&self) -> (Role, Phase, Option<ServerId>, u32) {
         match &self.role {
             RoleState::Looking(_) => (Role::Looking, Phase::Election, None, 0),
-            RoleState::Leading(l) => (Role::Leading, l.phase(), Some(self.cfg.id), l.epoch.unwrap_or(0)),
-            RoleState::Following(l) => (Role::Following, l.phase(), Some(l.leader), l.epoch.unwrap_or(0)),
-            RoleState::Observing(l) => (Role::Observing, l.phase(), Some(l.leader), l.epoch.unwrap_or(0)),
+            RoleState::Leading(l) => (
+                Role::Leading,
+                l.phase(),
+                Some(self.cfg.id),
+                l.epoch.unwrap_or(0),
+            ),
+            RoleState::Following(l) => (
+                Role::Following,
+                l.phase(),
+                Some(l.leader),
+                l.epoch.unwrap_or(0),
+            ),
+            RoleState::Observing(l) => (
+                Role::Observing,
+                l.phase(),
+                Some(l.leader),
+                l.epoch.unwrap_or(0),
+            ),
         }
     }
 

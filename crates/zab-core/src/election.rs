@@ -171,7 +171,12 @@ impl Core {
     }
 
     /// Whether the voters in `ids` that agree form a quorum.
-    fn agree_quorum<'a>(&self, votes: impl Iterator<Item = (&'a ServerId, &'a Vote)>, target: &Vote, loose: bool) -> bool {
+    fn agree_quorum<'a>(
+        &self,
+        votes: impl Iterator<Item = (&'a ServerId, &'a Vote)>,
+        target: &Vote,
+        loose: bool,
+    ) -> bool {
         let ids: BTreeSet<ServerId> = votes
             .filter(|(_, v)| {
                 if loose {
@@ -205,14 +210,21 @@ impl Core {
         }
     }
 
-    fn established_vote(&mut self, from: ServerId, vote: Vote, election_epoch: u64, state: PeerState) {
+    fn established_vote(
+        &mut self,
+        from: ServerId,
+        vote: Vote,
+        election_epoch: u64,
+        state: PeerState,
+    ) {
         let clock = self.logical_clock;
         let me = self.cfg.id;
         let Some(e) = self.election() else { return };
         if election_epoch == clock {
             e.recv.insert(from, (vote, state));
         }
-        e.out_of_election.insert(from, (vote, state, election_epoch));
+        e.out_of_election
+            .insert(from, (vote, state, election_epoch));
         if vote.leader == me {
             return; // we are LOOKING, so we do not lead: that leader is gone
         }
@@ -226,7 +238,11 @@ impl Core {
             .get(&vote.leader)
             .is_some_and(|(v, s, _)| *s == PeerState::Leading && v.leader == vote.leader);
         let joined = leader_says_leading
-            && self.agree_quorum(e.out_of_election.iter().map(|(id, (v, _, _))| (id, v)), &vote, true);
+            && self.agree_quorum(
+                e.out_of_election.iter().map(|(id, (v, _, _))| (id, v)),
+                &vote,
+                true,
+            );
         if joined {
             self.logical_clock = self.logical_clock.max(election_epoch);
             self.decide(vote);

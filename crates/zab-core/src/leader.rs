@@ -243,7 +243,13 @@ impl Core {
         let sent = prev;
         let committed = self.log.committed().min(sent);
         if committed > start {
-            self.send(to, Message::Commit { epoch, zxid: committed });
+            self.send(
+                to,
+                Message::Commit {
+                    epoch,
+                    zxid: committed,
+                },
+            );
         }
         self.send(to, Message::NewLeader { epoch, zxid: sent });
         if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
@@ -271,7 +277,9 @@ impl Core {
                 fresh,
                 current_epoch,
                 last_zxid,
-            } if Some(e) == epoch => self.leader_on_ack_epoch(from, fresh, current_epoch, last_zxid),
+            } if Some(e) == epoch => {
+                self.leader_on_ack_epoch(from, fresh, current_epoch, last_zxid)
+            }
             Message::AckNewLeader { epoch: e, zxid } if Some(e) == epoch => {
                 self.leader_on_ack_newleader(from, zxid)
             }
@@ -330,11 +338,19 @@ impl Core {
         }
     }
 
-    fn leader_on_ack_epoch(&mut self, from: ServerId, fresh: bool, current_epoch: u32, last_zxid: Zxid) {
+    fn leader_on_ack_epoch(
+        &mut self,
+        from: ServerId,
+        fresh: bool,
+        current_epoch: u32,
+        last_zxid: Zxid,
+    ) {
         let mine = (self.current_durable, self.log.last());
         let voter = self.is_voter(from);
         let Some(l) = self.leader() else { return };
-        let Some(h) = l.learners.get_mut(&from) else { return };
+        let Some(h) = l.learners.get_mut(&from) else {
+            return;
+        };
         if h.stage != Stage::AwaitAckEpoch {
             return; // duplicate
         }
@@ -360,7 +376,9 @@ impl Core {
         let voter = self.is_voter(from);
         let committed = self.log.committed();
         let Some(l) = self.leader() else { return };
-        let Some(h) = l.learners.get_mut(&from) else { return };
+        let Some(h) = l.learners.get_mut(&from) else {
+            return;
+        };
         if h.stage != (Stage::Syncing { newleader: zxid }) {
             return; // stale or duplicate
         }
@@ -475,7 +493,11 @@ impl Core {
             if c <= committed {
                 break;
             }
-            let ids: BTreeSet<ServerId> = acks.iter().filter(|(_, z)| *z >= c).map(|(id, _)| *id).collect();
+            let ids: BTreeSet<ServerId> = acks
+                .iter()
+                .filter(|(_, z)| *z >= c)
+                .map(|(id, _)| *id)
+                .collect();
             if self.cfg.quorum.contains_quorum(&ids) {
                 self.leader_commit(c);
                 break;
@@ -498,7 +520,11 @@ impl Core {
             return Err(ProposeError::Backpressure);
         }
         let last = self.log.last();
-        let counter = if last.epoch == epoch { last.counter + 1 } else { 1 };
+        let counter = if last.epoch == epoch {
+            last.counter + 1
+        } else {
+            1
+        };
         if counter > self.cfg.zxid_counter_max {
             // The counter would roll over: ZooKeeper forces a new epoch by re-electing.
             tracing::info!(id = %self.cfg.id, epoch, "zxid counter exhausted; re-electing");
@@ -512,7 +538,9 @@ impl Core {
         let followers: Vec<ServerId> = l
             .learners
             .iter()
-            .filter(|(_, h)| !h.observer && matches!(h.stage, Stage::Syncing { .. } | Stage::Synced))
+            .filter(|(_, h)| {
+                !h.observer && matches!(h.stage, Stage::Syncing { .. } | Stage::Synced)
+            })
             .map(|(id, _)| *id)
             .collect();
         self.append(entry.clone());
@@ -548,7 +576,9 @@ impl Core {
         let epoch = l.epoch.unwrap_or(0);
         let mut heard: BTreeSet<ServerId> = BTreeSet::from([me]);
         for (id, h) in &l.learners {
-            if h.stage == Stage::Synced && tick.saturating_sub(h.heard_at) <= self.cfg.sync_limit_ticks {
+            if h.stage == Stage::Synced
+                && tick.saturating_sub(h.heard_at) <= self.cfg.sync_limit_ticks
+            {
                 heard.insert(*id);
             }
         }

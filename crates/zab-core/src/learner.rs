@@ -150,18 +150,22 @@ impl Core {
         match msg {
             Message::Diff { echo, .. } => self.on_header(echo, Header::Diff),
             Message::Trunc { echo, to, .. } => self.on_header(echo, Header::Trunc(to)),
-            Message::Snap { echo, zxid, data, .. } => self.on_header(echo, Header::Snap(zxid, data)),
+            Message::Snap {
+                echo, zxid, data, ..
+            } => self.on_header(echo, Header::Snap(zxid, data)),
             Message::Proposal { prev, entry, .. } => self.on_proposal(prev, entry),
-            Message::Commit { zxid, .. } => {
-                if self.learner_ref().is_some_and(|l| l.after_header()) {
-                    self.commit_upto(zxid);
-                }
+            Message::Commit { zxid, .. }
+                if self.learner_ref().is_some_and(|l| l.after_header()) =>
+            {
+                self.commit_upto(zxid);
             }
             Message::NewLeader { zxid, .. } => self.on_new_leader(zxid),
             Message::UpToDate { committed, .. } => self.on_up_to_date(committed),
             Message::Inform { prev, entry, .. } => self.on_inform(prev, entry),
             Message::Ping {
-                last_zxid, committed, ..
+                last_zxid,
+                committed,
+                ..
             } => self.on_ping(epoch, last_zxid, committed),
             _ => {}
         }
@@ -370,7 +374,9 @@ impl Core {
         let durable = self.log.durable();
         let barriers = self.barriers;
         let Some(l) = self.learner() else { return };
-        let (Stage::AwaitUpToDate | Stage::Broadcast, false, Some(epoch)) = (l.stage, l.observer, l.epoch) else {
+        let (Stage::AwaitUpToDate | Stage::Broadcast, false, Some(epoch)) =
+            (l.stage, l.observer, l.epoch)
+        else {
             return;
         };
         // The durable point only moves on completions of our own appends, which follow
@@ -378,12 +384,22 @@ impl Core {
         if barriers == 0 && durable > l.acked {
             l.acked = durable;
             let leader = l.leader;
-            self.send(leader, Message::Ack { epoch, zxid: durable });
+            self.send(
+                leader,
+                Message::Ack {
+                    epoch,
+                    zxid: durable,
+                },
+            );
         }
     }
 
     pub(crate) fn tick_learner(&mut self) {
-        let (init, sync, resend) = (self.cfg.init_limit_ticks, self.cfg.sync_limit_ticks, self.cfg.resend_ticks);
+        let (init, sync, resend) = (
+            self.cfg.init_limit_ticks,
+            self.cfg.sync_limit_ticks,
+            self.cfg.resend_ticks,
+        );
         let Some(l) = self.learner() else { return };
         l.silent_ticks += 1;
         l.phase_ticks += 1;

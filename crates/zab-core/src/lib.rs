@@ -57,7 +57,8 @@ pub use crate::action::{Action, Phase, Role, SnapshotRequest, Status};
 pub use crate::config::{Config, ConfigError, MemberRole, Persisted};
 pub use crate::core::{Core, ForwardError, ProposeError};
 pub use crate::messages::{
-    DecodeError, Entry, Message, PeerState, Vote, PAYLOAD_MAX_BYTES, SNAPSHOT_MAX_BYTES, WIRE_VERSION,
+    DecodeError, Entry, Message, PeerState, Vote, PAYLOAD_MAX_BYTES, SNAPSHOT_MAX_BYTES,
+    WIRE_VERSION,
 };
 pub use crate::quorum::{Hierarchical, Majority, QuorumError, QuorumVerifier};
 pub use crate::zxid::{ServerId, Zxid};

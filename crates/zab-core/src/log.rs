@@ -20,7 +20,12 @@ pub(crate) struct Log {
 impl Log {
     /// A log whose entries follow `base`; everything up to `committed` is committed
     /// (and applied by the shell), everything in `entries` is durable.
-    pub(crate) fn new(base: Zxid, entries: Vec<Entry>, committed: Zxid, commit_log_max: usize) -> Self {
+    pub(crate) fn new(
+        base: Zxid,
+        entries: Vec<Entry>,
+        committed: Zxid,
+        commit_log_max: usize,
+    ) -> Self {
         let mut log = Log {
             base,
             entries: VecDeque::new(),
@@ -177,12 +182,21 @@ mod tests {
 
     #[test]
     fn floor_prev_range() {
-        let log = Log::new(Zxid::new(1, 1), vec![e(1, 2), e(1, 3), e(3, 1)], Zxid::new(1, 1), 10);
+        let log = Log::new(
+            Zxid::new(1, 1),
+            vec![e(1, 2), e(1, 3), e(3, 1)],
+            Zxid::new(1, 1),
+            10,
+        );
         assert_eq!(log.floor(Zxid::new(1, 1)), Zxid::new(1, 1));
         assert_eq!(log.floor(Zxid::new(1, 3)), Zxid::new(1, 3));
         assert_eq!(log.floor(Zxid::new(2, 7)), Zxid::new(1, 3));
         assert_eq!(log.floor(Zxid::new(9, 9)), Zxid::new(3, 1));
-        let r: Vec<Zxid> = log.range(Zxid::new(1, 2), Zxid::new(9, 0)).iter().map(|x| x.zxid).collect();
+        let r: Vec<Zxid> = log
+            .range(Zxid::new(1, 2), Zxid::new(9, 0))
+            .iter()
+            .map(|x| x.zxid)
+            .collect();
         assert_eq!(r, vec![Zxid::new(1, 3), Zxid::new(3, 1)]);
         assert!(log.range(Zxid::new(3, 1), Zxid::new(9, 0)).is_empty());
     }
@@ -198,7 +212,10 @@ mod tests {
         assert_eq!(got.len(), 4);
         assert_eq!(log.base(), Zxid::new(1, 2));
         assert_eq!(log.uncommitted(), 1);
-        assert!(log.commit_upto(Zxid::new(1, 3)).is_empty(), "commit is monotonic");
+        assert!(
+            log.commit_upto(Zxid::new(1, 3)).is_empty(),
+            "commit is monotonic"
+        );
         assert_eq!(log.commit_upto(Zxid::new(9, 9)).len(), 1, "capped at last");
     }
 

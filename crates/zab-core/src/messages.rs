@@ -572,27 +572,79 @@ mod tests {
         prop_oneof![
             (any::<u64>(), zxid(), any::<u32>(), any::<u64>(), 0u8..4).prop_map(
                 |(l, z, p, e, s)| Message::Notification {
-                    vote: Vote { leader: ServerId(l), zxid: z, peer_epoch: p },
+                    vote: Vote {
+                        leader: ServerId(l),
+                        zxid: z,
+                        peer_epoch: p
+                    },
                     election_epoch: e,
-                    state: [PeerState::Looking, PeerState::Following, PeerState::Leading, PeerState::Observing][s as usize],
+                    state: [
+                        PeerState::Looking,
+                        PeerState::Following,
+                        PeerState::Leading,
+                        PeerState::Observing
+                    ][s as usize],
                 }
             ),
-            (any::<u32>(), zxid()).prop_map(|(a, z)| Message::FollowerInfo { accepted_epoch: a, last_zxid: z }),
+            (any::<u32>(), zxid()).prop_map(|(a, z)| Message::FollowerInfo {
+                accepted_epoch: a,
+                last_zxid: z
+            }),
             any::<u32>().prop_map(|e| Message::LeaderInfo { epoch: e }),
-            (any::<u32>(), any::<bool>(), any::<u32>(), zxid()).prop_map(|(e, f, c, z)| Message::AckEpoch { epoch: e, fresh: f, current_epoch: c, last_zxid: z }),
+            (any::<u32>(), any::<bool>(), any::<u32>(), zxid()).prop_map(|(e, f, c, z)| {
+                Message::AckEpoch {
+                    epoch: e,
+                    fresh: f,
+                    current_epoch: c,
+                    last_zxid: z,
+                }
+            }),
             (any::<u32>(), zxid()).prop_map(|(e, z)| Message::Diff { epoch: e, echo: z }),
-            (any::<u32>(), zxid(), zxid()).prop_map(|(e, a, t)| Message::Trunc { epoch: e, echo: a, to: t }),
-            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, a, z, d)| Message::Snap { epoch: e, echo: a, zxid: z, data: d }),
-            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, p, z, d)| Message::Proposal { epoch: e, prev: p, entry: Entry { zxid: z, payload: d } }),
-            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, p, z, d)| Message::Inform { epoch: e, prev: p, entry: Entry { zxid: z, payload: d } }),
+            (any::<u32>(), zxid(), zxid()).prop_map(|(e, a, t)| Message::Trunc {
+                epoch: e,
+                echo: a,
+                to: t
+            }),
+            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, a, z, d)| Message::Snap {
+                epoch: e,
+                echo: a,
+                zxid: z,
+                data: d
+            }),
+            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, p, z, d)| Message::Proposal {
+                epoch: e,
+                prev: p,
+                entry: Entry {
+                    zxid: z,
+                    payload: d
+                }
+            }),
+            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, p, z, d)| Message::Inform {
+                epoch: e,
+                prev: p,
+                entry: Entry {
+                    zxid: z,
+                    payload: d
+                }
+            }),
             (any::<u32>(), zxid()).prop_map(|(e, z)| Message::Commit { epoch: e, zxid: z }),
             (any::<u32>(), zxid()).prop_map(|(e, z)| Message::NewLeader { epoch: e, zxid: z }),
             (any::<u32>(), zxid()).prop_map(|(e, z)| Message::AckNewLeader { epoch: e, zxid: z }),
-            (any::<u32>(), zxid()).prop_map(|(e, z)| Message::UpToDate { epoch: e, committed: z }),
+            (any::<u32>(), zxid()).prop_map(|(e, z)| Message::UpToDate {
+                epoch: e,
+                committed: z
+            }),
             (any::<u32>(), zxid()).prop_map(|(e, z)| Message::Ack { epoch: e, zxid: z }),
-            (any::<u32>(), zxid(), zxid()).prop_map(|(e, l, c)| Message::Ping { epoch: e, last_zxid: l, committed: c }),
+            (any::<u32>(), zxid(), zxid()).prop_map(|(e, l, c)| Message::Ping {
+                epoch: e,
+                last_zxid: l,
+                committed: c
+            }),
             any::<u32>().prop_map(|e| Message::PingReply { epoch: e }),
-            (any::<u32>(), bytes()).prop_map(|(e, p)| Message::Request { epoch: e, payload: p }),
+            (any::<u32>(), bytes()).prop_map(|(e, p)| Message::Request {
+                epoch: e,
+                payload: p
+            }),
         ]
     }
 
@@ -628,13 +680,25 @@ mod tests {
     #[test]
     fn typed_errors() {
         assert_eq!(Message::decode(&Bytes::new()), Err(DecodeError::Truncated));
-        assert_eq!(Message::decode(&Bytes::from_static(&[9, 1])), Err(DecodeError::Version(9)));
-        assert_eq!(Message::decode(&Bytes::from_static(&[1, 200])), Err(DecodeError::Tag(200)));
+        assert_eq!(
+            Message::decode(&Bytes::from_static(&[9, 1])),
+            Err(DecodeError::Version(9))
+        );
+        assert_eq!(
+            Message::decode(&Bytes::from_static(&[1, 200])),
+            Err(DecodeError::Tag(200))
+        );
         let mut v = Message::PingReply { epoch: 3 }.encode().to_vec();
         v.push(0);
-        assert_eq!(Message::decode(&Bytes::from(v)), Err(DecodeError::Trailing(1)));
+        assert_eq!(
+            Message::decode(&Bytes::from(v)),
+            Err(DecodeError::Trailing(1))
+        );
         // A length prefix far beyond the bound is refused before any allocation.
         let huge = [1u8, T_REQUEST, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(Message::decode(&Bytes::copy_from_slice(&huge)), Err(DecodeError::TooLong { .. })));
+        assert!(matches!(
+            Message::decode(&Bytes::copy_from_slice(&huge)),
+            Err(DecodeError::TooLong { .. })
+        ));
     }
 }

@@ -180,7 +180,12 @@ mod tests {
         let h = Hierarchical::new(vec![
             vec![(ServerId(1), 1), (ServerId(2), 1), (ServerId(3), 1)],
             vec![(ServerId(4), 1), (ServerId(5), 1), (ServerId(6), 1)],
-            vec![(ServerId(7), 1), (ServerId(8), 1), (ServerId(9), 1), (ServerId(10), 0)],
+            vec![
+                (ServerId(7), 1),
+                (ServerId(8), 1),
+                (ServerId(9), 1),
+                (ServerId(10), 0),
+            ],
         ])
         .unwrap();
         let cases: [(&[u64], bool); 6] = [
@@ -204,8 +209,14 @@ mod tests {
             vec![(ServerId(4), 1), (ServerId(5), 1), (ServerId(6), 1)],
         ])
         .unwrap();
-        assert!(w.contains_quorum(&set(&[1, 4, 5])), "server 1 carries its group");
-        assert!(!w.contains_quorum(&set(&[2, 3, 4, 5])), "2 and 3 hold 2 of 5");
+        assert!(
+            w.contains_quorum(&set(&[1, 4, 5])),
+            "server 1 carries its group"
+        );
+        assert!(
+            !w.contains_quorum(&set(&[2, 3, 4, 5])),
+            "2 and 3 hold 2 of 5"
+        );
         assert!(!w.contains_quorum(&set(&[1, 4])), "both groups are needed");
 
         assert_eq!(

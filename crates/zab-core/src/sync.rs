@@ -48,7 +48,9 @@ impl SyncPlan {
 /// (ZOOKEEPER-3642).
 pub(crate) fn plan_sync(log: &Log, learner_last: Zxid) -> SyncPlan {
     if learner_last < log.base() {
-        return SyncPlan::Snap { at: log.committed() };
+        return SyncPlan::Snap {
+            at: log.committed(),
+        };
     }
     let shared = log.floor(learner_last);
     if shared == learner_last {
@@ -95,7 +97,13 @@ mod tests {
         }
         // An empty leader: everyone is a DIFF or a TRUNC to zero.
         let empty = log(Zxid::ZERO, &[], Zxid::ZERO);
-        assert_eq!(plan_sync(&empty, Zxid::ZERO), SyncPlan::Diff { from: Zxid::ZERO });
-        assert_eq!(plan_sync(&empty, z(1, 1)), SyncPlan::Trunc { to: Zxid::ZERO });
+        assert_eq!(
+            plan_sync(&empty, Zxid::ZERO),
+            SyncPlan::Diff { from: Zxid::ZERO }
+        );
+        assert_eq!(
+            plan_sync(&empty, z(1, 1)),
+            SyncPlan::Trunc { to: Zxid::ZERO }
+        );
     }
 }

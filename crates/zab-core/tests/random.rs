@@ -16,9 +16,9 @@ const STEPS: usize = 1500;
 const DEFAULT_SEEDS: u64 = 100;
 
 fn run_seed(seed: u64, voters: u64) {
-    let observers = u64::from(seed % 4 == 0);
-    let small_counter = seed % 5 == 0;
-    let small_window = seed % 3 == 0;
+    let observers = u64::from(matches!(seed % 4, 0));
+    let small_counter = matches!(seed % 5, 0);
+    let small_window = matches!(seed % 3, 0);
     let mut c = Cluster::new(seed, voters, observers, |cfg| {
         if small_counter {
             cfg.zxid_counter_max = 4;
@@ -67,7 +67,11 @@ fn run_seed(seed: u64, voters: u64) {
                 }
             }
             940..=949 => {
-                let side: Vec<u64> = ids.iter().map(|i| i.0).filter(|_| c.rng.gen_bool(0.5)).collect();
+                let side: Vec<u64> = ids
+                    .iter()
+                    .map(|i| i.0)
+                    .filter(|_| c.rng.gen_bool(0.5))
+                    .collect();
                 c.partition(&side);
             }
             950..=979 => c.heal(),
@@ -88,7 +92,9 @@ fn run_seed(seed: u64, voters: u64) {
     }
     let all_serving = |c: &Cluster| {
         c.leader().is_some()
-            && c.nodes.values().all(|n| n.status().is_some_and(|s| s.phase == Phase::Broadcast))
+            && c.nodes
+                .values()
+                .all(|n| n.status().is_some_and(|s| s.phase == Phase::Broadcast))
     };
     for attempt in 0..5 {
         c.run_until(300, "every server in broadcast", all_serving);
@@ -112,7 +118,10 @@ fn seeds(base: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("ZAB_SEED") {
         return vec![s.parse().expect("ZAB_SEED is a number")];
     }
-    let n = std::env::var("ZAB_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEEDS);
+    let n = std::env::var("ZAB_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS);
     (base..base + n).collect()
 }
 
@@ -145,7 +154,10 @@ fn same_seed_same_run() {
             c.round();
             c.write(id);
         }
-        c.nodes.values().map(|n| (n.status(), n.applied.len())).collect::<Vec<_>>()
+        c.nodes
+            .values()
+            .map(|n| (n.status(), n.applied.len()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(7), run(7));
 }

@@ -47,7 +47,9 @@ fn disk_zxids(c: &Cluster, id: u64) -> Vec<Zxid> {
 }
 
 fn delivered(c: &Cluster, from: u64, to: u64, kind: &str) -> bool {
-    c.delivered.iter().any(|(f, t, k)| *f == from && *t == to && *k == kind)
+    c.delivered
+        .iter()
+        .any(|(f, t, k)| *f == from && *t == to && *k == kind)
 }
 
 fn z(e: u32, n: u32) -> Zxid {
@@ -144,7 +146,10 @@ fn snap_sync_when_the_learner_is_behind_the_window() {
     let (c, leader, lagger) = lagging_follower(2, 5);
     assert!(delivered(&c, leader.0, lagger, "SNAP"));
     assert_eq!(applied_zxids(&c, lagger), applied_zxids(&c, leader.0));
-    assert_eq!(c.nodes[&s(lagger)].disk.snapshot.0, c.status(leader.0).committed);
+    assert_eq!(
+        c.nodes[&s(lagger)].disk.snapshot.0,
+        c.status(leader.0).committed
+    );
 }
 
 #[test]
@@ -184,7 +189,11 @@ fn trunc_keeps_every_committed_txn_zk_1156() {
     elect(&mut c);
     let trunc = c.delivered.iter().any(|(_, t, k)| *t == 1 && *k == "TRUNC");
     assert!(trunc);
-    assert_eq!(disk_zxids(&c, 1), vec![z(1, 1), z(1, 2)], "truncated exactly after 1:2");
+    assert_eq!(
+        disk_zxids(&c, 1),
+        vec![z(1, 1), z(1, 2)],
+        "truncated exactly after 1:2"
+    );
 }
 
 // ---- crashes during sync and broadcast ----
@@ -298,7 +307,9 @@ fn no_ack_of_newleader_before_the_synced_txns_are_durable_zk_3911() {
                 c.flush(id, usize::MAX);
             }
         }
-        let acked = c.delivered[mark..].iter().any(|(f, _, k)| *f == lagger && *k == "ACK(NEWLEADER)");
+        let acked = c.delivered[mark..]
+            .iter()
+            .any(|(f, _, k)| *f == lagger && *k == "ACK(NEWLEADER)");
         if acked {
             c.fail("ACK of NEWLEADER sent before the log was durable");
         }
@@ -306,7 +317,10 @@ fn no_ack_of_newleader_before_the_synced_txns_are_durable_zk_3911() {
             break;
         }
     }
-    assert!(c.pending_ops(lagger) > 0, "the DIFF txns are still unsynced");
+    assert!(
+        c.pending_ops(lagger) > 0,
+        "the DIFF txns are still unsynced"
+    );
     assert_eq!(c.status(lagger).phase, Phase::Sync);
     // The crash loses the unsynced writes; the learner catches up again afterwards.
     c.crash(s(lagger));
@@ -333,7 +347,11 @@ fn no_ack_of_a_proposal_before_it_is_durable_zk_4785() {
     }
     assert!(c.pending_ops(1) > 0);
     assert!(!delivered(&c, 1, 3, "ACK"), "ACK before durable");
-    assert_eq!(c.status(3).committed, Zxid::ZERO, "no quorum without server 1's durable copy");
+    assert_eq!(
+        c.status(3).committed,
+        Zxid::ZERO,
+        "no quorum without server 1's durable copy"
+    );
     c.flush(s(1), usize::MAX);
     c.settle();
     assert!(delivered(&c, 1, 3, "ACK"));
@@ -353,7 +371,9 @@ fn late_joiner() -> Cluster {
     // Server 3 finds the leader and sends FOLLOWERINFO; deliver until NEWLEADER is
     // on its way to 3.
     for _ in 0..200 {
-        if c.net.iter().any(|p| p.to == s(3) && matches!(Message::decode(&p.bytes), Ok(Message::NewLeader { .. }))) {
+        if c.net.iter().any(|p| {
+            p.to == s(3) && matches!(Message::decode(&p.bytes), Ok(Message::NewLeader { .. }))
+        }) {
             return c;
         }
         if c.net.is_empty() {
@@ -372,7 +392,10 @@ fn late_joiner() -> Cluster {
 fn elect_without(c: &mut Cluster, out: u64) -> ServerId {
     c.run_until(100, "leader among the others", move |c| {
         c.leader().is_some()
-            && c.nodes.values().filter(|n| n.id != s(out)).all(|n| n.status().unwrap().phase == Phase::Broadcast)
+            && c.nodes
+                .values()
+                .filter(|n| n.id != s(out))
+                .all(|n| n.status().unwrap().phase == Phase::Broadcast)
     });
     c.leader().unwrap()
 }
@@ -382,7 +405,12 @@ fn late_joiner_receives_proposals_made_while_it_syncs_spec_issue_1() {
     let mut c = late_joiner();
     // Proposed between NEWLEADER to 3 and 3's ACK: 3 must be sent it too.
     let w = c.write(s(2)).unwrap();
-    assert!(c.net.iter().any(|p| p.to == s(3) && matches!(Message::decode(&p.bytes), Ok(Message::Proposal { .. }))));
+    assert!(
+        c.net
+            .iter()
+            .any(|p| p.to == s(3)
+                && matches!(Message::decode(&p.bytes), Ok(Message::Proposal { .. })))
+    );
     let w2 = w.clone();
     c.run_until(50, "applied on 3", move |c| c.all_applied(&w2));
     assert_eq!(applied_zxids(&c, 3), applied_zxids(&c, 2));
@@ -396,12 +424,18 @@ fn duplicate_proposal_is_ignored_spec_issue_2() {
     let dups: Vec<_> = c
         .net
         .iter()
-        .filter(|p| p.to == s(3) && matches!(Message::decode(&p.bytes), Ok(Message::Proposal { .. })))
+        .filter(|p| {
+            p.to == s(3) && matches!(Message::decode(&p.bytes), Ok(Message::Proposal { .. }))
+        })
         .cloned()
         .collect();
     c.net.extend(dups);
     c.settle();
-    let resyncs = c.delivered.iter().filter(|(f, t, k)| *f == 3 && *t == 2 && *k == "FOLLOWERINFO").count();
+    let resyncs = c
+        .delivered
+        .iter()
+        .filter(|(f, t, k)| *f == 3 && *t == 2 && *k == "FOLLOWERINFO")
+        .count();
     assert_eq!(resyncs, 1, "a duplicate proposal must not force a re-sync");
     elect(&mut c);
     assert_eq!(applied_zxids(&c, 3), applied_zxids(&c, 2));
@@ -448,7 +482,11 @@ fn leader_without_a_quorum_steps_down_and_followers_give_up() {
     for _ in 0..8 {
         c.round();
     }
-    assert_eq!(c.status(leader.0).role, Role::Looking, "leader stepped down");
+    assert_eq!(
+        c.status(leader.0).role,
+        Role::Looking,
+        "leader stepped down"
+    );
     // The other two elect a new leader of a higher epoch.
     let other = elect_without(&mut c, leader.0);
     assert_ne!(other, leader);

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zab_core::{Action, Config, Core, Entry, Message, Persisted, Phase, Role, ServerId, Status, Zxid};
+use zab_core::{
+    Action, Config, Core, Entry, Message, Persisted, Phase, Role, ServerId, Status, Zxid,
+};
 
 use invariants::Invariants;
 
@@ -147,7 +149,13 @@ impl Cluster {
 
     /// Like `new`, with some servers starting from the given disks (their state machine
     /// restored from the disk's snapshot; every txn on those disks counts as proposed).
-    pub fn from_disks(seed: u64, voters: u64, observers: u64, disks: BTreeMap<u64, Disk>, tweak: impl Fn(&mut Config)) -> Self {
+    pub fn from_disks(
+        seed: u64,
+        voters: u64,
+        observers: u64,
+        disks: BTreeMap<u64, Disk>,
+        tweak: impl Fn(&mut Config),
+    ) -> Self {
         let vs: Vec<ServerId> = (1..=voters).map(ServerId).collect();
         let os: Vec<ServerId> = (voters + 1..=voters + observers).map(ServerId).collect();
         let mut nodes = BTreeMap::new();
@@ -222,9 +230,17 @@ impl Cluster {
             eprintln!("{l}");
         }
         for n in self.nodes.values() {
-            eprintln!("{:?} disk log last {:?} applied {}", n.status(), n.disk.log.last().map(|e| e.zxid), n.applied.len());
+            eprintln!(
+                "{:?} disk log last {:?} applied {}",
+                n.status(),
+                n.disk.log.last().map(|e| e.zxid),
+                n.applied.len()
+            );
         }
-        panic!("seed {}: invariant violated: {why}\n(replay with ZAB_SEED={})", self.seed, self.seed);
+        panic!(
+            "seed {}: invariant violated: {why}\n(replay with ZAB_SEED={})",
+            self.seed, self.seed
+        );
     }
 
     /// Executes every pending action of `id`, in order.
@@ -246,13 +262,21 @@ impl Cluster {
     fn exec(&mut self, id: ServerId, action: Action) {
         match action {
             Action::Send { to, msg } => self.send(id, to, &msg),
-            Action::AppendLog { entries } => self.node(id).pending.push_back(StorageOp::Append(entries)),
+            Action::AppendLog { entries } => {
+                self.node(id).pending.push_back(StorageOp::Append(entries))
+            }
             Action::TruncateLog { after } => {
                 self.log(format!("{id} truncate after {after:?}"));
                 self.node(id).pending.push_back(StorageOp::Truncate(after));
             }
-            Action::SaveAcceptedEpoch { epoch } => self.node(id).pending.push_back(StorageOp::SaveAccepted(epoch)),
-            Action::SaveCurrentEpoch { epoch } => self.node(id).pending.push_back(StorageOp::SaveCurrent(epoch)),
+            Action::SaveAcceptedEpoch { epoch } => self
+                .node(id)
+                .pending
+                .push_back(StorageOp::SaveAccepted(epoch)),
+            Action::SaveCurrentEpoch { epoch } => self
+                .node(id)
+                .pending
+                .push_back(StorageOp::SaveCurrent(epoch)),
             Action::InstallSnapshot { zxid, data } => {
                 let list = decode_snapshot(data);
                 if list.last().map_or(Zxid::ZERO, |e| e.zxid) != zxid {
@@ -274,21 +298,36 @@ impl Cluster {
             Action::SendSnapshot(req) => {
                 let n = &self.nodes[&id];
                 if n.last_applied() != req.upto {
-                    self.fail(&format!("{id}: snapshot asked at {:?} but applied up to {:?}", req.upto, n.last_applied()));
+                    self.fail(&format!(
+                        "{id}: snapshot asked at {:?} but applied up to {:?}",
+                        req.upto,
+                        n.last_applied()
+                    ));
                 }
                 let data = encode_snapshot(&n.applied);
                 let to = req.to;
                 self.send(id, to, &req.into_message(data));
             }
             Action::Request { origin, payload } => {
-                let core = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()).unwrap();
+                let core = self
+                    .nodes
+                    .get_mut(&id)
+                    .and_then(|n| n.core.as_mut())
+                    .unwrap();
                 if let Ok(z) = core.propose(payload.clone()) {
                     self.log(format!("{id} proposes {z:?} (from {origin})"));
                     self.record_proposal(z, payload);
                 }
             }
-            Action::RoleChanged { role, phase, leader, epoch } => {
-                self.log(format!("{id} -> {role:?}/{phase:?} leader {leader:?} epoch {epoch}"));
+            Action::RoleChanged {
+                role,
+                phase,
+                leader,
+                epoch,
+            } => {
+                self.log(format!(
+                    "{id} -> {role:?}/{phase:?} leader {leader:?} epoch {epoch}"
+                ));
             }
             other => self.fail(&format!("unknown action {other:?}")),
         }
@@ -297,7 +336,9 @@ impl Cluster {
     fn record_proposal(&mut self, z: Zxid, payload: Bytes) {
         if let Some(old) = self.proposed.insert(z, payload.clone()) {
             if old != payload {
-                self.fail(&format!("two different txns proposed at {z:?}: two primaries in one epoch"));
+                self.fail(&format!(
+                    "two different txns proposed at {z:?}: two primaries in one epoch"
+                ));
             }
         }
     }
@@ -311,9 +352,18 @@ impl Cluster {
         if self.faults.drop_pct > 0 && self.rng.gen_range(0..100) < self.faults.drop_pct {
             return;
         }
-        let copies = if self.faults.dup_pct > 0 && self.rng.gen_range(0..100) < self.faults.dup_pct { 2 } else { 1 };
+        let copies = if self.faults.dup_pct > 0 && self.rng.gen_range(0..100) < self.faults.dup_pct
+        {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
-            self.net.push(Packet { from, to, bytes: bytes.clone() });
+            self.net.push(Packet {
+                from,
+                to,
+                bytes: bytes.clone(),
+            });
         }
     }
 
@@ -341,7 +391,11 @@ impl Cluster {
 
     /// Delivers the oldest packet from `from` to `to`; false if none.
     pub fn deliver(&mut self, from: u64, to: u64) -> bool {
-        match self.net.iter().position(|p| p.from == ServerId(from) && p.to == ServerId(to)) {
+        match self
+            .net
+            .iter()
+            .position(|p| p.from == ServerId(from) && p.to == ServerId(to))
+        {
             Some(i) => {
                 self.deliver_at(i);
                 true
@@ -352,7 +406,10 @@ impl Cluster {
 
     /// Drops the oldest packet from `from` to `to`; returns its kind.
     pub fn drop_next(&mut self, from: u64, to: u64) -> Option<&'static str> {
-        let i = self.net.iter().position(|p| p.from == ServerId(from) && p.to == ServerId(to))?;
+        let i = self
+            .net
+            .iter()
+            .position(|p| p.from == ServerId(from) && p.to == ServerId(to))?;
         let p = self.net.remove(i);
         let kind = Message::decode(&p.bytes).ok().map(|m| m.kind());
         self.log(format!("drop {} -> {}: {kind:?}", p.from, p.to));
@@ -362,7 +419,9 @@ impl Cluster {
     /// Drops the oldest packet of `kind` from `from` to `to`; false if none.
     pub fn drop_kind(&mut self, from: u64, to: u64, kind: &str) -> bool {
         let pos = self.net.iter().position(|p| {
-            p.from == ServerId(from) && p.to == ServerId(to) && Message::decode(&p.bytes).is_ok_and(|m| m.kind() == kind)
+            p.from == ServerId(from)
+                && p.to == ServerId(to)
+                && Message::decode(&p.bytes).is_ok_and(|m| m.kind() == kind)
         });
         match pos {
             Some(i) => {
@@ -376,7 +435,10 @@ impl Cluster {
 
     /// Kind of the oldest packet from `from` to `to`.
     pub fn peek(&self, from: u64, to: u64) -> Option<Message> {
-        let p = self.net.iter().find(|p| p.from == ServerId(from) && p.to == ServerId(to))?;
+        let p = self
+            .net
+            .iter()
+            .find(|p| p.from == ServerId(from) && p.to == ServerId(to))?;
         Message::decode(&p.bytes).ok()
     }
 
@@ -391,7 +453,9 @@ impl Cluster {
     /// Makes up to `max` pending storage operations of `id` durable, in order.
     pub fn flush(&mut self, id: ServerId, max: usize) {
         for _ in 0..max {
-            let Some(op) = self.node(id).pending.pop_front() else { return };
+            let Some(op) = self.node(id).pending.pop_front() else {
+                return;
+            };
             let n = self.node(id);
             match op {
                 StorageOp::Append(entries) => {
@@ -497,7 +561,9 @@ impl Cluster {
     }
 
     pub fn write_payload(&mut self, id: ServerId, payload: Bytes) {
-        let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) else { return };
+        let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) else {
+            return;
+        };
         if core.status().role == Role::Leading {
             if let Ok(z) = core.propose(payload.clone()) {
                 self.log(format!("{id} proposes {z:?}"));
@@ -515,7 +581,10 @@ impl Cluster {
         let mut best: Option<(u32, ServerId)> = None;
         for n in self.nodes.values() {
             if let Some(s) = n.status() {
-                if s.role == Role::Leading && s.phase == Phase::Broadcast && best.is_none_or(|(e, _)| s.leader_epoch > e) {
+                if s.role == Role::Leading
+                    && s.phase == Phase::Broadcast
+                    && !matches!(best, Some((e, _)) if e >= s.leader_epoch)
+                {
                     best = Some((s.leader_epoch, n.id));
                 }
             }
@@ -558,13 +627,21 @@ impl Cluster {
     pub fn settle_between(&mut self, ids: &[u64]) {
         let set: BTreeSet<ServerId> = ids.iter().map(|i| ServerId(*i)).collect();
         for _ in 0..10_000 {
-            match self.net.iter().position(|p| set.contains(&p.from) && set.contains(&p.to)) {
+            match self
+                .net
+                .iter()
+                .position(|p| set.contains(&p.from) && set.contains(&p.to))
+            {
                 Some(i) => self.deliver_at(i),
                 None => {
                     for id in &set {
                         self.flush(*id, usize::MAX);
                     }
-                    if !self.net.iter().any(|p| set.contains(&p.from) && set.contains(&p.to)) {
+                    if !self
+                        .net
+                        .iter()
+                        .any(|p| set.contains(&p.from) && set.contains(&p.to))
+                    {
                         return;
                     }
                 }
@@ -583,7 +660,9 @@ impl Cluster {
         }
         self.settle();
         if !pred(self) {
-            self.fail(&format!("liveness: {what} not reached in {max_rounds} rounds"));
+            self.fail(&format!(
+                "liveness: {what} not reached in {max_rounds} rounds"
+            ));
         }
     }
 
@@ -592,7 +671,7 @@ impl Cluster {
         self.nodes
             .values()
             .filter(|n| n.core.is_some())
-            .all(|n| n.applied.iter().any(|e| &e.payload == payload))
+            .all(|n| n.applied.iter().any(|e| e.payload == *payload))
     }
 
     pub fn status(&self, id: u64) -> Status {
@@ -607,10 +686,19 @@ impl Cluster {
 /// One-line rendering of a message for traces.
 pub fn brief(msg: &Message) -> String {
     match msg {
-        Message::Notification { vote, election_epoch, state } => {
-            format!("NOTIFICATION({:?} vote {} {:?} e{} round {election_epoch})", state, vote.leader, vote.zxid, vote.peer_epoch)
+        Message::Notification {
+            vote,
+            election_epoch,
+            state,
+        } => {
+            format!(
+                "NOTIFICATION({:?} vote {} {:?} e{} round {election_epoch})",
+                state, vote.leader, vote.zxid, vote.peer_epoch
+            )
         }
-        Message::Proposal { prev, entry, .. } => format!("PROPOSAL({:?} after {prev:?})", entry.zxid),
+        Message::Proposal { prev, entry, .. } => {
+            format!("PROPOSAL({:?} after {prev:?})", entry.zxid)
+        }
         Message::Inform { prev, entry, .. } => format!("INFORM({:?} after {prev:?})", entry.zxid),
         Message::Snap { zxid, echo, .. } => format!("SNAP({zxid:?} for {echo:?})"),
         Message::Request { .. } => "REQUEST".to_string(),

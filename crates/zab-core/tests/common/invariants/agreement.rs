@@ -19,7 +19,10 @@ impl PrefixAgreement {
         for e in entries {
             match self.history.get(at) {
                 Some(h) if h != e => {
-                    return Err(format!("{id} delivered {:?} at position {at} where {:?} was delivered before", e.zxid, h.zxid));
+                    return Err(format!(
+                        "{id} delivered {:?} at position {at} where {:?} was delivered before",
+                        e.zxid, h.zxid
+                    ));
                 }
                 Some(_) => {}
                 None => self.history.push(e.clone()),
@@ -33,7 +36,12 @@ impl PrefixAgreement {
     pub fn on_reset(&mut self, id: ServerId, applied: &[Entry]) -> Result<(), String> {
         for (i, e) in applied.iter().enumerate() {
             match self.history.get(i) {
-                Some(h) if h != e => return Err(format!("{id} restored {:?} at position {i}, history has {:?}", e.zxid, h.zxid)),
+                Some(h) if h != e => {
+                    return Err(format!(
+                        "{id} restored {:?} at position {i}, history has {:?}",
+                        e.zxid, h.zxid
+                    ))
+                }
                 Some(_) => {}
                 None => self.history.push(e.clone()),
             }

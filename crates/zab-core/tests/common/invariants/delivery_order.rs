@@ -18,7 +18,9 @@ impl DeliveryOrder {
                 z.epoch > last.epoch && z.counter == 1
             };
             if !ok {
-                return Err(format!("{id} delivered {z:?} right after {last:?}: out of order or a gap"));
+                return Err(format!(
+                    "{id} delivered {z:?} right after {last:?}: out of order or a gap"
+                ));
             }
             last = z;
         }

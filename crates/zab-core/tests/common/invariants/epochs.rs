@@ -21,11 +21,17 @@ impl EpochsMonotonic {
                 None => (n.disk.accepted, n.disk.current),
             };
             if n.disk.current > n.disk.accepted || cur > acc {
-                return Err(format!("{}: current epoch {cur} above accepted epoch {acc}", n.id));
+                return Err(format!(
+                    "{}: current epoch {cur} above accepted epoch {acc}",
+                    n.id
+                ));
             }
             let (pa, pc) = self.seen.get(&n.id).copied().unwrap_or((0, 0));
             if acc < pa || cur < pc {
-                return Err(format!("{}: epochs went back from ({pa}, {pc}) to ({acc}, {cur})", n.id));
+                return Err(format!(
+                    "{}: epochs went back from ({pa}, {pc}) to ({acc}, {cur})",
+                    n.id
+                ));
             }
             self.seen.insert(n.id, (acc, cur));
         }

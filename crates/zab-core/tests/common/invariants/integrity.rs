@@ -10,11 +10,21 @@ use zab_core::{Entry, ServerId, Zxid};
 pub struct Integrity;
 
 impl Integrity {
-    pub fn on_apply(&mut self, id: ServerId, entries: &[Entry], proposed: &BTreeMap<Zxid, Bytes>) -> Result<(), String> {
+    pub fn on_apply(
+        &mut self,
+        id: ServerId,
+        entries: &[Entry],
+        proposed: &BTreeMap<Zxid, Bytes>,
+    ) -> Result<(), String> {
         for e in entries {
             match proposed.get(&e.zxid) {
                 Some(p) if *p == e.payload => {}
-                Some(_) => return Err(format!("{id} delivered {:?} with a payload no leader proposed there", e.zxid)),
+                Some(_) => {
+                    return Err(format!(
+                        "{id} delivered {:?} with a payload no leader proposed there",
+                        e.zxid
+                    ))
+                }
                 None => return Err(format!("{id} delivered {:?}, never proposed", e.zxid)),
             }
         }

@@ -32,7 +32,8 @@ impl Invariants {
     pub fn check(&mut self, c: &Cluster) -> Result<(), String> {
         self.one_leader.check(c)?;
         self.epochs.check(c)?;
-        self.no_loss.check(c, &self.agreement.history, self.one_leader.max_established)?;
+        self.no_loss
+            .check(c, &self.agreement.history, self.one_leader.max_established)?;
         Ok(())
     }
 

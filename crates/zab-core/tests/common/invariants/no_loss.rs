@@ -19,7 +19,9 @@ pub struct NoLoss {
 impl NoLoss {
     pub fn check(&mut self, c: &Cluster, history: &[Entry], max: u32) -> Result<(), String> {
         for n in c.nodes.values() {
-            let (Some(core), Some(s)) = (n.core.as_ref(), n.status()) else { continue };
+            let (Some(core), Some(s)) = (n.core.as_ref(), n.status()) else {
+                continue;
+            };
             if s.role != Role::Leading || s.phase != Phase::Broadcast || s.leader_epoch < max {
                 continue;
             }
@@ -33,7 +35,10 @@ impl NoLoss {
                 if held != Some(e) {
                     return Err(format!(
                         "committed {:?} is missing from leader {} of epoch {} (has {:?})",
-                        e.zxid, n.id, s.leader_epoch, held.map(|x| x.zxid)
+                        e.zxid,
+                        n.id,
+                        s.leader_epoch,
+                        held.map(|x| x.zxid)
                     ));
                 }
             }

@@ -23,7 +23,10 @@ impl OneLeaderPerEpoch {
                 let e = s.leader_epoch;
                 let prev = *self.leaders.entry(e).or_insert(n.id);
                 if prev != n.id {
-                    return Err(format!("two established leaders in epoch {e}: {prev} and {}", n.id));
+                    return Err(format!(
+                        "two established leaders in epoch {e}: {prev} and {}",
+                        n.id
+                    ));
                 }
                 self.max_established = self.max_established.max(e);
             }
