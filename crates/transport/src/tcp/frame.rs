@@ -28,6 +28,9 @@ pub const HEADER_LEN: usize = 18;
 /// Bytes counted by the length field besides the payload.
 const BODY_OVERHEAD: usize = HEADER_LEN - 4;
 
+/// Largest payload the length field can describe.
+pub const MAX_ENCODABLE_PAYLOAD_BYTES: usize = u32::MAX as usize - BODY_OVERHEAD;
+
 /// Default maximum payload of one frame (16 MiB); configurable per transport.
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 

@@ -51,7 +51,8 @@ pub struct TcpConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Where to listen; defaults to `peers[id]`.
     pub listen_addr: Option<SocketAddr>,
-    /// Largest payload accepted or sent (default [`MAX_PAYLOAD_BYTES`]).
+    /// Largest payload accepted or sent (default [`MAX_PAYLOAD_BYTES`]; capped at
+    /// [`frame::MAX_ENCODABLE_PAYLOAD_BYTES`]).
     pub max_payload_bytes: usize,
     /// Frames queued per peer before `send` returns `QueueFull`.
     pub peer_queue_max: usize,
@@ -294,6 +295,10 @@ impl TcpTransport {
             .collect();
         let mut config = config;
         config.listen_addr = Some(local_addr);
+        // The length field is a u32 that also counts the 14 header bytes after it.
+        config.max_payload_bytes = config
+            .max_payload_bytes
+            .min(frame::MAX_ENCODABLE_PAYLOAD_BYTES);
         let shared = Arc::new(Shared {
             id: config.id,
             config,
