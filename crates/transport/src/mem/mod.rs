@@ -1,7 +1,7 @@
 //! The in-memory network: any number of endpoints in one process, with faults
 //! controllable at run time and a seeded RNG so a run replays.
 //!
-//! Two modes share one deterministic core ([`core`]):
+//! Two modes share one deterministic core (queues, fault decisions, due times):
 //! - **Real-time** ([`MemNetwork::new`]): times are wall-clock microseconds since the
 //!   network was created. A frame with no delay goes straight into the receiver's
 //!   channel during `send`; delayed frames are delivered by one background thread that
