@@ -1,6 +1,7 @@
 //! [`GroupCommitLog`]: many threads, one write and one fsync per batch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -20,6 +21,28 @@ struct State<L> {
     log: L,
     /// A thread is running a sync outside the lock.
     syncing: bool,
+    /// Threads parked until their entry is durable (or until they must re-check).
+    waiters: Vec<Waiter>,
+}
+
+/// How a parked waiter was woken.
+const WAITING: u8 = 0;
+/// Its target is durable: return without taking the lock.
+const DONE: u8 = 1;
+/// Take the lock and re-check (become the next sync leader, or see an error).
+const RECHECK: u8 = 2;
+
+struct Waiter {
+    target: u64,
+    thread: std::thread::Thread,
+    flag: Arc<AtomicU8>,
+}
+
+impl Waiter {
+    fn wake(self, how: u8) {
+        self.flag.store(how, Ordering::Release);
+        self.thread.unpark();
+    }
 }
 
 /// A thread-safe front end for any [`LogStore`] that shares one write + fsync between
@@ -28,9 +51,11 @@ struct State<L> {
 /// Callers of [`GroupCommitLog::append_durable`] append under a short lock, then wait.
 /// The first waiter that finds no sync running becomes the *sync leader*: it takes the
 /// split sync ([`LogStore::start_sync`]), runs the fsync **without the lock** so that
-/// other threads keep appending into the next batch, records the result, and wakes
-/// everyone. There is no timer and no extra thread: batches are exactly what arrived
-/// during the previous fsync.
+/// other threads keep appending into the next batch, records the result, and then,
+/// outside the lock, wakes every waiter whose entry is now durable (they return
+/// without touching the lock again) plus one waiter that is not, which leads the next
+/// sync. There is no timer and no extra thread: a batch is exactly what arrived during
+/// the previous fsync.
 ///
 /// For a Node's log writer (one producer that must not block), use
 /// [`GroupCommitLog::append`] from the core thread and call [`GroupCommitLog::sync`]
@@ -38,11 +63,12 @@ struct State<L> {
 ///
 /// # To ensure correctness
 /// - Entries become durable in zxid order; a returned zxid covers every earlier entry.
-/// - If a sync fails, every waiter whose entry was not yet durable gets the error, and
+/// - If a sync fails, every waiter whose entry was not yet durable gets an error, and
 ///   the store is poisoned (see [`LogStore`] rule 5): reopen it.
 pub struct GroupCommitLog<L> {
     state: Mutex<State<L>>,
-    synced: Condvar,
+    /// Signalled when a sync ends (for `with_log`).
+    idle: Condvar,
     syncs: AtomicU64,
     entries: AtomicU64,
 }
@@ -54,14 +80,15 @@ impl<L: LogStore> GroupCommitLog<L> {
             state: Mutex::new(State {
                 log,
                 syncing: false,
+                waiters: Vec::new(),
             }),
-            synced: Condvar::new(),
+            idle: Condvar::new(),
             syncs: AtomicU64::new(0),
             entries: AtomicU64::new(0),
         }
     }
 
-    /// Returns the wrapped store (waiting for a running sync to finish).
+    /// Returns the wrapped store.
     pub fn into_inner(self) -> L {
         self.state.into_inner().log
     }
@@ -119,13 +146,20 @@ impl<L: LogStore> GroupCommitLog<L> {
     }
 
     /// Runs `f` with exclusive access to the store (reads, truncation, purge). Waits
-    /// for a running sync first, so a truncation never races an fsync.
+    /// for a running sync first, so a truncation never races an fsync; afterwards
+    /// every waiter re-checks (an entry it waits on may have been truncated).
     pub fn with_log<T>(&self, f: impl FnOnce(&mut L) -> T) -> T {
         let mut st = self.state.lock();
         while st.syncing {
-            self.synced.wait(&mut st);
+            self.idle.wait(&mut st);
         }
-        f(&mut st.log)
+        let out = f(&mut st.log);
+        let woken = std::mem::take(&mut st.waiters);
+        drop(st);
+        for w in woken {
+            w.wake(RECHECK);
+        }
+        out
     }
 
     /// The durable zxid.
@@ -141,9 +175,9 @@ impl<L: LogStore> GroupCommitLog<L> {
         }
     }
 
-    fn wait_durable(
-        &self,
-        mut st: MutexGuard<'_, State<L>>,
+    fn wait_durable<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<L>>,
         target: u64,
     ) -> Result<u64, StorageError> {
         loop {
@@ -155,26 +189,68 @@ impl<L: LogStore> GroupCommitLog<L> {
                 return Err(StorageError::Truncated { zxid: target });
             }
             if st.syncing {
-                self.synced.wait(&mut st);
+                // Park until the leader says our entry is durable, or to re-check.
+                let flag = Arc::new(AtomicU8::new(WAITING));
+                st.waiters.push(Waiter {
+                    target,
+                    thread: std::thread::current(),
+                    flag: flag.clone(),
+                });
+                drop(st);
+                let how = loop {
+                    match flag.load(Ordering::Acquire) {
+                        WAITING => std::thread::park(),
+                        how => break how,
+                    }
+                };
+                if how == DONE {
+                    return Ok(target);
+                }
+                st = self.state.lock();
                 continue;
             }
             // Become the sync leader.
             st.syncing = true;
-            let mut pending = match st.log.start_sync() {
-                Ok(p) => p,
-                Err(e) => {
-                    st.syncing = false;
-                    self.synced.notify_all();
-                    return Err(e);
-                }
+            let result = st.log.start_sync().map(|mut pending| {
+                let run = MutexGuard::unlocked(&mut st, || pending.run());
+                (pending, run)
+            });
+            let outcome = match result {
+                Ok((pending, run)) => st.log.finish_sync(pending, run),
+                Err(e) => Err(e),
             };
-            let result = MutexGuard::unlocked(&mut st, || pending.run());
-            let outcome = st.log.finish_sync(pending, result);
             st.syncing = false;
+            self.idle.notify_all();
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            self.synced.notify_all();
+            let durable = st.log.durable_zxid();
+            let woken = self.take_waiters(&mut st, durable, outcome.is_err());
+            drop(st);
+            for (w, how) in woken {
+                w.wake(how);
+            }
             outcome?;
+            st = self.state.lock();
         }
+    }
+
+    /// Picks the waiters to wake after a sync: everyone whose target is durable
+    /// (`DONE`), plus one other to lead the next sync (or everyone, after a failure).
+    fn take_waiters(&self, st: &mut State<L>, durable: u64, failed: bool) -> Vec<(Waiter, u8)> {
+        let mut woken = Vec::new();
+        let mut i = 0;
+        while i < st.waiters.len() {
+            if st.waiters[i].target <= durable {
+                woken.push((st.waiters.swap_remove(i), DONE));
+            } else {
+                i += 1;
+            }
+        }
+        if failed {
+            woken.extend(st.waiters.drain(..).map(|w| (w, RECHECK)));
+        } else if let Some(next) = (0..st.waiters.len()).min_by_key(|&i| st.waiters[i].target) {
+            woken.push((st.waiters.swap_remove(next), RECHECK));
+        }
+        woken
     }
 }
 
@@ -183,7 +259,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::MemLog;
-    use std::sync::Arc;
 
     #[test]
     fn many_threads_get_increasing_durable_zxids() {

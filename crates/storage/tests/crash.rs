@@ -28,7 +28,7 @@ fn opts() -> FileLogOptions {
 /// Payload of record `z`: mostly small, sometimes large (large writes are the ones a
 /// kill can cut in the middle).
 fn payload(z: u64) -> Bytes {
-    let len = if z % 97 == 0 {
+    let len = if z.is_multiple_of(97) {
         150_000
     } else {
         (z % 300) as usize
