@@ -25,6 +25,20 @@ pub struct Faults {
     pub reorder_pct: u32,
 }
 
+/// A deliberate bug in the shell, to show that the checkers catch it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mutation {
+    #[default]
+    None,
+    /// Report appends durable as soon as they are issued (ACK before durable,
+    /// ZOOKEEPER-3911's class of bug); the write is still lost by a crash.
+    AckBeforeDurable,
+    /// Report truncations done without truncating the disk (skipping TRUNC).
+    SkipTruncate,
+    /// The leader's COMMIT travels right behind each PROPOSAL (commit without quorum).
+    CommitWithoutQuorum,
+}
+
 #[derive(Clone, Debug)]
 pub struct Packet {
     pub from: ServerId,
@@ -134,6 +148,11 @@ pub struct Cluster {
     pub trace: VecDeque<String>,
     /// Every delivered message: (from, to, kind).
     pub delivered: Vec<(u64, u64, &'static str)>,
+    pub mutation: Mutation,
+    /// Do not print the trace on failure.
+    pub quiet: bool,
+    /// Counts of interesting events, for coverage reports.
+    pub stats: BTreeMap<&'static str, u64>,
     next_write: u64,
     /// Payloads of client writes, by the zxid the leader gave them.
     pub proposed: BTreeMap<Zxid, Bytes>,
@@ -186,6 +205,9 @@ impl Cluster {
             inv: Invariants::default(),
             trace: VecDeque::new(),
             delivered: Vec::new(),
+            mutation: Mutation::None,
+            quiet: false,
+            stats: BTreeMap::new(),
             next_write: 0,
             proposed: BTreeMap::new(),
         };
@@ -225,6 +247,9 @@ impl Cluster {
     }
 
     pub fn fail(&self, why: &str) -> ! {
+        if self.quiet {
+            panic!("seed {}: invariant violated: {why}", self.seed);
+        }
         eprintln!("---- last events (seed {}) ----", self.seed);
         for l in &self.trace {
             eprintln!("{l}");
@@ -263,7 +288,13 @@ impl Cluster {
         match action {
             Action::Send { to, msg } => self.send(id, to, &msg),
             Action::AppendLog { entries } => {
-                self.node(id).pending.push_back(StorageOp::Append(entries))
+                let last = entries.last().map(|e| e.zxid);
+                self.node(id).pending.push_back(StorageOp::Append(entries));
+                if let (Mutation::AckBeforeDurable, Some(last)) = (self.mutation, last) {
+                    if let Some(c) = self.node(id).core.as_mut() {
+                        c.handle_log_durable(last);
+                    }
+                }
             }
             Action::TruncateLog { after } => {
                 self.log(format!("{id} truncate after {after:?}"));
@@ -289,6 +320,7 @@ impl Cluster {
                 self.inv.on_reset(id, &self.nodes[&id].applied);
             }
             Action::Commit { entries } => {
+                *self.stats.entry("txns applied").or_insert(0) += entries.len() as u64;
                 let prev = self.nodes[&id].last_applied();
                 if let Err(v) = self.inv.on_apply(id, prev, &entries, &self.proposed) {
                     self.fail(&v);
@@ -365,6 +397,19 @@ impl Cluster {
                 bytes: bytes.clone(),
             });
         }
+        if let (Mutation::CommitWithoutQuorum, Message::Proposal { epoch, entry, .. }) =
+            (self.mutation, msg)
+        {
+            let commit = Message::Commit {
+                epoch: *epoch,
+                zxid: entry.zxid,
+            };
+            self.net.push(Packet {
+                from,
+                to,
+                bytes: commit.encode(),
+            });
+        }
     }
 
     /// Delivers the in-flight packet at `index`.
@@ -378,6 +423,7 @@ impl Cluster {
             return;
         };
         self.delivered.push((p.from.0, p.to.0, msg.kind()));
+        *self.stats.entry(msg.kind()).or_insert(0) += 1;
         if !matches!(msg, Message::Ping { .. } | Message::PingReply { .. }) {
             let line = format!("{} -> {}: {}", p.from, p.to, brief(&msg));
             core.handle_message(p.from, msg);
@@ -456,14 +502,21 @@ impl Cluster {
             let Some(op) = self.node(id).pending.pop_front() else {
                 return;
             };
+            let mutation = self.mutation;
             let n = self.node(id);
             match op {
                 StorageOp::Append(entries) => {
                     let last = entries.last().map(|e| e.zxid).unwrap_or(Zxid::ZERO);
                     let disk_last = n.disk.log.last().map_or(n.disk.snapshot.0, |e| e.zxid);
-                    if entries.first().is_some_and(|e| e.zxid <= disk_last) {
+                    if mutation == Mutation::None
+                        && entries.first().is_some_and(|e| e.zxid <= disk_last)
+                    {
                         let msg = format!("{id}: append of {last:?} after {disk_last:?} on disk");
                         self.fail(&msg);
+                    }
+                    if mutation == Mutation::SkipTruncate {
+                        // Keep the disk log ordered so that restarts load it.
+                        n.disk.log.retain(|e| e.zxid < entries[0].zxid);
                     }
                     n.disk.log.extend(entries);
                     if let Some(c) = n.core.as_mut() {
@@ -471,7 +524,9 @@ impl Cluster {
                     }
                 }
                 StorageOp::Truncate(after) => {
-                    n.disk.log.retain(|e| e.zxid <= after);
+                    if mutation != Mutation::SkipTruncate {
+                        n.disk.log.retain(|e| e.zxid <= after);
+                    }
                     if let Some(c) = n.core.as_mut() {
                         c.handle_log_truncated(after);
                     }
@@ -510,6 +565,7 @@ impl Cluster {
     /// Crash: the core, unsynced writes and the state machine are lost.
     pub fn crash(&mut self, id: ServerId) {
         self.log(format!("{id} CRASH"));
+        *self.stats.entry("crash").or_insert(0) += 1;
         let n = self.node(id);
         n.core = None;
         n.pending.clear();
