@@ -6,9 +6,11 @@
 //! - [`LogStore`]: the transaction log contract, with [`MemLog`] (memory) and
 //!   [`FileLog`] (segment files, CRC32C per record, preallocation, torn-tail recovery).
 //! - [`GroupCommitLog`]: any number of threads appending durably, sharing one write
-//!   and one fsync per batch.
+//!   and one fsync per batch; [`LogWriter`]: the Node's log-writer thread (ordered
+//!   commands in, "durable up to zxid" events out).
 //! - [`EpochStore`]: ZAB's `accepted_epoch` and `current_epoch`, saved atomically.
-//! - [`SnapshotStore`]: streamed, CRC-checked snapshots with retention.
+//! - [`SnapshotStore`]: streamed, CRC-checked snapshots with retention;
+//!   [`plan_recovery`] picks the newest valid one and checks the log continues it.
 //! - Fault injection for the simulator and recovery tests: [`SimLog`], [`FaultyLog`],
 //!   and helpers in [`fault`] that damage real files.
 //! - [`conformance`]: the suite every `LogStore` implementation must pass.
@@ -50,7 +52,9 @@ mod fsutil;
 mod group;
 mod log;
 mod mem_log;
+mod recovery;
 mod snapshot;
+mod writer;
 
 pub use epoch::{EpochStore, Epochs, FileEpochStore, MemEpochStore};
 pub use error::StorageError;
@@ -59,10 +63,12 @@ pub use file_log::{FileLog, FileLogOptions, FsyncPolicy};
 pub use group::{GroupCommitLog, GroupCommitStats};
 pub use log::{check_log_continues_snapshot, LogEntry, LogStore, PendingSync};
 pub use mem_log::MemLog;
+pub use recovery::{plan_recovery, RecoveryPlan};
 pub use snapshot::{
     FileSnapshotStore, MemSnapshotStore, OpenedSnapshot, SkippedSnapshot, SnapshotInfo,
     SnapshotStore, SnapshotWriter,
 };
+pub use writer::{LogCommand, LogEvent, LogWriter, WRITER_BATCH_COMMANDS_MAX};
 
 /// The largest payload a log record may carry (16 MiB). Lengths read from disk are
 /// checked against it before anything is allocated.
