@@ -236,7 +236,17 @@ impl<L: LogStore> GroupCommitLog<L> {
     /// Picks the waiters to wake after a sync: everyone whose target is durable
     /// (`DONE`), plus one other to lead the next sync (or everyone, after a failure).
     fn take_waiters(&self, st: &mut State<L>, durable: u64, failed: bool) -> Vec<(Waiter, u8)> {
-        let mut woken = Vec::new();
+        if failed {
+            return st.waiters.drain(..).map(|w| (w, RECHECK)).collect();
+        }
+        let mut woken = Vec::with_capacity(st.waiters.len());
+        // The next leader is woken first, so the next fsync overlaps the other wakeups.
+        let next = (0..st.waiters.len())
+            .filter(|&i| st.waiters[i].target > durable)
+            .min_by_key(|&i| st.waiters[i].target);
+        if let Some(next) = next {
+            woken.push((st.waiters.swap_remove(next), RECHECK));
+        }
         let mut i = 0;
         while i < st.waiters.len() {
             if st.waiters[i].target <= durable {
@@ -244,11 +254,6 @@ impl<L: LogStore> GroupCommitLog<L> {
             } else {
                 i += 1;
             }
-        }
-        if failed {
-            woken.extend(st.waiters.drain(..).map(|w| (w, RECHECK)));
-        } else if let Some(next) = (0..st.waiters.len()).min_by_key(|&i| st.waiters[i].target) {
-            woken.push((st.waiters.swap_remove(next), RECHECK));
         }
         woken
     }
