@@ -18,6 +18,7 @@ use crate::mode::NodeKind;
 use crate::node::{Node, NodeIdx, NIL};
 use crate::path;
 use crate::quota::{Quota, QuotaUsage};
+use crate::snapshot::SnapState;
 use crate::stat::Stat;
 
 const META_SEED: u64 = 0x6d65_7461;
@@ -66,6 +67,33 @@ pub struct DataTree {
     digest: u64,
     count: usize,
     data_bytes: u64,
+    /// Zxid of the last txn applied (or the snapshot point after loading).
+    pub(crate) last_applied: i64,
+    /// The incremental snapshot in progress, if any.
+    pub(crate) snap: SnapSlot,
+}
+
+/// Holder of the running incremental snapshot; a cloned tree has none.
+#[derive(Debug, Default)]
+pub(crate) struct SnapSlot(pub(crate) Option<Box<SnapState>>);
+
+impl Clone for SnapSlot {
+    fn clone(&self) -> Self {
+        SnapSlot(None)
+    }
+}
+
+impl std::ops::Deref for SnapSlot {
+    type Target = Option<Box<SnapState>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SnapSlot {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Default for DataTree {
@@ -126,6 +154,8 @@ impl DataTree {
             digest: 0,
             count: 0,
             data_bytes: 0,
+            last_applied: 0,
+            snap: SnapSlot(None),
         }
     }
 
@@ -163,6 +193,18 @@ impl DataTree {
 
     /// Inserts a fully formed node into the arena and the index (no linking).
     pub(crate) fn insert_raw(&mut self, node: Node) -> NodeIdx {
+        self.insert_raw_at(node, None)
+    }
+
+    /// Like [`DataTree::insert_raw`], reusing slot `want` if it is free (rollback puts a
+    /// deleted node back where it was, which a running snapshot relies on).
+    pub(crate) fn insert_raw_at(&mut self, node: Node, want: Option<NodeIdx>) -> NodeIdx {
+        if let Some(w) = want {
+            if let Some(pos) = self.free.iter().rposition(|&f| f == w) {
+                let last = self.free.len() - 1;
+                self.free.swap(pos, last);
+            }
+        }
         let h = self.hash_path(&node.path);
         self.data_bytes += node.data.len() as u64;
         self.count += 1;
@@ -198,26 +240,45 @@ impl DataTree {
         time: i64,
         parent: NodeIdx,
     ) -> NodeIdx {
+        self.link_new_at(p, data, acl, kind, zxid, time, parent, None)
+    }
+
+    /// [`DataTree::link_new`] into slot `want` if it is free.
+    #[allow(clippy::too_many_arguments)] // a node has this many independent fields
+    pub(crate) fn link_new_at(
+        &mut self,
+        p: &str,
+        data: Box<[u8]>,
+        acl: u32,
+        kind: NodeKind,
+        zxid: i64,
+        time: i64,
+        parent: NodeIdx,
+        want: Option<NodeIdx>,
+    ) -> NodeIdx {
         let first = self.node(parent).map_or(NIL, |n| n.first_child);
-        let idx = self.insert_raw(Node {
-            path: p.into(),
-            data,
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time,
-            mtime: time,
-            version: 0,
-            creates: 0,
-            aversion: 0,
-            num_children: 0,
-            acl,
-            parent,
-            first_child: NIL,
-            prev_sibling: NIL,
-            next_sibling: first,
-            kind,
-        });
+        let idx = self.insert_raw_at(
+            Node {
+                path: p.into(),
+                data,
+                czxid: zxid,
+                mzxid: zxid,
+                pzxid: zxid,
+                ctime: time,
+                mtime: time,
+                version: 0,
+                creates: 0,
+                aversion: 0,
+                num_children: 0,
+                acl,
+                parent,
+                first_child: NIL,
+                prev_sibling: NIL,
+                next_sibling: first,
+                kind,
+            },
+            want,
+        );
         if let Some(f) = self.node_mut(first) {
             f.prev_sibling = idx;
         }
@@ -233,6 +294,7 @@ impl DataTree {
 
     /// Unlinks and removes a childless node; returns it. Side tables are cleaned here.
     pub(crate) fn unlink_remove(&mut self, idx: NodeIdx) -> Option<Node> {
+        self.capture(idx);
         let (parent, prev, next, h) = {
             let n = self.node(idx)?;
             debug_assert_eq!(n.num_children, 0, "removing a node with children");
@@ -333,6 +395,11 @@ impl DataTree {
     /// hash collisions).
     pub fn digest(&self) -> u64 {
         self.digest
+    }
+
+    /// Zxid of the last txn applied (after loading a snapshot: its zxid).
+    pub fn last_applied_zxid(&self) -> i64 {
+        self.last_applied
     }
 
     pub(crate) fn data_bytes_adjust(&mut self, delta: i64) {

@@ -182,6 +182,7 @@ impl DataTree {
                 }
             }
         }
+        self.last_applied = txn.zxid;
         Ok(applied)
     }
 

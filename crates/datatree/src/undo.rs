@@ -24,6 +24,7 @@ pub(crate) enum Undo {
     },
     /// Re-insert the deleted node and restore its parent's pzxid.
     Deleted {
+        idx: NodeIdx,
         node: Node,
         acl: Vec<Acl>,
         owner: Option<SessionId>,
@@ -59,6 +60,7 @@ impl DataTree {
     /// Runs `f` on node `idx` with the digest kept current: the node's (and only its)
     /// metadata term is swapped out and back in.
     fn with_meta<R>(&mut self, idx: NodeIdx, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        self.capture(idx);
         let old = self.meta_hash(idx);
         let r = f(self.node_mut(idx)?);
         self.digest_remove(old);
@@ -160,6 +162,7 @@ impl DataTree {
         self.with_meta(parent, |p| p.pzxid = zxid);
         self.quota_adjust(path, -1, -(node.data.len() as i64));
         undo.push(Undo::Deleted {
+            idx,
             node,
             acl,
             owner,
@@ -293,6 +296,7 @@ impl DataTree {
                     });
                 }
                 Undo::Deleted {
+                    idx: old_idx,
                     node,
                     acl,
                     owner,
@@ -303,7 +307,7 @@ impl DataTree {
                     let acl_idx = self.acls.add_ref(&acl);
                     let p = node.path.to_string();
                     let len = node.data.len() as i64;
-                    let idx = self.link_new(
+                    let idx = self.link_new_at(
                         &p,
                         node.data.clone(),
                         acl_idx,
@@ -311,6 +315,7 @@ impl DataTree {
                         node.czxid,
                         node.ctime,
                         parent,
+                        Some(old_idx),
                     );
                     if let Some(n) = self.node_mut(idx) {
                         *n = Node {

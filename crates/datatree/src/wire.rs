@@ -31,6 +31,15 @@ impl<W: Write> CrcWriter<W> {
         }
     }
 
+    /// A writer whose CRC continues from `crc` (bytes written earlier elsewhere).
+    pub(crate) fn with_crc(inner: W, crc: u32) -> Self {
+        CrcWriter {
+            inner,
+            crc,
+            written: 0,
+        }
+    }
+
     pub(crate) fn raw(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.crc = crc32c::crc32c_append(self.crc, b);
         self.written += b.len() as u64;
