@@ -67,6 +67,8 @@ pub struct Core {
     /// Outstanding TRUNC / snapshot installs: durability reports are ignored meanwhile.
     pub(crate) barriers: u32,
     pub(crate) tick: u64,
+    /// The epoch and leader our last fresh ACKEPOCH went to (in memory only).
+    pub(crate) fresh_ack: Option<(u32, ServerId)>,
     pub(crate) logical_clock: u64,
     /// The current vote: the proposal while LOOKING, the decided vote otherwise.
     pub(crate) vote: Vote,
@@ -101,6 +103,7 @@ impl Core {
             current_requested: persisted.current_epoch,
             barriers: 0,
             tick: 0,
+            fresh_ack: None,
             logical_clock: 0,
             vote,
             role: RoleState::Looking(Election::default()),

@@ -145,7 +145,10 @@ impl Core {
             return; // another epoch's leader incarnation: stale
         }
         if let Some(l) = self.learner() {
-            l.silent_ticks = 0;
+            // Pings prove the leader alive, not that our handshake progresses.
+            if l.stage == Stage::Broadcast || !matches!(msg, Message::Ping { .. }) {
+                l.silent_ticks = 0;
+            }
         }
         match msg {
             Message::Diff { echo, .. } => self.on_header(echo, Header::Diff),
@@ -194,9 +197,12 @@ impl Core {
                 l.stage = Stage::AwaitEpochSaved;
             }
         } else {
-            // Already accepted (a re-sync, or another leader offered this epoch): the
-            // ack must not count towards establishing the epoch.
-            self.send_ack_epoch(epoch, false);
+            // Already accepted. Unless we accepted it from this very leader (a re-sync),
+            // another leader may hold our promise for this epoch: the ack must not count
+            // towards establishing it (ZooKeeper's ACKEPOCH with -1).
+            let leader = self.learner_ref().map(|l| l.leader);
+            let fresh = leader.is_some_and(|l| self.fresh_ack == Some((epoch, l)));
+            self.send_ack_epoch(epoch, fresh);
         }
     }
 
@@ -220,6 +226,9 @@ impl Core {
         let Some(l) = self.learner() else { return };
         l.stage = Stage::AwaitHeader;
         let leader = l.leader;
+        if fresh {
+            self.fresh_ack = Some((epoch, leader));
+        }
         self.send(leader, msg);
         self.report_role();
     }
@@ -347,7 +356,17 @@ impl Core {
     }
 
     fn on_ping(&mut self, epoch: u32, leader_last: Zxid, committed: Zxid) {
-        let Some(l) = self.learner_ref() else { return };
+        let Some(l) = self.learner() else { return };
+        if l.stage == Stage::AwaitUpToDate {
+            // The leader is established and pings us, but our ACK of NEWLEADER or its
+            // UPTODATE got lost: after a few pings, sync again.
+            l.lagging_pings += 1;
+            if l.lagging_pings >= 3 {
+                l.lagging_pings = 0;
+                self.resync("no UPTODATE");
+            }
+            return;
+        }
         if l.stage != Stage::Broadcast {
             return;
         }
@@ -413,7 +432,12 @@ impl Core {
             self.become_looking();
             return;
         }
-        if l.stage == Stage::AwaitLeaderInfo && l.phase_ticks % resend == 0 {
+        let waiting_on_leader = matches!(
+            l.stage,
+            Stage::AwaitLeaderInfo | Stage::AwaitHeader | Stage::Syncing
+        );
+        if waiting_on_leader && l.silent_ticks >= resend && l.silent_ticks % resend == 0 {
+            // Something of the handshake was lost: start it over with the same leader.
             self.send_follower_info();
         }
     }
