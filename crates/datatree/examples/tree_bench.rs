@@ -224,7 +224,15 @@ fn main() {
             break;
         }
         for _ in 0..100 {
-            write(&mut tree, &mut prep, WriteOp::SetData { path: keys[i % keys.len()].clone(), data: value.clone(), version: -1 });
+            write(
+                &mut tree,
+                &mut prep,
+                WriteOp::SetData {
+                    path: keys[i % keys.len()].clone(),
+                    data: value.clone(),
+                    version: -1,
+                },
+            );
             i += 1;
         }
     }

@@ -73,6 +73,9 @@ pub(crate) struct Record {
 /// Writer state shared by one-shot and incremental snapshots.
 struct RecordWriter {
     acl_ids: HashMap<Arc<[Acl]>, u32>,
+    /// Fast path: ACL cache index -> (the list it held when seen, its written id). The
+    /// pointer check guards against a cache slot reused for another list meanwhile.
+    by_cache_ix: HashMap<u32, (Arc<[Acl]>, u32)>,
     acls: Vec<Arc<[Acl]>>,
     nodes: u64,
 }
@@ -81,6 +84,7 @@ impl RecordWriter {
     fn new() -> Self {
         RecordWriter {
             acl_ids: HashMap::new(),
+            by_cache_ix: HashMap::new(),
             acls: Vec::new(),
             nodes: 0,
         }
@@ -92,16 +96,29 @@ impl RecordWriter {
         w.i64(zxid)
     }
 
-    fn record<W: Write>(&mut self, w: &mut CrcWriter<W>, r: RecordRef<'_>) -> std::io::Result<()> {
+    fn acl_id(&mut self, acl: &Arc<[Acl]>, cache_ix: Option<u32>) -> u32 {
+        if let Some((held, id)) = cache_ix.and_then(|c| self.by_cache_ix.get(&c)) {
+            if Arc::ptr_eq(held, acl) {
+                return *id;
+            }
+        }
         let next = self.acls.len() as u32;
-        let acl_ix = match self.acl_ids.get(r.acl) {
+        let id = match self.acl_ids.get(acl) {
             Some(&i) => i,
             None => {
-                self.acl_ids.insert(r.acl.clone(), next);
-                self.acls.push(r.acl.clone());
+                self.acl_ids.insert(acl.clone(), next);
+                self.acls.push(acl.clone());
                 next
             }
         };
+        if let Some(c) = cache_ix {
+            self.by_cache_ix.insert(c, (acl.clone(), id));
+        }
+        id
+    }
+
+    fn record<W: Write>(&mut self, w: &mut CrcWriter<W>, r: RecordRef<'_>) -> std::io::Result<()> {
+        let acl_ix = self.acl_id(r.acl, r.acl_cache_ix);
         self.nodes += 1;
         w.u8(1)?;
         w.bytes(r.path.as_bytes())?;
@@ -157,6 +174,8 @@ struct RecordRef<'a> {
     owner: i64,
     ttl: i64,
     acl: &'a Arc<[Acl]>,
+    /// The tree's ACL cache index, when the record is a live node.
+    acl_cache_ix: Option<u32>,
 }
 
 impl Record {
@@ -170,6 +189,7 @@ impl Record {
             owner: self.owner,
             ttl: self.ttl,
             acl: &self.acl,
+            acl_cache_ix: None,
         }
     }
 }
@@ -257,6 +277,7 @@ impl DataTree {
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),
             acl,
+            acl_cache_ix: Some(n.acl),
         }
     }
 
