@@ -27,19 +27,17 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use crate::acl::{Acl, Id, Perms};
+use crate::acl::Acl;
 use crate::error::DecodeError;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
 use crate::node::{Node, NodeIdx, NIL};
 use crate::quota::{Quota, QuotaUsage};
 use crate::tree::DataTree;
-use crate::wire::{CrcReader, CrcWriter, DATA_LEN_MAX, ID_LEN_MAX, PATH_LEN_MAX};
+use crate::wire::{read_acl, write_acl, CrcReader, CrcWriter, DATA_LEN_MAX, PATH_LEN_MAX};
 
 const MAGIC: &[u8; 8] = b"ENSTREE\0";
 const FORMAT_VERSION: u32 = 2;
-/// Most ACL entries in one list accepted from a snapshot.
-const ACL_ENTRIES_MAX: u32 = 1024;
 /// Most ACL lists accepted from a snapshot.
 const ACL_LISTS_MAX: u32 = 1 << 20;
 /// Most quotas accepted from a snapshot.
@@ -144,12 +142,7 @@ impl RecordWriter {
         w.u8(0)?;
         w.u32(self.acls.len() as u32)?;
         for acl in &self.acls {
-            w.u32(acl.len() as u32)?;
-            for a in acl.iter() {
-                w.i32(a.perms.0)?;
-                w.bytes(a.id.scheme.as_bytes())?;
-                w.bytes(a.id.id.as_bytes())?;
-            }
+            write_acl(w, acl)?;
         }
         w.u32(quotas.len() as u32)?;
         for (p, q) in quotas {
@@ -473,21 +466,7 @@ impl DataTree {
         }
         let mut acl_lists: Vec<Arc<[Acl]>> = Vec::new();
         for _ in 0..acl_count {
-            let n = r.u32()?;
-            if n > ACL_ENTRIES_MAX {
-                return Err(r.corrupt(format!("ACL with {n} entries")));
-            }
-            let mut acl = Vec::new();
-            for _ in 0..n {
-                let perms = Perms(r.i32()?);
-                let scheme = r.string(ID_LEN_MAX, "ACL scheme")?;
-                let id = r.string(ID_LEN_MAX, "ACL id")?;
-                acl.push(Acl {
-                    perms,
-                    id: Id { scheme, id },
-                });
-            }
-            acl_lists.push(Arc::from(acl));
+            acl_lists.push(Arc::from(read_acl(&mut r)?));
         }
         let quota_count = r.u32()?;
         if quota_count > QUOTAS_MAX {

@@ -7,19 +7,16 @@
 
 use bytes::Bytes;
 
-use crate::acl::{Acl, Id, Perms};
 use crate::error::DecodeError;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
 use crate::quota::Quota;
 use crate::txn::{CreateTxn, Txn, TxnOp};
-use crate::wire::{CrcReader, CrcWriter, DATA_LEN_MAX, ID_LEN_MAX, PATH_LEN_MAX};
+use crate::wire::{read_acl, write_acl, CrcReader, CrcWriter, DATA_LEN_MAX, PATH_LEN_MAX};
 
 const TXN_FORMAT: u8 = 1;
 /// Most ops in one encoded multi.
 pub const MULTI_OPS_MAX: u32 = 64 * 1024;
-/// Most ACL entries in one encoded op.
-const ACL_ENTRIES_MAX: u32 = 1024;
 /// Most paths in one encoded closeSession.
 const CLOSE_PATHS_MAX: u32 = 1 << 20;
 
@@ -48,23 +45,13 @@ fn encode_into(w: &mut CrcWriter<Vec<u8>>, txn: &Txn) -> std::io::Result<()> {
     op_into(w, &txn.op)
 }
 
-fn acl_into(w: &mut CrcWriter<Vec<u8>>, acl: &[Acl]) -> std::io::Result<()> {
-    w.u32(acl.len() as u32)?;
-    for a in acl {
-        w.i32(a.perms.0)?;
-        w.bytes(a.id.scheme.as_bytes())?;
-        w.bytes(a.id.id.as_bytes())?;
-    }
-    Ok(())
-}
-
 fn op_into(w: &mut CrcWriter<Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
     match op {
         TxnOp::Create(c) => {
             w.u8(T_CREATE)?;
             w.bytes(c.path.as_bytes())?;
             w.bytes(&c.data)?;
-            acl_into(w, &c.acl)?;
+            write_acl(w, &c.acl)?;
             w.u8(c.kind.tag())?;
             w.i64(c.owner.0)?;
             w.i64(c.ttl_ms)?;
@@ -87,7 +74,7 @@ fn op_into(w: &mut CrcWriter<Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
         TxnOp::SetAcl { path, acl, version } => {
             w.u8(T_SET_ACL)?;
             w.bytes(path.as_bytes())?;
-            acl_into(w, acl)?;
+            write_acl(w, acl)?;
             w.i32(*version)
         }
         TxnOp::Check { path, version } => {
@@ -141,31 +128,13 @@ pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
     Ok(Txn { zxid, time_ms, op })
 }
 
-fn acl_from(r: &mut CrcReader<&[u8]>) -> Result<Vec<Acl>, DecodeError> {
-    let n = r.u32()?;
-    if n > ACL_ENTRIES_MAX {
-        return Err(r.corrupt(format!("ACL with {n} entries")));
-    }
-    let mut acl = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let perms = Perms(r.i32()?);
-        let scheme = r.string(ID_LEN_MAX, "ACL scheme")?;
-        let id = r.string(ID_LEN_MAX, "ACL id")?;
-        acl.push(Acl {
-            perms,
-            id: Id { scheme, id },
-        });
-    }
-    Ok(acl)
-}
-
 fn op_from(r: &mut CrcReader<&[u8]>, top: bool) -> Result<TxnOp, DecodeError> {
     let tag = r.u8()?;
     Ok(match tag {
         T_CREATE => {
             let path = r.string(PATH_LEN_MAX, "path")?;
             let data = Bytes::from(r.bytes(DATA_LEN_MAX, "data")?);
-            let acl = acl_from(r)?;
+            let acl = read_acl(r)?;
             let kind = NodeKind::from_tag(r.u8()?).ok_or_else(|| r.corrupt("bad node kind"))?;
             let owner = SessionId(r.i64()?);
             let ttl_ms = r.i64()?;
@@ -190,7 +159,7 @@ fn op_from(r: &mut CrcReader<&[u8]>, top: bool) -> Result<TxnOp, DecodeError> {
         },
         T_SET_ACL => TxnOp::SetAcl {
             path: r.string(PATH_LEN_MAX, "path")?,
-            acl: acl_from(r)?,
+            acl: read_acl(r)?,
             version: r.i32()?,
         },
         T_CHECK => TxnOp::Check {

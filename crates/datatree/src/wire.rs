@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 
+use crate::acl::{Acl, Id, Perms};
 use crate::error::DecodeError;
 
 /// Largest path accepted from encoded input.
@@ -14,6 +15,39 @@ pub const PATH_LEN_MAX: usize = 64 * 1024;
 pub const DATA_LEN_MAX: usize = 64 * 1024 * 1024;
 /// Largest ACL id or scheme accepted from encoded input.
 pub const ID_LEN_MAX: usize = 4 * 1024;
+
+/// Most entries in one encoded ACL list.
+pub const ACL_ENTRIES_MAX: u32 = 1024;
+
+/// Writes an ACL list: count, then (perms, scheme, id) per entry.
+pub(crate) fn write_acl<W: Write>(w: &mut CrcWriter<W>, acl: &[Acl]) -> std::io::Result<()> {
+    w.u32(acl.len() as u32)?;
+    for a in acl {
+        w.i32(a.perms.0)?;
+        w.bytes(a.id.scheme.as_bytes())?;
+        w.bytes(a.id.id.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Reads an ACL list written by [`write_acl`], bounded by [`ACL_ENTRIES_MAX`].
+pub(crate) fn read_acl<R: Read>(r: &mut CrcReader<R>) -> Result<Vec<Acl>, DecodeError> {
+    let n = r.u32()?;
+    if n > ACL_ENTRIES_MAX {
+        return Err(r.corrupt(format!("ACL with {n} entries")));
+    }
+    let mut acl = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let perms = Perms(r.i32()?);
+        let scheme = r.string(ID_LEN_MAX, "ACL scheme")?;
+        let id = r.string(ID_LEN_MAX, "ACL id")?;
+        acl.push(Acl {
+            perms,
+            id: Id { scheme, id },
+        });
+    }
+    Ok(acl)
+}
 
 /// A writer that counts bytes and keeps a running CRC32C.
 pub(crate) struct CrcWriter<W: Write> {
