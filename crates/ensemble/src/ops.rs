@@ -1,0 +1,290 @@
+//! Requests a client sends and the responses it gets, shared by the deterministic
+//! [`Server`](crate::Server) and the [`Client`](crate::Client).
+
+use bytes::Bytes;
+use datatree::{Acl, CreateMode, OpResult, Stat, WatchedEvent, WatcherType, WriteOp};
+
+/// A connection to one server, chosen by the caller of [`Server::handle_client`](crate::Server::handle_client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A request number within one connection; replies carry it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Xid(pub u64);
+
+pub use datatree::SessionId;
+
+/// Kinds of persistent watch for [`Request::AddWatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AddWatchMode {
+    /// A permanent exists + getData + getChildren watch on one path.
+    Persistent,
+    /// Created, deleted and data-changed events for the path and every descendant.
+    PersistentRecursive,
+}
+
+/// One read of a [`Request::MultiRead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadOp {
+    /// getData(path).
+    GetData {
+        /// The node.
+        path: String,
+    },
+    /// getChildren(path).
+    GetChildren {
+        /// The node.
+        path: String,
+    },
+}
+
+/// The result of one [`ReadOp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadResult {
+    /// Data and Stat.
+    Data(Bytes, Stat),
+    /// Children names (sorted) and the parent's Stat.
+    Children(Vec<String>, Stat),
+}
+
+/// A client request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// Open a new session with the requested timeout (negotiated by the server).
+    Connect {
+        /// Requested session timeout.
+        timeout_ms: u32,
+    },
+    /// Re-attach an existing session on this connection.
+    Reattach {
+        /// The session.
+        session: SessionId,
+        /// Its password.
+        password: [u8; 16],
+        /// The last zxid the client has seen.
+        last_zxid_seen: i64,
+    },
+    /// Close the session (deletes its ephemerals).
+    Close,
+    /// create(path, data, acl, mode, ttl).
+    Create {
+        /// Path (a prefix for sequential modes).
+        path: String,
+        /// Initial data.
+        data: Bytes,
+        /// ACL.
+        acl: Vec<Acl>,
+        /// Mode.
+        mode: CreateMode,
+        /// TTL for the TTL modes, else 0.
+        ttl_ms: i64,
+    },
+    /// delete(path, version).
+    Delete {
+        /// The node.
+        path: String,
+        /// Expected version or -1.
+        version: i32,
+    },
+    /// setData(path, data, version).
+    SetData {
+        /// The node.
+        path: String,
+        /// New data.
+        data: Bytes,
+        /// Expected version or -1.
+        version: i32,
+    },
+    /// setACL(path, acl, aversion).
+    SetAcl {
+        /// The node.
+        path: String,
+        /// New ACL.
+        acl: Vec<Acl>,
+        /// Expected aversion or -1.
+        version: i32,
+    },
+    /// multi(ops): create, delete, setData, setACL and check ops, all or nothing.
+    Multi(Vec<WriteOp>),
+    /// sync(path): a no-op through the write pipeline; reads after it see every write
+    /// committed before it.
+    Sync {
+        /// The path (only echoed back, as ZooKeeper does).
+        path: String,
+    },
+    /// exists(path, watch).
+    Exists {
+        /// The node.
+        path: String,
+        /// Leave an exists watch.
+        watch: bool,
+    },
+    /// getData(path, watch).
+    GetData {
+        /// The node.
+        path: String,
+        /// Leave a data watch.
+        watch: bool,
+    },
+    /// getChildren(path, watch), with the parent's Stat.
+    GetChildren {
+        /// The node.
+        path: String,
+        /// Leave a child watch.
+        watch: bool,
+    },
+    /// getAllChildrenNumber(path).
+    GetAllChildrenNumber {
+        /// The node.
+        path: String,
+    },
+    /// getEphemerals(prefix): the session's ephemerals whose path starts with `prefix`.
+    GetEphemerals {
+        /// Path prefix ("/" for all).
+        prefix: String,
+    },
+    /// getACL(path).
+    GetAcl {
+        /// The node.
+        path: String,
+    },
+    /// multiRead(ops): each read succeeds or fails on its own.
+    MultiRead(Vec<ReadOp>),
+    /// addWatch(path, mode).
+    AddWatch {
+        /// The path (need not exist).
+        path: String,
+        /// Persistent or persistent recursive.
+        mode: AddWatchMode,
+    },
+    /// removeWatches(path, type).
+    RemoveWatches {
+        /// The path.
+        path: String,
+        /// Which watches.
+        which: WatcherType,
+    },
+}
+
+impl Request {
+    /// Whether the request goes through the write pipeline (a txn).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Connect { .. }
+                | Request::Reattach { .. }
+                | Request::Close
+                | Request::Create { .. }
+                | Request::Delete { .. }
+                | Request::SetData { .. }
+                | Request::SetAcl { .. }
+                | Request::Multi(_)
+                | Request::Sync { .. }
+        )
+    }
+
+    /// Approximate encoded size, for the request size limit.
+    pub fn size_bytes(&self) -> usize {
+        fn acl_len(acl: &[Acl]) -> usize {
+            acl.iter().map(|a| 8 + a.id.scheme.len() + a.id.id.len()).sum()
+        }
+        fn op_len(op: &WriteOp) -> usize {
+            match op {
+                WriteOp::Create { path, data, acl, .. } => 16 + path.len() + data.len() + acl_len(acl),
+                WriteOp::SetData { path, data, .. } => 8 + path.len() + data.len(),
+                WriteOp::SetAcl { path, acl, .. } => 8 + path.len() + acl_len(acl),
+                WriteOp::Delete { path, .. } | WriteOp::Check { path, .. } => 8 + path.len(),
+                WriteOp::Multi(ops) => ops.iter().map(op_len).sum(),
+                _ => 64,
+            }
+        }
+        match self {
+            Request::Create { path, data, acl, .. } => 16 + path.len() + data.len() + acl_len(acl),
+            Request::SetData { path, data, .. } => 8 + path.len() + data.len(),
+            Request::SetAcl { path, acl, .. } => 8 + path.len() + acl_len(acl),
+            Request::Multi(ops) => ops.iter().map(op_len).sum(),
+            Request::MultiRead(ops) => ops.len() * 64,
+            _ => 64,
+        }
+    }
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Response {
+    /// A session was opened or re-attached.
+    Connected {
+        /// The session.
+        session: SessionId,
+        /// Its password (for re-attaching elsewhere).
+        password: [u8; 16],
+        /// The negotiated timeout.
+        timeout_ms: u32,
+    },
+    /// The session is closed.
+    Closed,
+    /// create: the final path and the new node's Stat.
+    Created {
+        /// Final path (sequential suffix appended).
+        path: String,
+        /// The new node's Stat.
+        stat: Stat,
+    },
+    /// delete succeeded.
+    Deleted,
+    /// setData / setACL: the Stat after the change.
+    Stat(Stat),
+    /// multi succeeded: one result per op.
+    Multi(Vec<OpResult>),
+    /// sync completed.
+    Synced {
+        /// The path given.
+        path: String,
+    },
+    /// exists: the Stat, or `None` if the node does not exist.
+    Exists(Option<Stat>),
+    /// getData.
+    Data(Bytes, Stat),
+    /// getChildren.
+    Children(Vec<String>, Stat),
+    /// getAllChildrenNumber.
+    Count(u64),
+    /// getEphemerals.
+    Ephemerals(Vec<String>),
+    /// getACL.
+    Acl(Vec<Acl>, Stat),
+    /// multiRead: one result per read.
+    MultiRead(Vec<Result<ReadResult, crate::Error>>),
+    /// addWatch / removeWatches succeeded.
+    Done,
+}
+
+/// A session-level event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The session is (again) attached to a serving node.
+    Connected,
+    /// The node serving the session left the quorum; requests fail with
+    /// ConnectionLoss until the session is re-attached.
+    Disconnected,
+    /// The session expired; its ephemerals are gone.
+    Expired,
+    /// The session was closed by its client.
+    Closed,
+}
+
+/// One event of a session's ordered stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Event {
+    /// A watch fired.
+    Watch(WatchedEvent),
+    /// The session's state changed.
+    Session(SessionEvent),
+}

@@ -1,0 +1,203 @@
+//! Applying committed envelopes: digest checks, the tree, sessions, watches, replies.
+
+use datatree::{OpResult, Txn};
+use zab_core::{Entry, Zxid};
+
+use super::conn::WaitKind;
+use super::{Server, ServerAction, StateCopy, DIGEST_WINDOW_MAX};
+use crate::codec::{Body, Envelope};
+use crate::error::Error;
+use crate::ops::{ConnId, Response, SessionEvent, SessionId, Xid};
+
+impl Server {
+    /// Applies one committed entry (every replica, zxid order).
+    pub(super) fn apply_entry(&mut self, entry: Entry) {
+        if self.diverged.is_some() {
+            return;
+        }
+        let zxid = entry.zxid;
+        let span = tracing::trace_span!("apply", id = %self.id, zxid = %zxid);
+        let _g = span.enter();
+        let env = match Envelope::decode(entry.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                self.diverge(zxid, format!("undecodable committed txn: {e}"));
+                return;
+            }
+        };
+        if let Some(mine) = self.digest_at(env.check.0) {
+            if mine != env.check.1 {
+                let reason = format!(
+                    "digest mismatch after {:?}: leader {:#x}, here {:#x}",
+                    Zxid::from_u64(env.check.0),
+                    env.check.1,
+                    mine
+                );
+                self.diverge(zxid, reason);
+                return;
+            }
+        }
+        let mine = env.origin == self.id.0 && env.conn.0 != 0;
+        let (conn, xid, session) = (env.conn, env.xid, env.session);
+        match env.body {
+            Body::Tree(txn) => {
+                let result = self.apply_tree(&txn, zxid);
+                if mine {
+                    let result = result.map(|results| self.tree_response(conn, xid, results));
+                    self.complete(conn, xid, result);
+                }
+            }
+            Body::CreateSession { timeout_ms } => {
+                self.sessions
+                    .apply_create(session::SessionId(session.0), timeout_ms, self.tick);
+                if mine {
+                    let result = match self.waiting_kind(conn, xid) {
+                        Some(WaitKind::Connect { password, .. }) => Ok(Response::Connected {
+                            session,
+                            password: *password,
+                            timeout_ms,
+                        }),
+                        _ => Ok(Response::Closed),
+                    };
+                    self.complete(conn, xid, result);
+                }
+            }
+            Body::CloseSession(txn) => {
+                let _ = self.apply_tree(&txn, zxid);
+                self.sessions.apply_close(session::SessionId(session.0));
+                self.watches.remove_session(session);
+                self.session_closed(session, mine.then_some((conn, xid)));
+            }
+            Body::Error(f) => {
+                if mine {
+                    self.complete(conn, xid, Err(f.into_error()));
+                }
+            }
+            Body::Noop => {
+                if mine {
+                    let result = match self.waiting_kind(conn, xid) {
+                        Some(WaitKind::Sync(p)) => Ok(Response::Synced { path: p.clone() }),
+                        Some(WaitKind::Reattach {
+                            password,
+                            timeout_ms,
+                        }) => Ok(Response::Connected {
+                            session,
+                            password: *password,
+                            timeout_ms: *timeout_ms,
+                        }),
+                        _ => Ok(Response::Done),
+                    };
+                    self.complete(conn, xid, result);
+                }
+            }
+        }
+        self.applied = zxid;
+        self.applied_txns += 1;
+        self.prep.handle_applied(zxid.to_u64() as i64);
+        if self.digests.len() >= DIGEST_WINDOW_MAX {
+            self.digests.pop_front();
+        }
+        self.digests.push_back((zxid.to_u64(), self.tree.digest()));
+        self.since_snapshot += 1;
+        if self.snapshot_every_txns > 0 && self.since_snapshot >= self.snapshot_every_txns {
+            self.since_snapshot = 0;
+            self.out.push(ServerAction::Snapshot(Box::new(StateCopy {
+                zxid,
+                sessions: self.session_table(),
+                tree: self.tree.clone(),
+            })));
+        }
+    }
+
+    /// The digest this replica had right after applying `zxid`, if remembered.
+    fn digest_at(&self, zxid: u64) -> Option<u64> {
+        if zxid == 0 {
+            return None;
+        }
+        let i = self.digests.binary_search_by_key(&zxid, |(z, _)| *z).ok()?;
+        self.digests.get(i).map(|(_, d)| *d)
+    }
+
+    /// Applies a tree txn and fires its watches. A txn that does not fit fails the
+    /// same way on every replica (the tree is left untouched); divergence is caught
+    /// by the digest check.
+    fn apply_tree(&mut self, txn: &Txn, zxid: Zxid) -> Result<Vec<OpResult>, Error> {
+        if txn.zxid != zxid.to_u64() as i64 {
+            tracing::warn!(id = %self.id, %zxid, txn_zxid = txn.zxid, "txn zxid differs from its log position");
+        }
+        match self.tree.apply(txn) {
+            Ok(applied) => {
+                let mut events = std::mem::take(&mut self.scratch_events);
+                events.clear();
+                self.watches
+                    .trigger_into(&applied.changes, txn.zxid, &mut events);
+                for (session, event) in events.drain(..) {
+                    if let Some(conn) = self.by_session.get(&session) {
+                        self.out.push(ServerAction::Watch { conn: *conn, event });
+                    }
+                }
+                self.scratch_events = events;
+                Ok(applied.results)
+            }
+            Err(e) => {
+                tracing::warn!(id = %self.id, %zxid, error = %e, "committed txn failed to apply");
+                Err(e.into())
+            }
+        }
+    }
+
+    fn tree_response(&self, conn: ConnId, xid: Xid, mut results: Vec<OpResult>) -> Response {
+        if matches!(self.waiting_kind(conn, xid), Some(WaitKind::Multi)) {
+            return Response::Multi(results);
+        }
+        match results.pop() {
+            Some(OpResult::Created { path, stat }) => Response::Created { path, stat },
+            Some(OpResult::Deleted) => Response::Deleted,
+            Some(OpResult::DataSet { stat }) | Some(OpResult::AclSet { stat }) => {
+                Response::Stat(stat)
+            }
+            _ => Response::Done,
+        }
+    }
+
+    /// A session ended (closed by its client, or expired): answer the close, or tell
+    /// the session's connection here that it expired.
+    fn session_closed(&mut self, session: SessionId, closer: Option<(ConnId, Xid)>) {
+        let conn = self.by_session.remove(&session);
+        match closer {
+            Some((c, xid)) => {
+                self.complete(c, xid, Ok(Response::Closed));
+                self.out.push(ServerAction::Session {
+                    conn: c,
+                    event: SessionEvent::Closed,
+                });
+                self.drop_conn(c, Error::SessionExpired);
+            }
+            None => {
+                if let Some(c) = conn {
+                    self.out.push(ServerAction::Session {
+                        conn: c,
+                        event: SessionEvent::Expired,
+                    });
+                    self.drop_conn(c, Error::SessionExpired);
+                }
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, conn: ConnId, err: Error) {
+        if let Some(c) = self.conns.remove(&conn) {
+            for slot in c.slots {
+                let result = match slot.state {
+                    super::conn::SlotState::Done(r) => r,
+                    _ => Err(err.clone()),
+                };
+                self.out.push(ServerAction::Reply {
+                    conn,
+                    xid: slot.xid,
+                    result,
+                });
+            }
+        }
+    }
+}

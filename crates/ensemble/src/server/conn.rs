@@ -1,0 +1,511 @@
+//! Client connections: per-connection FIFO of outstanding requests, request intake,
+//! and reads served from the applied tree.
+
+use std::collections::VecDeque;
+
+use datatree::{path, Perms, WatcherKind, WriteOp};
+
+use super::{Server, ServerAction, CONN_PENDING_MAX};
+use crate::codec::{Forward, ForwardOp};
+use crate::error::Error;
+use crate::ops::{AddWatchMode, ConnId, ReadOp, ReadResult, Request, Response, SessionId, Xid};
+
+/// What a write slot waits for, to build its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WaitKind {
+    /// createSession: reply Connected.
+    Connect { password: [u8; 16], timeout_ms: u32 },
+    /// Re-attach on a learner, waiting for the leader's revalidation.
+    Reattach { password: [u8; 16], timeout_ms: u32 },
+    /// closeSession.
+    Close,
+    /// A single tree write.
+    Write,
+    /// A multi.
+    Multi,
+    /// sync(path).
+    Sync(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum SlotState {
+    /// In the write pipeline.
+    Waiting(WaitKind),
+    /// A read held behind earlier writes (FIFO).
+    Read(Request),
+    /// Answered, waiting for earlier slots.
+    Done(Result<Response, Error>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) xid: Xid,
+    pub(crate) state: SlotState,
+}
+
+/// One client connection on this server.
+#[derive(Debug, Default)]
+pub(crate) struct Conn {
+    pub(crate) session: Option<SessionId>,
+    pub(crate) slots: VecDeque<Slot>,
+}
+
+/// Counts of one connection, for tests and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnStats {
+    /// Outstanding requests.
+    pub outstanding: usize,
+}
+
+impl Server {
+    /// Pushes a reply now, or records it in the FIFO when earlier slots are pending.
+    fn answer(&mut self, conn: ConnId, xid: Xid, result: Result<Response, Error>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            self.out.push(ServerAction::Reply { conn, xid, result });
+            return;
+        };
+        if c.slots.is_empty() {
+            self.out.push(ServerAction::Reply { conn, xid, result });
+        } else {
+            c.slots.push_back(Slot {
+                xid,
+                state: SlotState::Done(result),
+            });
+        }
+    }
+
+    fn wait(&mut self, conn: ConnId, xid: Xid, kind: WaitKind) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.slots.push_back(Slot {
+                xid,
+                state: SlotState::Waiting(kind),
+            });
+        }
+    }
+
+    /// Completes the waiting slot `xid` of `conn` and flushes what is ready.
+    pub(crate) fn complete(&mut self, conn: ConnId, xid: Xid, result: Result<Response, Error>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(slot) = c
+            .slots
+            .iter_mut()
+            .find(|s| s.xid == xid && matches!(s.state, SlotState::Waiting(_)))
+        {
+            slot.state = SlotState::Done(result);
+        }
+        self.flush(conn);
+    }
+
+    /// The wait kind of slot `xid` on `conn`, if it is waiting.
+    pub(crate) fn waiting_kind(&self, conn: ConnId, xid: Xid) -> Option<&WaitKind> {
+        self.conns.get(&conn)?.slots.iter().find_map(|s| match &s.state {
+            SlotState::Waiting(k) if s.xid == xid => Some(k),
+            _ => None,
+        })
+    }
+
+    /// Emits every answered slot at the front, serving held reads as they come up.
+    pub(crate) fn flush(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let ready = match c.slots.front() {
+                Some(Slot {
+                    state: SlotState::Done(_) | SlotState::Read(_),
+                    ..
+                }) => true,
+                _ => false,
+            };
+            if !ready {
+                return;
+            }
+            let Some(slot) = c.slots.pop_front() else {
+                return;
+            };
+            let session = c.session;
+            let result = match slot.state {
+                SlotState::Done(r) => r,
+                SlotState::Read(req) => match session {
+                    Some(s) => self.read(s, req),
+                    None => Err(Error::SessionExpired),
+                },
+                SlotState::Waiting(_) => continue,
+            };
+            self.out.push(ServerAction::Reply {
+                conn,
+                xid: slot.xid,
+                result,
+            });
+        }
+    }
+
+    pub(super) fn client_request(&mut self, conn: ConnId, xid: Xid, req: Request) {
+        if !self.serving {
+            let e = match &self.diverged {
+                Some(r) => Error::NotServing(r.clone()),
+                None => Error::ConnectionLoss,
+            };
+            self.out.push(ServerAction::Reply {
+                conn,
+                xid,
+                result: Err(e),
+            });
+            return;
+        }
+        if req.size_bytes() > self.request_max_bytes {
+            let e = datatree::Error::BadArguments(format!(
+                "request larger than {} bytes",
+                self.request_max_bytes
+            ));
+            self.answer(conn, xid, Err(e.into()));
+            return;
+        }
+        match req {
+            Request::Connect { timeout_ms } => self.connect(conn, xid, timeout_ms),
+            Request::Reattach {
+                session,
+                password,
+                last_zxid_seen,
+            } => self.reattach(conn, xid, session, password, last_zxid_seen),
+            other => {
+                let c = self.conns.entry(conn).or_default();
+                let Some(session) = c.session else {
+                    self.answer(conn, xid, Err(Error::SessionExpired));
+                    return;
+                };
+                if c.slots.len() >= CONN_PENDING_MAX {
+                    self.out.push(ServerAction::Reply {
+                        conn,
+                        xid,
+                        result: Err(Error::Throttled("connection queue full")),
+                    });
+                    return;
+                }
+                let sid = session::SessionId(session.0);
+                let owner = self.owner(conn);
+                if let Err(e) = self.sessions.check_request(sid, owner) {
+                    self.answer(conn, xid, Err(e.into()));
+                    return;
+                }
+                let _ = self.sessions.touch(sid, self.tick);
+                if other.is_write() {
+                    self.write(conn, xid, session, other);
+                } else if self.conns.get(&conn).is_some_and(|c| c.slots.is_empty()) {
+                    let r = self.read(session, other);
+                    self.out.push(ServerAction::Reply {
+                        conn,
+                        xid,
+                        result: r,
+                    });
+                } else if let Some(c) = self.conns.get_mut(&conn) {
+                    c.slots.push_back(Slot {
+                        xid,
+                        state: SlotState::Read(other),
+                    });
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, xid: Xid, timeout_ms: u32) {
+        if self.conns.get(&conn).is_some_and(|c| c.session.is_some()) {
+            let e = datatree::Error::BadArguments("connection already has a session".into());
+            self.answer(conn, xid, Err(e.into()));
+            return;
+        }
+        let owner = self.owner(conn);
+        let opened = match self.sessions.open_session(
+            timeout_ms,
+            session::SessionKind::Global,
+            owner,
+            self.tick,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                self.answer(conn, xid, Err(e.into()));
+                return;
+            }
+        };
+        let session = SessionId(opened.id.0);
+        let c = self.conns.entry(conn).or_default();
+        c.session = Some(session);
+        self.by_session.insert(session, conn);
+        self.wait(
+            conn,
+            xid,
+            WaitKind::Connect {
+                password: opened.password.0,
+                timeout_ms: opened.timeout_ms,
+            },
+        );
+        self.submit(
+            conn,
+            xid,
+            session,
+            ForwardOp::CreateSession {
+                timeout_ms: opened.timeout_ms,
+            },
+        );
+    }
+
+    fn reattach(
+        &mut self,
+        conn: ConnId,
+        xid: Xid,
+        session: SessionId,
+        password: [u8; 16],
+        last_zxid_seen: i64,
+    ) {
+        let owner = self.owner(conn);
+        let req = session::Reattach {
+            id: session::SessionId(session.0),
+            password: &password,
+            last_zxid_seen: last_zxid_seen.max(0) as u64,
+        };
+        match self
+            .sessions
+            .handle_reattach(req, self.applied.to_u64(), owner, self.tick)
+        {
+            Ok(r) => {
+                if let Some(old) = self.by_session.insert(session, conn) {
+                    if old != conn {
+                        if let Some(c) = self.conns.get_mut(&old) {
+                            c.session = None;
+                        }
+                    }
+                }
+                self.conns.entry(conn).or_default().session = Some(session);
+                if r.revalidate_with_leader {
+                    self.wait(
+                        conn,
+                        xid,
+                        WaitKind::Reattach {
+                            password,
+                            timeout_ms: r.timeout_ms,
+                        },
+                    );
+                    self.submit(conn, xid, session, ForwardOp::Revalidate);
+                } else {
+                    self.conns.entry(conn).or_default();
+                    self.answer(
+                        conn,
+                        xid,
+                        Ok(Response::Connected {
+                            session,
+                            password,
+                            timeout_ms: r.timeout_ms,
+                        }),
+                    );
+                }
+            }
+            Err(e) => {
+                self.conns.entry(conn).or_default();
+                self.answer(conn, xid, Err(e.into()));
+                self.conns.remove(&conn);
+            }
+        }
+    }
+
+    fn write(&mut self, conn: ConnId, xid: Xid, session: SessionId, req: Request) {
+        let (kind, op) = match req {
+            Request::Close => {
+                let owner = self.owner(conn);
+                match self
+                    .sessions
+                    .request_close(session::SessionId(session.0), owner)
+                {
+                    Ok(_) => (WaitKind::Close, ForwardOp::CloseSession),
+                    Err(e) => {
+                        self.answer(conn, xid, Err(e.into()));
+                        return;
+                    }
+                }
+            }
+            Request::Sync { path } => (WaitKind::Sync(path), ForwardOp::Sync),
+            Request::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => (
+                WaitKind::Write,
+                ForwardOp::Write(WriteOp::Create {
+                    path,
+                    data,
+                    acl,
+                    mode,
+                    ttl_ms,
+                }),
+            ),
+            Request::Delete { path, version } => (
+                WaitKind::Write,
+                ForwardOp::Write(WriteOp::Delete { path, version }),
+            ),
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => (
+                WaitKind::Write,
+                ForwardOp::Write(WriteOp::SetData {
+                    path,
+                    data,
+                    version,
+                }),
+            ),
+            Request::SetAcl { path, acl, version } => (
+                WaitKind::Write,
+                ForwardOp::Write(WriteOp::SetAcl { path, acl, version }),
+            ),
+            Request::Multi(ops) => {
+                let bad = ops.iter().any(|op| {
+                    !matches!(
+                        op,
+                        WriteOp::Create { .. }
+                            | WriteOp::Delete { .. }
+                            | WriteOp::SetData { .. }
+                            | WriteOp::SetAcl { .. }
+                            | WriteOp::Check { .. }
+                    )
+                });
+                if bad {
+                    let e = datatree::Error::BadArguments("op not allowed inside multi".into());
+                    self.answer(conn, xid, Err(e.into()));
+                    return;
+                }
+                (WaitKind::Multi, ForwardOp::Write(WriteOp::Multi(ops)))
+            }
+            _ => {
+                let e = datatree::Error::BadArguments("not a write".into());
+                self.answer(conn, xid, Err(e.into()));
+                return;
+            }
+        };
+        self.wait(conn, xid, kind);
+        self.submit(conn, xid, session, op);
+    }
+
+    /// Sends a write into the pipeline: prepared here on the leader, forwarded by a
+    /// learner. The slot is already waiting.
+    fn submit(&mut self, conn: ConnId, xid: Xid, session: SessionId, op: ForwardOp) {
+        let fwd = Forward {
+            conn,
+            xid,
+            session,
+            op,
+        };
+        if self.role == zab_core::Role::Leading {
+            self.leader_local(fwd);
+            return;
+        }
+        let span = tracing::trace_span!("forward", id = %self.id, conn = conn.0, xid = xid.0);
+        let _g = span.enter();
+        let result = match fwd.encode() {
+            Ok(bytes) => self
+                .core
+                .forward_request(bytes)
+                .map_err(|_| Error::ConnectionLoss),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.complete(conn, xid, Err(e));
+        }
+    }
+
+    /// Serves a read from the applied tree; registers its watch.
+    pub(crate) fn read(&mut self, session: SessionId, req: Request) -> Result<Response, Error> {
+        match req {
+            Request::Exists { path, watch } => {
+                path::validate(&path)?;
+                let stat = self.tree.stat(&path);
+                if watch {
+                    self.watches.add(session, &path, WatcherKind::Exists);
+                }
+                Ok(Response::Exists(stat))
+            }
+            Request::GetData { path, watch } => {
+                path::validate(&path)?;
+                self.check_read_acl(&path)?;
+                let (data, stat) = self.tree.data(&path)?;
+                if watch {
+                    self.watches.add(session, &path, WatcherKind::Data);
+                }
+                Ok(Response::Data(data, stat))
+            }
+            Request::GetChildren { path, watch } => {
+                path::validate(&path)?;
+                self.check_read_acl(&path)?;
+                let (children, stat) = self.tree.children(&path)?;
+                if watch {
+                    self.watches.add(session, &path, WatcherKind::Child);
+                }
+                Ok(Response::Children(children, stat))
+            }
+            Request::GetAllChildrenNumber { path } => {
+                path::validate(&path)?;
+                Ok(Response::Count(self.tree.all_children_number(&path)?))
+            }
+            Request::GetEphemerals { prefix } => {
+                let mut v: Vec<String> = self
+                    .tree
+                    .ephemerals(session)
+                    .into_iter()
+                    .filter(|p| p.starts_with(&prefix))
+                    .collect();
+                v.sort_unstable();
+                Ok(Response::Ephemerals(v))
+            }
+            Request::GetAcl { path } => {
+                path::validate(&path)?;
+                let (acl, stat) = self.tree.acl(&path)?;
+                Ok(Response::Acl(acl, stat))
+            }
+            Request::MultiRead(ops) => {
+                let results = ops
+                    .into_iter()
+                    .map(|op| match op {
+                        ReadOp::GetData { path } => path::validate(&path)
+                            .and_then(|_| self.tree.data(&path))
+                            .map(|(d, s)| ReadResult::Data(d, s))
+                            .map_err(Error::from),
+                        ReadOp::GetChildren { path } => path::validate(&path)
+                            .and_then(|_| self.tree.children(&path))
+                            .map(|(c, s)| ReadResult::Children(c, s))
+                            .map_err(Error::from),
+                    })
+                    .collect();
+                Ok(Response::MultiRead(results))
+            }
+            Request::AddWatch { path, mode } => {
+                path::validate(&path)?;
+                let kind = match mode {
+                    AddWatchMode::Persistent => WatcherKind::Persistent,
+                    AddWatchMode::PersistentRecursive => WatcherKind::PersistentRecursive,
+                };
+                self.watches.add(session, &path, kind);
+                Ok(Response::Done)
+            }
+            Request::RemoveWatches { path, which } => {
+                path::validate(&path)?;
+                self.watches
+                    .remove(session, &path, which)
+                    .map_err(|_| datatree::Error::NoWatcher(path))?;
+                Ok(Response::Done)
+            }
+            _ => Err(datatree::Error::BadArguments("not a read".into()).into()),
+        }
+    }
+
+    fn check_read_acl(&self, p: &str) -> Result<(), Error> {
+        match self.tree.check_acl(p, Perms::READ, &[]) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(datatree::Error::NoAuth(p.to_string()).into()),
+            // A missing node is reported by the read itself.
+            Err(_) => Ok(()),
+        }
+    }
+}

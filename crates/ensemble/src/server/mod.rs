@@ -1,0 +1,622 @@
+//! [`Server`]: the deterministic composition of ZAB ([`zab_core::Core`]), the tree
+//! ([`datatree::DataTree`], [`datatree::Prep`], [`datatree::WatchRegistry`]) and the
+//! sessions ([`session::SessionTracker`]).
+//!
+//! No threads, clocks or I/O: inputs are method calls (`handle_*`), outputs are
+//! [`ServerAction`]s taken with [`Server::drain_actions`] and executed in order by the
+//! shell (the [`Node`](crate::Node), or a simulator). Time enters as the `now_ms`
+//! passed to [`Server::handle_tick`].
+//!
+//! Write path: the server holding the client's connection either prepares the request
+//! (leader) or forwards it (learner, [`zab_core::Core::forward_request`]); the leader
+//! prepares against the tree plus the outstanding changes ([`datatree::Prep`]) and
+//! proposes an [`Envelope`](crate::codec::Envelope); every replica applies committed
+//! envelopes in zxid order, fires watches, then replies to its own clients.
+
+mod apply;
+mod conn;
+mod leader;
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use datatree::{DataTree, Prep, WatchRegistry, WatchedEvent};
+use session::{PasswordSecret, SessionConfig, SessionTracker};
+use zab_core::{Action, Core, Message, Persisted, Phase, Role, ServerId, Zxid};
+
+use crate::codec::{self, Forward};
+use crate::error::Error;
+use crate::ops::{ConnId, Request, Response, SessionEvent, SessionId, Xid};
+
+pub use conn::ConnStats;
+
+/// Largest client request accepted by default (ZooKeeper's `jute.maxbuffer`, 1 MiB - 1).
+pub const REQUEST_MAX_BYTES_DEFAULT: usize = (1 << 20) - 1;
+/// Requests a learner may have forwarded to the leader and deferred there (when the
+/// leader's proposal window is full) before further ones fail with Throttled.
+pub const DEFERRED_MAX: usize = 100_000;
+/// Applied zxids whose digest a replica remembers to check the leader's claims.
+pub const DIGEST_WINDOW_MAX: usize = 4096;
+/// Outstanding requests per connection before further ones fail with Throttled.
+pub const CONN_PENDING_MAX: usize = 100_000;
+
+/// Settings of a [`Server`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The ZAB configuration (id, members, limits in ticks).
+    pub zab: zab_core::Config,
+    /// Session settings (tick length, timeout bounds).
+    pub session: SessionConfig,
+    /// The ensemble-wide secret that derives session passwords (same on every server).
+    pub secret: PasswordSecret,
+    /// Seeds session ids (ZooKeeper uses the start time).
+    pub start_time_ms: u64,
+    /// Largest request accepted.
+    pub request_max_bytes: usize,
+    /// Take a snapshot after this many applied txns (0: never).
+    pub snapshot_every_txns: u64,
+    /// Ticks between the leader's checks for empty containers and expired TTL nodes.
+    pub housekeeping_ticks: u64,
+}
+
+/// A storage action for the shell's FIFO durable pipeline (see [`zab_core::action`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageOp {
+    /// Append entries; report with [`StorageDone::Durable`].
+    Append(Vec<zab_core::Entry>),
+    /// Truncate after a zxid; report with [`StorageDone::Truncated`].
+    Truncate(Zxid),
+    /// Install a received snapshot (state bytes) and drop the log; report with
+    /// [`StorageDone::SnapshotInstalled`].
+    InstallSnapshot {
+        /// Zxid it covers.
+        zxid: Zxid,
+        /// The state ([`crate::codec::encode_state`] format).
+        data: Bytes,
+    },
+    /// Save the accepted epoch; report with [`StorageDone::AcceptedEpoch`].
+    SaveAcceptedEpoch(u32),
+    /// Save the current epoch; report with [`StorageDone::CurrentEpoch`].
+    SaveCurrentEpoch(u32),
+}
+
+/// A storage completion, reported in the order the ops were issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageDone {
+    /// Everything appended up to this zxid is durable.
+    Durable(Zxid),
+    /// The truncation is durable.
+    Truncated(Zxid),
+    /// The snapshot install is durable.
+    SnapshotInstalled(Zxid),
+    /// The accepted epoch is durable.
+    AcceptedEpoch(u32),
+    /// The current epoch is durable.
+    CurrentEpoch(u32),
+}
+
+/// A consistent copy of the state machine at `zxid`, to serialize off the hot path.
+#[derive(Debug, Clone)]
+pub struct StateCopy {
+    /// The zxid the copy covers.
+    pub zxid: Zxid,
+    /// The session table.
+    pub sessions: Vec<(SessionId, u32)>,
+    /// The tree.
+    pub tree: DataTree,
+}
+
+impl StateCopy {
+    /// Serializes the copy ([`crate::codec::encode_state`]).
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode_state(&self.sessions, &self.tree)
+    }
+}
+
+/// One output of the server, to execute in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerAction {
+    /// Send a ZAB message to a peer.
+    Send {
+        /// Destination.
+        to: ServerId,
+        /// Message.
+        msg: Message,
+    },
+    /// A storage op for the FIFO durable pipeline.
+    Storage(StorageOp),
+    /// The answer to request `xid` of connection `conn`.
+    Reply {
+        /// Connection.
+        conn: ConnId,
+        /// Request.
+        xid: Xid,
+        /// Outcome.
+        result: Result<Response, Error>,
+    },
+    /// A watch fired for the session on `conn`.
+    Watch {
+        /// Connection.
+        conn: ConnId,
+        /// The event.
+        event: WatchedEvent,
+    },
+    /// A session event for `conn`. After Disconnected, Expired and Closed the
+    /// connection is gone from the server.
+    Session {
+        /// Connection.
+        conn: ConnId,
+        /// The event.
+        event: SessionEvent,
+    },
+    /// Time for a periodic snapshot: serialize this copy and store it, then purge
+    /// log entries before its zxid.
+    Snapshot(Box<StateCopy>),
+    /// This replica's tree diverged from the leader's (digest mismatch or a txn that
+    /// does not fit): it stopped serving. Loud by design.
+    Diverged {
+        /// The zxid where it was detected.
+        zxid: Zxid,
+        /// What was detected.
+        reason: String,
+    },
+}
+
+/// mntr-like figures of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStats {
+    /// This server.
+    pub id: u64,
+    /// Role.
+    pub role: Role,
+    /// Phase.
+    pub phase: Phase,
+    /// Whether it serves clients.
+    pub serving: bool,
+    /// Last applied zxid.
+    pub applied_zxid: Zxid,
+    /// ZAB commit point.
+    pub committed_zxid: Zxid,
+    /// Znodes in the tree.
+    pub znode_count: usize,
+    /// Registered watches.
+    pub watch_count: usize,
+    /// Ephemeral nodes.
+    pub ephemeral_count: usize,
+    /// Sessions in the replicated table.
+    pub session_count: usize,
+    /// Connections on this server.
+    pub connection_count: usize,
+    /// Requests received and not answered yet.
+    pub outstanding_requests: usize,
+    /// Tree digest.
+    pub digest: u64,
+    /// Txns applied since start.
+    pub applied_txns: u64,
+    /// Set when the replica diverged.
+    pub diverged: Option<String>,
+}
+
+/// The deterministic server. See the module docs.
+pub struct Server {
+    id: ServerId,
+    core: Core,
+    tree: DataTree,
+    prep: Prep,
+    watches: WatchRegistry,
+    sessions: SessionTracker,
+    request_max_bytes: usize,
+    snapshot_every_txns: u64,
+    housekeeping_ticks: u64,
+    outstanding_max: usize,
+    tick: u64,
+    now_ms: i64,
+    role: Role,
+    phase: Phase,
+    serving: bool,
+    diverged: Option<String>,
+    applied: Zxid,
+    applied_txns: u64,
+    since_snapshot: u64,
+    digests: VecDeque<(u64, u64)>,
+    conns: HashMap<ConnId, conn::Conn>,
+    by_session: HashMap<SessionId, ConnId>,
+    deferred: VecDeque<(ServerId, Forward)>,
+    out: Vec<ServerAction>,
+    scratch_events: Vec<(SessionId, WatchedEvent)>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("phase", &self.phase)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a server could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The ZAB configuration is invalid.
+    #[error("zab config: {0}")]
+    Zab(#[from] zab_core::ConfigError),
+    /// The session configuration is invalid.
+    #[error("session config: {0}")]
+    Session(#[from] session::ConfigError),
+    /// The restored state could not be decoded.
+    #[error("state: {0}")]
+    State(#[from] codec::CodecError),
+}
+
+impl Server {
+    /// Builds a server from its configuration, the persisted ZAB state and the state
+    /// machine snapshot at `persisted.snapshot_zxid` (`None`: an empty tree, which
+    /// requires `snapshot_zxid` to be zero).
+    pub fn new(
+        cfg: ServerConfig,
+        persisted: Persisted,
+        state: Option<&[u8]>,
+    ) -> Result<Server, ServerError> {
+        let id = cfg.zab.id;
+        let outstanding_max = cfg.zab.outstanding_max;
+        let snapshot_zxid = persisted.snapshot_zxid;
+        let core = Core::new(cfg.zab, persisted)?;
+        let mut sessions = SessionTracker::new(
+            cfg.session,
+            cfg.secret,
+            cfg.start_time_ms,
+            session::Role::Learner,
+        )?;
+        let tree = match state {
+            Some(bytes) => {
+                let (table, tree) = codec::decode_state(bytes)?;
+                sessions.install_table(table_of(&table));
+                tree
+            }
+            None => DataTree::new(),
+        };
+        let mut digests = VecDeque::new();
+        digests.push_back((snapshot_zxid.to_u64(), tree.digest()));
+        let mut server = Server {
+            id,
+            core,
+            tree,
+            prep: Prep::default(),
+            watches: WatchRegistry::new(),
+            sessions,
+            request_max_bytes: cfg.request_max_bytes,
+            snapshot_every_txns: cfg.snapshot_every_txns,
+            housekeeping_ticks: cfg.housekeeping_ticks.max(1),
+            outstanding_max,
+            tick: 0,
+            now_ms: 0,
+            role: Role::Looking,
+            phase: Phase::Election,
+            serving: false,
+            diverged: None,
+            applied: snapshot_zxid,
+            applied_txns: 0,
+            since_snapshot: 0,
+            digests,
+            conns: HashMap::new(),
+            by_session: HashMap::new(),
+            deferred: VecDeque::new(),
+            out: Vec::new(),
+            scratch_events: Vec::new(),
+        };
+        server.pump();
+        Ok(server)
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> ServerId {
+        self.id
+    }
+
+    /// The ZAB status.
+    pub fn status(&self) -> zab_core::Status {
+        self.core.status()
+    }
+
+    /// Whether the server serves clients (in Broadcast and not diverged).
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// Last applied zxid.
+    pub fn applied_zxid(&self) -> Zxid {
+        self.applied
+    }
+
+    /// The tree (read-only), for tests and harnesses.
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    /// The incremental digest of the tree.
+    pub fn digest(&self) -> u64 {
+        self.tree.digest()
+    }
+
+    /// mntr-like statistics.
+    pub fn stats(&self) -> ServerStats {
+        let st = self.core.status();
+        ServerStats {
+            id: self.id.0,
+            role: st.role,
+            phase: st.phase,
+            serving: self.serving,
+            applied_zxid: self.applied,
+            committed_zxid: st.committed,
+            znode_count: self.tree.node_count(),
+            watch_count: self.watches.watch_count(),
+            ephemeral_count: self.tree.ephemeral_count(),
+            session_count: self.sessions.table().len(),
+            connection_count: self.conns.len(),
+            outstanding_requests: self.conns.values().map(|c| c.slots.len()).sum(),
+            digest: self.tree.digest(),
+            applied_txns: self.applied_txns,
+            diverged: self.diverged.clone(),
+        }
+    }
+
+    /// Takes every pending output, in execution order.
+    pub fn drain_actions(&mut self) -> Vec<ServerAction> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Appends every pending output to `out` (reusing the caller's buffer).
+    pub fn drain_actions_into(&mut self, out: &mut Vec<ServerAction>) {
+        out.append(&mut self.out);
+    }
+
+    /// Input: one tick of logical time; `now_ms` is the caller's wall time, used for
+    /// txn times and TTLs.
+    pub fn handle_tick(&mut self, now_ms: i64) {
+        self.tick += 1;
+        self.now_ms = self.now_ms.max(now_ms);
+        self.core.handle_tick();
+        self.pump();
+        if self.serving {
+            // In-process connections are alive while their client handle is: touch
+            // every attached session once per tick (the client's heartbeat).
+            let ids: Vec<SessionId> = self.by_session.keys().copied().collect();
+            for id in ids {
+                let _ = self.sessions.touch(session::SessionId(id.0), self.tick);
+            }
+            if self.role == Role::Leading {
+                self.leader_housekeeping();
+            } else {
+                self.learner_report_touches();
+            }
+        }
+        self.pump();
+    }
+
+    /// Input: the wall time moved (for txn times), without a tick.
+    pub fn handle_time(&mut self, now_ms: i64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// Input: a ZAB message from a peer, still encoded. Undecodable frames are dropped
+    /// (and logged): a peer never crashes this server.
+    pub fn handle_peer_frame(&mut self, from: ServerId, frame: &Bytes) {
+        match Message::decode(frame) {
+            Ok(msg) => self.handle_message(from, msg),
+            Err(e) => tracing::warn!(id = %self.id, %from, error = %e, "dropping undecodable frame"),
+        }
+    }
+
+    /// Input: a decoded ZAB message from a peer.
+    pub fn handle_message(&mut self, from: ServerId, msg: Message) {
+        self.core.handle_message(from, msg);
+        self.pump();
+    }
+
+    /// Input: a storage completion (in the order the ops were issued).
+    pub fn handle_storage_done(&mut self, done: StorageDone) {
+        match done {
+            StorageDone::Durable(z) => self.core.handle_log_durable(z),
+            StorageDone::Truncated(z) => self.core.handle_log_truncated(z),
+            StorageDone::SnapshotInstalled(z) => self.core.handle_snapshot_installed(z),
+            StorageDone::AcceptedEpoch(e) => self.core.handle_accepted_epoch_saved(e),
+            StorageDone::CurrentEpoch(e) => self.core.handle_current_epoch_saved(e),
+        }
+        self.pump();
+    }
+
+    /// Input: the client on `conn` went away (its handle was dropped). Its session is
+    /// not closed: it expires unless re-attached elsewhere.
+    pub fn handle_conn_closed(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.by_session.get(&s) == Some(&conn) {
+                    self.by_session.remove(&s);
+                }
+                self.sessions.detach(session::SessionId(s.0), self.owner(conn));
+            }
+        }
+    }
+
+    /// Input: request `xid` of the client on connection `conn`.
+    pub fn handle_client(&mut self, conn: ConnId, xid: Xid, req: Request) {
+        self.client_request(conn, xid, req);
+        self.pump();
+    }
+
+    fn owner(&self, conn: ConnId) -> session::Owner {
+        session::Owner {
+            server_id: self.id.0,
+            connection_id: conn.0,
+        }
+    }
+
+    /// Runs the core's actions until none are left.
+    fn pump(&mut self) {
+        loop {
+            let actions = self.core.drain_actions();
+            if actions.is_empty() {
+                return;
+            }
+            for a in actions {
+                self.handle_action(a);
+            }
+        }
+    }
+
+    fn handle_action(&mut self, action: Action) {
+        match action {
+            Action::Send { to, msg } => self.out.push(ServerAction::Send { to, msg }),
+            Action::AppendLog { entries } => {
+                self.out.push(ServerAction::Storage(StorageOp::Append(entries)))
+            }
+            Action::TruncateLog { after } => {
+                self.out.push(ServerAction::Storage(StorageOp::Truncate(after)))
+            }
+            Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, data),
+            Action::SaveAcceptedEpoch { epoch } => self
+                .out
+                .push(ServerAction::Storage(StorageOp::SaveAcceptedEpoch(epoch))),
+            Action::SaveCurrentEpoch { epoch } => self
+                .out
+                .push(ServerAction::Storage(StorageOp::SaveCurrentEpoch(epoch))),
+            Action::Commit { entries } => {
+                for e in entries {
+                    self.apply_entry(e);
+                }
+                if self.role == Role::Leading {
+                    self.leader_retry_deferred();
+                }
+            }
+            Action::SendSnapshot(req) => {
+                // The tree is exactly at `req.upto` here: every earlier Commit was applied.
+                let data = codec::encode_state(&self.session_table(), &self.tree);
+                let to = req.to;
+                self.out.push(ServerAction::Send {
+                    to,
+                    msg: req.into_message(Bytes::from(data)),
+                });
+            }
+            Action::Request { origin, payload } => self.leader_handle_forward(origin, payload),
+            Action::RoleChanged {
+                role,
+                phase,
+                leader,
+                epoch,
+            } => self.role_changed(role, phase, leader, epoch),
+            other => tracing::warn!(id = %self.id, action = ?other, "unknown zab action ignored"),
+        }
+    }
+
+    fn session_table(&self) -> Vec<(SessionId, u32)> {
+        self.sessions
+            .table()
+            .iter()
+            .map(|(id, t)| (SessionId(id.0), t))
+            .collect()
+    }
+
+    fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
+        match codec::decode_state(&data) {
+            Ok((table, tree)) => {
+                self.tree = tree;
+                self.sessions.install_table(table_of(&table));
+                self.applied = zxid;
+                self.digests.clear();
+                self.digests.push_back((zxid.to_u64(), self.tree.digest()));
+                self.prep.reset();
+                self.out
+                    .push(ServerAction::Storage(StorageOp::InstallSnapshot { zxid, data }));
+            }
+            Err(e) => self.diverge(zxid, format!("undecodable snapshot from leader: {e}")),
+        }
+    }
+
+    fn role_changed(&mut self, role: Role, phase: Phase, leader: Option<ServerId>, epoch: u32) {
+        tracing::info!(id = %self.id, ?role, ?phase, ?leader, epoch, "role changed");
+        let was_serving = self.serving;
+        self.role = role;
+        self.phase = phase;
+        self.prep.reset();
+        self.deferred.clear();
+        let serve = phase == Phase::Broadcast && self.diverged.is_none();
+        if was_serving && !serve {
+            self.disconnect_all();
+        }
+        self.serving = serve;
+        if serve {
+            if role == Role::Leading {
+                self.sessions.become_leader(self.tick);
+                let owners: Vec<session::SessionId> = self
+                    .tree
+                    .ephemeral_owners()
+                    .into_iter()
+                    .map(|s| session::SessionId(s.0))
+                    .collect();
+                if let Ok(closes) = self.sessions.close_orphans(owners) {
+                    for txn in closes {
+                        if let session::SessionTxn::Close { id } = txn {
+                            self.leader_propose_close(SessionId(id.0), 0, ConnId(0), Xid(0));
+                        }
+                    }
+                }
+            } else {
+                self.sessions.become_learner(self.tick);
+            }
+        }
+    }
+
+    /// Every connection loses its server: pending requests fail with ConnectionLoss
+    /// and the client gets Disconnected (it re-attaches its session elsewhere).
+    fn disconnect_all(&mut self) {
+        let mut conns: Vec<(ConnId, conn::Conn)> = self.conns.drain().collect();
+        conns.sort_by_key(|(c, _)| *c);
+        for (id, c) in conns {
+            for slot in c.slots {
+                self.out.push(ServerAction::Reply {
+                    conn: id,
+                    xid: slot.xid,
+                    result: Err(Error::ConnectionLoss),
+                });
+            }
+            if let Some(s) = c.session {
+                self.sessions.detach(session::SessionId(s.0), self.owner(id));
+            }
+            self.out.push(ServerAction::Session {
+                conn: id,
+                event: SessionEvent::Disconnected,
+            });
+        }
+        self.by_session.clear();
+    }
+
+    fn diverge(&mut self, zxid: Zxid, reason: String) {
+        tracing::error!(id = %self.id, %zxid, %reason, "replica diverged: stop serving");
+        if self.diverged.is_none() {
+            self.diverged = Some(reason.clone());
+            self.out.push(ServerAction::Diverged { zxid, reason });
+        }
+        if self.serving {
+            self.disconnect_all();
+        }
+        self.serving = false;
+    }
+}
+
+fn table_of(entries: &[(SessionId, u32)]) -> session::SessionTable {
+    let mut t = session::SessionTable::new();
+    for (id, timeout) in entries {
+        t.apply_create(session::SessionId(id.0), *timeout);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests;
