@@ -34,6 +34,10 @@ pub enum ConfigError {
     /// A limit is zero or out of range.
     #[error("invalid limit: {0}")]
     BadLimit(&'static str),
+    /// The persisted state is inconsistent (a hole or disorder in the log, a log that
+    /// does not reach back to the snapshot).
+    #[error("inconsistent persisted state: {0}")]
+    BadPersisted(&'static str),
 }
 
 /// Static configuration of one core. All durations are in ticks.
@@ -159,6 +163,7 @@ impl Config {
 ///    are optional (they let the server serve DIFF after restart); `log_base` is the
 ///    zxid of the entry just before `log[0]`, or `snapshot_zxid` when `log` starts there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Persisted {
     /// The last epoch this server accepted from a LEADERINFO (or chose as leader).
     pub accepted_epoch: u32,
@@ -170,4 +175,130 @@ pub struct Persisted {
     pub log_base: Zxid,
     /// Durable log entries after `log_base`, in zxid order.
     pub log: Vec<Entry>,
+}
+
+impl Persisted {
+    /// Bundles the persisted state (see the type docs for what each part means).
+    pub fn new(
+        accepted_epoch: u32,
+        current_epoch: u32,
+        snapshot_zxid: Zxid,
+        log_base: Zxid,
+        log: Vec<Entry>,
+    ) -> Self {
+        Persisted {
+            accepted_epoch,
+            current_epoch,
+            snapshot_zxid,
+            log_base,
+            log,
+        }
+    }
+
+    /// Checks the log: it starts at or before the snapshot, its zxids increase, and
+    /// within an epoch its counters have no hole.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.log_base > self.snapshot_zxid {
+            return Err(ConfigError::BadPersisted("log starts after the snapshot"));
+        }
+        let mut prev = self.log_base;
+        for e in &self.log {
+            if e.zxid <= prev {
+                return Err(ConfigError::BadPersisted("log zxids do not increase"));
+            }
+            let hole = if e.zxid.epoch == prev.epoch {
+                e.zxid.counter != prev.counter + 1
+            } else {
+                e.zxid.counter == 0
+            };
+            if hole {
+                return Err(ConfigError::BadPersisted("hole in the log"));
+            }
+            prev = e.zxid;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bytes::Bytes;
+
+    fn log(zs: &[(u32, u32)]) -> Vec<Entry> {
+        zs.iter()
+            .map(|(e, c)| Entry {
+                zxid: Zxid::new(*e, *c),
+                payload: Bytes::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn persisted_validation_table() {
+        let z = Zxid::new;
+        let ok = |p: Persisted| p.validate().is_ok();
+        assert!(ok(Persisted::default()));
+        assert!(ok(Persisted::new(
+            2,
+            2,
+            Zxid::ZERO,
+            Zxid::ZERO,
+            log(&[(1, 1), (1, 2), (2, 1)])
+        )));
+        assert!(ok(Persisted::new(2, 2, z(1, 1), z(1, 1), log(&[(1, 2)]))));
+        assert!(ok(Persisted::new(2, 2, z(1, 2), z(1, 1), log(&[(1, 2)]))));
+        assert!(
+            !ok(Persisted::new(
+                2,
+                2,
+                Zxid::ZERO,
+                Zxid::ZERO,
+                log(&[(1, 1), (1, 3)])
+            )),
+            "hole"
+        );
+        assert!(
+            !ok(Persisted::new(
+                2,
+                2,
+                Zxid::ZERO,
+                Zxid::ZERO,
+                log(&[(1, 2), (1, 1)])
+            )),
+            "disorder"
+        );
+        assert!(
+            !ok(Persisted::new(2, 2, z(1, 1), z(1, 2), log(&[(1, 3)]))),
+            "gap to snapshot"
+        );
+        assert!(
+            !ok(Persisted::new(2, 2, Zxid::ZERO, Zxid::ZERO, log(&[(1, 0)]))),
+            "counter 0"
+        );
+    }
+
+    #[test]
+    fn config_validation_table() {
+        let ok = Config::majority(
+            ServerId(1),
+            [ServerId(1), ServerId(2), ServerId(3)],
+            [ServerId(4)],
+        );
+        assert!(ok.is_ok());
+        assert_eq!(
+            Config::majority(ServerId(9), [ServerId(1)], []).err(),
+            Some(ConfigError::NotAMember(ServerId(9)))
+        );
+        let mut bad = ok.clone().unwrap();
+        bad.init_limit_ticks = 0;
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::BadLimit("init_limit_ticks"))
+        );
+        let mut bad = ok.unwrap();
+        bad.members.insert(ServerId(2), MemberRole::Observer);
+        assert_eq!(bad.validate(), Err(ConfigError::RoleMismatch(ServerId(2))));
+    }
 }

@@ -82,8 +82,9 @@ impl Core {
     /// (see [`Persisted`]). The core starts LOOKING.
     pub fn new(cfg: Config, persisted: Persisted) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        persisted.validate()?;
         let log = Log::new(
-            persisted.log_base.min(persisted.snapshot_zxid),
+            persisted.log_base,
             persisted.log,
             persisted.snapshot_zxid,
             cfg.commit_log_max,

@@ -10,10 +10,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use common::{Cluster, Faults, Mutation};
 use rand::Rng;
-use zab_core::{Phase, ServerId};
+use zab_core::{Hierarchical, Phase, ServerId};
 
 const STEPS: usize = 1500;
 const DEFAULT_SEEDS: u64 = 100;
@@ -22,7 +23,14 @@ fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str
     let observers = u64::from(matches!(seed % 4, 0));
     let small_counter = matches!(seed % 5, 0);
     let small_window = matches!(seed % 3, 0);
+    // Some 5-server seeds use hierarchical quorums: groups {1,2} {3,4} {5}.
+    let hierarchical = voters == 5 && matches!(seed % 7, 0);
     let mut c = Cluster::new(seed, voters, observers, |cfg| {
+        if hierarchical {
+            let g = |ids: &[u64]| ids.iter().map(|i| (ServerId(*i), 1)).collect::<Vec<_>>();
+            cfg.quorum =
+                Arc::new(Hierarchical::new(vec![g(&[1, 2]), g(&[3, 4]), g(&[5])]).unwrap());
+        }
         if small_counter {
             cfg.zxid_counter_max = 4;
         }

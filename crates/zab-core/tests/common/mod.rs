@@ -76,13 +76,13 @@ impl Disk {
     }
 
     pub fn persisted(&self) -> Persisted {
-        Persisted {
-            accepted_epoch: self.accepted,
-            current_epoch: self.current,
-            snapshot_zxid: self.snapshot.0,
-            log_base: self.snapshot.0,
-            log: self.log.clone(),
-        }
+        Persisted::new(
+            self.accepted,
+            self.current,
+            self.snapshot.0,
+            self.snapshot.0,
+            self.log.clone(),
+        )
     }
 }
 
