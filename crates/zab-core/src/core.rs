@@ -405,3 +405,51 @@ impl Core {
         self.learner_start();
     }
 }
+
+/// Helpers for the unit tests of the role modules: drive one core by hand.
+#[cfg(test)]
+pub(crate) mod testkit {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::messages::PeerState;
+
+    /// A core of a 3-voter ensemble {1, 2, 3}.
+    pub(crate) fn core(id: u64) -> Core {
+        let cfg = Config::majority(ServerId(id), (1..=3).map(ServerId), []).unwrap();
+        Core::new(cfg, Persisted::default()).unwrap()
+    }
+
+    /// The messages in `actions`, as (to, message).
+    pub(crate) fn sent(actions: &[Action]) -> Vec<(u64, Message)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { to, msg } => Some((to.0, msg.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Feeds LOOKING notifications for `leader` from the other two servers, then ticks
+    /// past the finalize window.
+    pub(crate) fn elect(c: &mut Core, leader: u64) {
+        for from in 1..=3u64 {
+            if from != c.id().0 {
+                c.handle_message(
+                    ServerId(from),
+                    Message::Notification {
+                        vote: Vote {
+                            leader: ServerId(leader),
+                            zxid: Zxid::ZERO,
+                            peer_epoch: 0,
+                        },
+                        election_epoch: 1,
+                        state: PeerState::Looking,
+                    },
+                );
+            }
+        }
+        c.handle_tick();
+        c.handle_tick();
+    }
+}

@@ -277,3 +277,98 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::core::testkit::{core, sent};
+    use crate::zxid::Zxid;
+    use crate::Role;
+
+    fn note(leader: u64, zxid: Zxid, peer_epoch: u32, round: u64, state: PeerState) -> Message {
+        Message::Notification {
+            vote: Vote {
+                leader: ServerId(leader),
+                zxid,
+                peer_epoch,
+            },
+            election_epoch: round,
+            state,
+        }
+    }
+
+    #[test]
+    fn vote_order_is_epoch_then_zxid_then_id() {
+        let v = |l, z, e| Vote {
+            leader: ServerId(l),
+            zxid: z,
+            peer_epoch: e,
+        };
+        assert!(v(1, Zxid::new(1, 1), 2).key() > v(3, Zxid::new(1, 9), 1).key());
+        assert!(v(1, Zxid::new(1, 9), 1).key() > v(3, Zxid::new(1, 1), 1).key());
+        assert!(v(3, Zxid::new(1, 1), 1).key() > v(1, Zxid::new(1, 1), 1).key());
+    }
+
+    #[test]
+    fn better_vote_is_adopted_and_rebroadcast_then_finalized() {
+        let mut c = core(1);
+        c.drain_actions();
+        c.handle_message(ServerId(2), note(2, Zxid::ZERO, 0, 1, PeerState::Looking));
+        let out = sent(&c.drain_actions());
+        assert_eq!(out.len(), 2, "re-broadcast to 2 and 3: {out:?}");
+        assert!(out.iter().all(
+            |(_, m)| matches!(m, Message::Notification { vote, .. } if vote.leader == ServerId(2))
+        ));
+        // 1 and 2 agree on 2: a quorum. The decision waits for the finalize window.
+        assert_eq!(c.status().role, Role::Looking);
+        c.handle_tick();
+        assert_eq!(c.status().role, Role::Following);
+        assert_eq!(c.status().leader, Some(ServerId(2)));
+    }
+
+    #[test]
+    fn a_better_vote_in_the_finalize_window_wins() {
+        let mut c = core(1);
+        c.handle_message(ServerId(2), note(2, Zxid::ZERO, 0, 1, PeerState::Looking));
+        c.handle_message(ServerId(3), note(3, Zxid::ZERO, 0, 1, PeerState::Looking));
+        c.handle_tick();
+        c.handle_tick();
+        assert_eq!(c.status().leader, Some(ServerId(3)));
+    }
+
+    #[test]
+    fn old_rounds_are_answered_and_new_rounds_adopted() {
+        let mut c = core(1);
+        c.drain_actions();
+        c.handle_message(ServerId(2), note(2, Zxid::ZERO, 0, 5, PeerState::Looking));
+        assert_eq!(c.status().election_epoch, 5);
+        c.drain_actions();
+        c.handle_message(ServerId(3), note(3, Zxid::ZERO, 0, 2, PeerState::Looking));
+        let out = sent(&c.drain_actions());
+        assert!(matches!(
+            out.as_slice(),
+            [(
+                3,
+                Message::Notification {
+                    election_epoch: 5,
+                    ..
+                }
+            )]
+        ));
+    }
+
+    #[test]
+    fn joins_an_established_leader_only_when_it_says_leading() {
+        let mut c = core(1);
+        c.handle_message(ServerId(2), note(3, Zxid::ZERO, 4, 9, PeerState::Following));
+        assert_eq!(
+            c.status().role,
+            Role::Looking,
+            "the leader itself has not spoken"
+        );
+        c.handle_message(ServerId(3), note(3, Zxid::ZERO, 4, 9, PeerState::Leading));
+        assert_eq!(c.status().role, Role::Following);
+        assert_eq!(c.status().leader, Some(ServerId(3)));
+    }
+}

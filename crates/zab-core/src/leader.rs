@@ -598,3 +598,157 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::core::testkit::{core, elect, sent};
+
+    /// Leader 3 establishes epoch 1 with follower 1 alone (a quorum of 2 out of 3).
+    fn established() -> Core {
+        let mut c = core(3);
+        elect(&mut c, 3);
+        assert_eq!(c.status().role, crate::Role::Leading);
+        assert_eq!(c.propose(Bytes::new()), Err(ProposeError::NotReady));
+        c.drain_actions();
+        let f = ServerId(1);
+        c.handle_message(
+            f,
+            Message::FollowerInfo {
+                accepted_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+        let out = c.drain_actions();
+        assert!(out.contains(&Action::SaveAcceptedEpoch { epoch: 1 }));
+        assert!(sent(&out).contains(&(1, Message::LeaderInfo { epoch: 1 })));
+        c.handle_accepted_epoch_saved(1);
+        c.handle_message(
+            f,
+            Message::AckEpoch {
+                epoch: 1,
+                fresh: true,
+                current_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+        let out = c.drain_actions();
+        let msgs = sent(&out);
+        assert!(msgs.contains(&(
+            1,
+            Message::Diff {
+                epoch: 1,
+                echo: Zxid::ZERO
+            }
+        )));
+        assert!(msgs.contains(&(
+            1,
+            Message::NewLeader {
+                epoch: 1,
+                zxid: Zxid::ZERO
+            }
+        )));
+        assert!(out.contains(&Action::SaveCurrentEpoch { epoch: 1 }));
+        c.handle_current_epoch_saved(1);
+        assert_ne!(
+            c.status().phase,
+            Phase::Broadcast,
+            "needs the follower's ACK too"
+        );
+        c.handle_message(
+            f,
+            Message::AckNewLeader {
+                epoch: 1,
+                zxid: Zxid::ZERO,
+            },
+        );
+        assert_eq!(c.status().phase, Phase::Broadcast);
+        let msgs = sent(&c.drain_actions());
+        assert!(msgs.contains(&(
+            1,
+            Message::UpToDate {
+                epoch: 1,
+                committed: Zxid::ZERO
+            }
+        )));
+        c
+    }
+
+    #[test]
+    fn commit_needs_a_durable_quorum_and_goes_in_order() {
+        let mut c = established();
+        let z1 = c.propose(Bytes::from_static(b"a")).unwrap();
+        let z2 = c.propose(Bytes::from_static(b"b")).unwrap();
+        assert_eq!((z1, z2), (Zxid::new(1, 1), Zxid::new(1, 2)));
+        let msgs = sent(&c.drain_actions());
+        assert_eq!(
+            msgs.iter()
+                .filter(|(to, m)| *to == 1 && matches!(m, Message::Proposal { .. }))
+                .count(),
+            2,
+            "pipelined"
+        );
+        // The follower's ACK alone, or the leader's durability alone, is not a quorum.
+        c.handle_message(ServerId(1), Message::Ack { epoch: 1, zxid: z2 });
+        assert!(c.drain_actions().is_empty());
+        c.handle_log_durable(z1);
+        let out = c.drain_actions();
+        let committed: Vec<Zxid> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Commit { entries } => Some(entries.iter().map(|e| e.zxid)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(committed, vec![z1], "only what a quorum has durable");
+        assert!(sent(&out).contains(&(1, Message::Commit { epoch: 1, zxid: z1 })));
+        c.handle_log_durable(z2);
+        assert!(sent(&c.drain_actions()).contains(&(1, Message::Commit { epoch: 1, zxid: z2 })));
+    }
+
+    #[test]
+    fn rollover_and_quorum_loss_end_the_leadership() {
+        let mut c = established();
+        c.cfg.zxid_counter_max = 2;
+        c.propose(Bytes::new()).unwrap();
+        c.propose(Bytes::new()).unwrap();
+        assert_eq!(c.propose(Bytes::new()), Err(ProposeError::ZxidRollover));
+        assert_eq!(c.status().role, crate::Role::Looking);
+
+        let mut c = established();
+        for _ in 0..=c.cfg.sync_limit_ticks + 1 {
+            c.handle_tick();
+        }
+        assert_eq!(
+            c.status().role,
+            crate::Role::Looking,
+            "follower silent: step down"
+        );
+    }
+
+    #[test]
+    fn a_more_up_to_date_learner_ends_discovery() {
+        let mut c = core(3);
+        elect(&mut c, 3);
+        c.handle_message(
+            ServerId(1),
+            Message::FollowerInfo {
+                accepted_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+        c.handle_accepted_epoch_saved(1);
+        c.handle_message(
+            ServerId(1),
+            Message::AckEpoch {
+                epoch: 1,
+                fresh: true,
+                current_epoch: 0,
+                last_zxid: Zxid::new(0, 5),
+            },
+        );
+        assert_eq!(c.status().role, crate::Role::Looking);
+    }
+}

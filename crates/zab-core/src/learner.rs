@@ -476,3 +476,192 @@ fn msg_epoch(msg: &Message) -> Option<u32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::core::testkit::{core, elect, sent};
+
+    fn entry(counter: u32) -> Entry {
+        Entry {
+            zxid: Zxid::new(1, counter),
+            payload: Bytes::from_static(b"t"),
+        }
+    }
+
+    /// Every durability rule of a follower, one input at a time.
+    #[test]
+    fn follower_withholds_acks_until_durable() {
+        let mut c = core(1);
+        elect(&mut c, 3);
+        assert_eq!(c.status().role, crate::Role::Following);
+        let out = c.drain_actions();
+        assert!(sent(&out)
+            .iter()
+            .any(|(to, m)| *to == 3 && matches!(m, Message::FollowerInfo { .. })));
+        let leader = ServerId(3);
+
+        // ACKEPOCH only once accepted_epoch is durable.
+        c.handle_message(leader, Message::LeaderInfo { epoch: 1 });
+        let out = c.drain_actions();
+        assert!(out.contains(&Action::SaveAcceptedEpoch { epoch: 1 }));
+        assert!(sent(&out).is_empty());
+        c.handle_accepted_epoch_saved(1);
+        let out = sent(&c.drain_actions());
+        assert!(matches!(
+            out.as_slice(),
+            [(
+                3,
+                Message::AckEpoch {
+                    epoch: 1,
+                    fresh: true,
+                    ..
+                }
+            )]
+        ));
+
+        // DIFF, one proposal, NEWLEADER: nothing acknowledged before the log is durable
+        // (ZOOKEEPER-3911), then current_epoch is saved, then ACK(NEWLEADER).
+        c.handle_message(
+            leader,
+            Message::Diff {
+                epoch: 1,
+                echo: Zxid::ZERO,
+            },
+        );
+        c.handle_message(
+            leader,
+            Message::Proposal {
+                epoch: 1,
+                prev: Zxid::ZERO,
+                entry: entry(1),
+            },
+        );
+        c.handle_message(
+            leader,
+            Message::NewLeader {
+                epoch: 1,
+                zxid: Zxid::new(1, 1),
+            },
+        );
+        let out = c.drain_actions();
+        assert!(
+            matches!(out.as_slice(), [Action::AppendLog { .. }]),
+            "{out:?}"
+        );
+        c.handle_log_durable(Zxid::new(1, 1));
+        assert_eq!(
+            c.drain_actions(),
+            vec![Action::SaveCurrentEpoch { epoch: 1 }]
+        );
+        c.handle_current_epoch_saved(1);
+        let out = sent(&c.drain_actions());
+        assert_eq!(
+            out,
+            vec![(
+                3,
+                Message::AckNewLeader {
+                    epoch: 1,
+                    zxid: Zxid::new(1, 1)
+                }
+            )]
+        );
+
+        // UPTODATE commits the initial history; a new proposal is acked once durable.
+        c.handle_message(
+            leader,
+            Message::UpToDate {
+                epoch: 1,
+                committed: Zxid::new(1, 1),
+            },
+        );
+        let out = c.drain_actions();
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Commit { entries } if entries.len() == 1)));
+        assert_eq!(c.status().phase, Phase::Broadcast);
+        c.handle_message(
+            leader,
+            Message::Proposal {
+                epoch: 1,
+                prev: Zxid::new(1, 1),
+                entry: entry(2),
+            },
+        );
+        assert!(sent(&c.drain_actions()).is_empty(), "no ACK before durable");
+        c.handle_log_durable(Zxid::new(1, 2));
+        assert_eq!(
+            sent(&c.drain_actions()),
+            vec![(
+                3,
+                Message::Ack {
+                    epoch: 1,
+                    zxid: Zxid::new(1, 2)
+                }
+            )]
+        );
+
+        // A gap makes the follower sync again rather than log a hole.
+        c.handle_message(
+            leader,
+            Message::Proposal {
+                epoch: 1,
+                prev: Zxid::new(1, 3),
+                entry: entry(4),
+            },
+        );
+        let out = sent(&c.drain_actions());
+        assert!(matches!(
+            out.as_slice(),
+            [(3, Message::FollowerInfo { .. })]
+        ));
+        // A message of another epoch is ignored.
+        c.handle_message(
+            leader,
+            Message::Commit {
+                epoch: 7,
+                zxid: Zxid::new(1, 2),
+            },
+        );
+        assert!(c.drain_actions().is_empty());
+    }
+
+    #[test]
+    fn stale_headers_and_low_truncations_are_refused() {
+        let mut c = core(1);
+        elect(&mut c, 3);
+        c.handle_message(ServerId(3), Message::LeaderInfo { epoch: 1 });
+        c.handle_accepted_epoch_saved(1);
+        c.drain_actions();
+        // Planned for another last zxid: stale.
+        c.handle_message(
+            ServerId(3),
+            Message::Trunc {
+                epoch: 1,
+                echo: Zxid::new(1, 9),
+                to: Zxid::ZERO,
+            },
+        );
+        assert!(c.drain_actions().is_empty());
+        // Wrong sender.
+        c.handle_message(
+            ServerId(2),
+            Message::Diff {
+                epoch: 1,
+                echo: Zxid::ZERO,
+            },
+        );
+        c.handle_message(
+            ServerId(3),
+            Message::NewLeader {
+                epoch: 1,
+                zxid: Zxid::ZERO,
+            },
+        );
+        assert!(
+            c.drain_actions().is_empty(),
+            "NEWLEADER before a header is ignored"
+        );
+    }
+}
