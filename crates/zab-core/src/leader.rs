@@ -260,10 +260,23 @@ impl Core {
 
     pub(crate) fn step_leader(&mut self, from: ServerId, msg: Message) {
         let tick = self.tick;
-        if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&from)) {
-            h.heard_at = tick;
-        }
         let epoch = self.leader_ref().and_then(|l| l.epoch);
+        // Only messages of our epoch prove the learner still follows us: a former
+        // follower that went LOOKING keeps sending notifications, which must not keep
+        // a leader without a quorum alive.
+        let ours = match &msg {
+            Message::AckEpoch { epoch: e, .. }
+            | Message::AckNewLeader { epoch: e, .. }
+            | Message::Ack { epoch: e, .. }
+            | Message::PingReply { epoch: e }
+            | Message::Request { epoch: e, .. } => Some(*e) == epoch,
+            _ => false,
+        };
+        if ours {
+            if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&from)) {
+                h.heard_at = tick;
+            }
+        }
         match msg {
             Message::Notification { .. } => {
                 self.answer_looking_peer(from, &msg, PeerState::Leading);
@@ -726,6 +739,28 @@ mod tests {
             crate::Role::Looking,
             "follower silent: step down"
         );
+    }
+
+    #[test]
+    fn notifications_do_not_count_as_heartbeats() {
+        let mut c = established();
+        for _ in 0..=c.cfg.sync_limit_ticks + 1 {
+            // The follower went LOOKING: it only sends election notifications.
+            c.handle_message(
+                ServerId(1),
+                Message::Notification {
+                    vote: crate::Vote {
+                        leader: ServerId(1),
+                        zxid: Zxid::ZERO,
+                        peer_epoch: 1,
+                    },
+                    election_epoch: 2,
+                    state: PeerState::Looking,
+                },
+            );
+            c.handle_tick();
+        }
+        assert_eq!(c.status().role, crate::Role::Looking);
     }
 
     #[test]
