@@ -4,6 +4,10 @@
 //! holding every reported record, byte for byte. Repeated on the same directory, so
 //! each round also recovers what the previous kills left.
 //!
+//! In half of the rounds the parent also plays power loss after the kill: it tears the
+//! log at a random byte inside a record that was never reported durable (zeroing
+//! everything after it), which recovery must cut as a torn tail.
+//!
 //! `STORAGE_CRASH_ITERS=200 cargo test -p storage --test crash` runs more rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +17,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
-use storage::{FileLog, FileLogOptions, GroupCommitLog, LogStore};
+use storage::frame::{parse_record, Parsed, SEGMENT_HEADER_BYTES};
+use storage::{FileLog, FileLogOptions, GroupCommitLog, LogStore, MAX_RECORD_BYTES};
 
 const CHILD_ENV: &str = "STORAGE_CRASH_CHILD_DIR";
 
@@ -108,6 +113,34 @@ fn run_round(dir: &std::path::Path, kill_after_lines: usize) -> u64 {
     max_reported
 }
 
+/// Power loss: tears the newest segment inside a random record above `reported`.
+/// Returns the zxid of the torn record, if there was one to tear.
+fn tear_unreported_tail(dir: &std::path::Path, reported: u64, rng: &mut impl Rng) -> Option<u64> {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().len() == 20)
+        .collect();
+    segs.sort();
+    let path = segs.pop()?;
+    let bytes = std::fs::read(&path).unwrap();
+    let mut at = SEGMENT_HEADER_BYTES;
+    let mut candidates = Vec::new();
+    while let Parsed::Record { zxid, size, .. } = parse_record(&bytes[at..], MAX_RECORD_BYTES) {
+        if zxid > reported {
+            candidates.push((zxid, at, size));
+        }
+        at += size;
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    let (zxid, offset, size) = candidates[rng.gen_range(0..candidates.len())];
+    let cut = offset + rng.gen_range(1..size);
+    storage::fault::zero_range_in_file(&path, cut as u64, bytes.len() - cut).unwrap();
+    Some(zxid)
+}
+
 #[test]
 fn killed_writer_recovers_every_reported_record() {
     let iters: u64 = std::env::var("STORAGE_CRASH_ITERS")
@@ -117,9 +150,15 @@ fn killed_writer_recovers_every_reported_record() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
     let mut floor = 0u64;
+    let mut torn_rounds = 0;
     for round in 0..iters {
         let kill_after = rng.gen_range(1..1500);
         let reported = run_round(dir.path(), kill_after);
+        let torn = if rng.gen_bool(0.5) {
+            tear_unreported_tail(dir.path(), reported, &mut rng)
+        } else {
+            None
+        };
         let log = FileLog::open(dir.path(), opts())
             .unwrap_or_else(|e| panic!("round {round}: recovery failed: {e}"));
         let last = log.last_zxid().unwrap_or(0);
@@ -128,6 +167,13 @@ fn killed_writer_recovers_every_reported_record() {
             "round {round}: lost reported-durable records: last {last}, reported {reported}, floor {floor}"
         );
         assert_eq!(log.base_zxid(), 0);
+        if let Some(t) = torn {
+            assert_eq!(
+                last,
+                t - 1,
+                "round {round}: recovery must cut at the torn record"
+            );
+        }
         let all = log.read_range(1, last).unwrap();
         assert_eq!(
             all.len() as u64,
@@ -143,6 +189,9 @@ fn killed_writer_recovers_every_reported_record() {
                 e.zxid
             );
         }
+        torn_rounds += usize::from(log.recovery_report().torn_tail.is_some());
         floor = last;
     }
+    // Informational: how often the kill left a torn record that recovery cut.
+    println!("{iters} rounds, {torn_rounds} with a torn tail cut by recovery, {floor} records");
 }

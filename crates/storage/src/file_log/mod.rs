@@ -18,6 +18,7 @@ use crate::fsutil::{ensure_dir, remove_file, sync_dir};
 use crate::log::{check_batch, check_range};
 use crate::{LogEntry, LogStore, PendingSync, StorageError, MAX_RECORD_BYTES};
 
+pub use recover::RecoveryReport;
 use segment::Segment;
 
 /// When `sync` really calls fsync.
@@ -60,7 +61,8 @@ impl Default for FileLogOptions {
 /// and [`FileLog::open`] for the recovery rules.
 ///
 /// Only one `FileLog` may have a directory open at a time (not enforced: the Node owns
-/// its data directory).
+/// its data directory). Entries not yet handed to the OS by a sync are lost when the
+/// log is dropped, as in a crash.
 #[derive(Debug)]
 pub struct FileLog {
     dir: PathBuf,
@@ -74,6 +76,7 @@ pub struct FileLog {
     /// Bumped by every truncation/reset so a stale in-flight sync is ignored.
     generation: u64,
     poisoned: bool,
+    recovery: RecoveryReport,
 }
 
 impl FileLog {
@@ -97,6 +100,7 @@ impl FileLog {
             durable_zxid: 0,
             generation: 0,
             poisoned: false,
+            recovery: rec.report,
         };
         if let Some(last) = log.segments.last() {
             last.sync()?;
@@ -104,6 +108,11 @@ impl FileLog {
         sync_dir(&log.dir)?;
         log.durable_zxid = log.last_or_base();
         Ok(log)
+    }
+
+    /// What recovery repaired when this log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The directory of this log.

@@ -163,6 +163,19 @@ fn find_valid_record(bytes: &[u8], from: usize, prev: u64, max_payload: usize) -
 #[derive(Debug)]
 pub(crate) struct Recovered {
     pub segments: Vec<Segment>,
+    pub report: RecoveryReport,
+}
+
+/// What [`super::FileLog::open`] repaired. Everything here is also logged with
+/// `tracing::warn!`; a Node should surface it to operators.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A torn final record was cut off: the segment and the offset where it started,
+    /// and how many bytes (up to the end of the file) were discarded.
+    pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// Segment files removed: a last segment with a torn header, or an empty segment
+    /// followed by another.
+    pub removed_segments: Vec<PathBuf>,
 }
 
 /// Opens and checks every segment in `dir`, repairing a torn tail.
@@ -170,6 +183,7 @@ pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, S
     remove_temp_segments(dir)?;
     let files = list_hex_files(dir, "log.")?;
     let mut segments: Vec<Segment> = Vec::with_capacity(files.len());
+    let mut report = RecoveryReport::default();
     let count = files.len();
     for (i, (name_zxid, path)) in files.into_iter().enumerate() {
         let is_last = i + 1 == count;
@@ -177,9 +191,13 @@ pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, S
         let Some(scanned) = scan_segment(&path, name_zxid, &bytes, is_last, max_payload)? else {
             tracing::warn!(file = %path.display(), "removing last segment with a torn header");
             remove_file(&path)?;
+            report.removed_segments.push(path);
             continue;
         };
         drop(bytes);
+        if scanned.torn {
+            report.torn_tail = Some((path.clone(), scanned.end, scanned.file_len - scanned.end));
+        }
         if let Some(prev) = segments.last() {
             check_chain(prev.last_or_prev(), &scanned.header, &path)?;
             if prev.index.is_empty() {
@@ -188,12 +206,13 @@ pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, S
                 let empty = segments.pop().map(|s| s.path);
                 if let Some(empty) = empty {
                     remove_file(&empty)?;
+                    report.removed_segments.push(empty);
                 }
             }
         }
         segments.push(open_scanned(path, scanned)?);
     }
-    Ok(Recovered { segments })
+    Ok(Recovered { segments, report })
 }
 
 /// Removes `log.<hex>.tmp` files left by a crash while creating a segment.

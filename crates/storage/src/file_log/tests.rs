@@ -44,6 +44,8 @@ fn torn_final_record_in_preallocated_file_is_cut() {
     let mut log = reopen(dir.path(), &opts).unwrap();
     assert_eq!(log.last_zxid(), Some(9));
     assert_eq!(log.durable_zxid(), 9);
+    let (torn_file, torn_at, _) = log.recovery_report().torn_tail.clone().unwrap();
+    assert_eq!((torn_file, torn_at), (path.clone(), offset));
     log.append(&[entry(10), entry(11)]).unwrap();
     log.sync().unwrap();
     drop(log);
@@ -242,6 +244,7 @@ fn damaged_segment_header_is_corrupt_and_torn_new_segment_is_dropped() {
     let log = reopen(dir.path(), &opts).unwrap();
     assert_eq!(log.last_zxid(), Some(100));
     assert!(!extra.exists());
+    assert_eq!(log.recovery_report().removed_segments, vec![extra.clone()]);
     drop(log);
     flip_bit_in_file(&paths[1], 9, 0).unwrap();
     assert!(matches!(
