@@ -241,3 +241,51 @@ pub fn check_log_continues_snapshot(
     }
     Ok(())
 }
+
+/// A boxed store (for example `Box<dyn LogStore>`) is a store, so it can go into
+/// [`crate::GroupCommitLog`], [`crate::FaultyLog`] or [`crate::LogWriter`].
+impl<L: LogStore + ?Sized> LogStore for Box<L> {
+    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        (**self).append(entries)
+    }
+    fn sync(&mut self) -> Result<u64, StorageError> {
+        (**self).sync()
+    }
+    fn start_sync(&mut self) -> Result<PendingSync, StorageError> {
+        (**self).start_sync()
+    }
+    fn finish_sync(
+        &mut self,
+        pending: PendingSync,
+        result: Result<(), StorageError>,
+    ) -> Result<u64, StorageError> {
+        (**self).finish_sync(pending, result)
+    }
+    fn sync_inline(&mut self) -> Result<u64, StorageError> {
+        (**self).sync_inline()
+    }
+    fn durable_zxid(&self) -> u64 {
+        (**self).durable_zxid()
+    }
+    fn base_zxid(&self) -> u64 {
+        (**self).base_zxid()
+    }
+    fn first_zxid(&self) -> Option<u64> {
+        (**self).first_zxid()
+    }
+    fn last_zxid(&self) -> Option<u64> {
+        (**self).last_zxid()
+    }
+    fn read_range(&self, from: u64, to_inclusive: u64) -> Result<Vec<LogEntry>, StorageError> {
+        (**self).read_range(from, to_inclusive)
+    }
+    fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
+        (**self).truncate_after(zxid)
+    }
+    fn purge_before(&mut self, zxid: u64) -> Result<(), StorageError> {
+        (**self).purge_before(zxid)
+    }
+    fn reset(&mut self, base_zxid: u64) -> Result<(), StorageError> {
+        (**self).reset(base_zxid)
+    }
+}

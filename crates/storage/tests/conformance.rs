@@ -112,3 +112,10 @@ fn faulty_wrapper_conforms_when_no_fault_is_armed() {
     conformance::run_all(&mut FaultyFileFactory(FileFactory::new(opts)));
     conformance::run_all(&mut || FaultyLog::new(MemLog::new()));
 }
+
+#[test]
+fn boxed_trait_objects_conform() {
+    conformance::run_all(&mut || -> Box<dyn storage::LogStore> { Box::new(MemLog::new()) });
+    let mut files = FileFactory::new(FileLogOptions::default());
+    conformance::run_all(&mut || -> Box<dyn storage::LogStore> { Box::new(files.create()) });
+}
