@@ -102,8 +102,17 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, Error> {
     if acl.is_empty() {
         return Err(Error::InvalidAcl("empty ACL list".into()));
     }
-    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    // As ZooKeeper's removeDuplicates: drop every repeated entry (keeping the first)
+    // before `auth` expansion; duplicates produced by the expansion are kept.
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for entry in acl {
+        if !unique.contains(&entry) {
+            unique.push(entry);
+        }
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(unique.len());
+    for entry in unique {
+        // Ensemble refuses unknown permission bits (ZooKeeper stores them silently).
         if entry.perms.0 & !Perms::ALL.0 != 0 {
             return Err(Error::InvalidAcl(format!(
                 "unknown permission bits {}",
@@ -113,10 +122,12 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, Error> {
         match entry.id.scheme.as_str() {
             "world" if entry.id.id == "anyone" => out.push(entry.clone()),
             "auth" => {
+                // Only ids of real authentication providers: not world, ip or super
+                // (super has no provider in ZooKeeper and is never written into ACLs).
                 let mut found = false;
                 for id in auth
                     .iter()
-                    .filter(|id| id.scheme != "world" && id.scheme != "ip")
+                    .filter(|id| !matches!(id.scheme.as_str(), "world" | "ip" | "super"))
                 {
                     found = true;
                     out.push(Acl {
@@ -140,14 +151,17 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, Error> {
             }
         }
     }
-    out.dedup();
     Ok(out)
 }
 
+/// ZooKeeper's digest id check: `id.split(":").length == 2` with Java's `split`, which
+/// drops trailing empty strings (so `a:b:` and `:h` pass, `a` and `a:b:c` do not).
 fn valid_digest_id(id: &str) -> bool {
-    // `user:base64(sha1(user:password))`: exactly one colon, both sides non-empty.
-    let mut parts = id.split(':');
-    matches!((parts.next(), parts.next(), parts.next()), (Some(u), Some(h), None) if !u.is_empty() && !h.is_empty())
+    let mut parts: Vec<&str> = id.split(':').collect();
+    while parts.len() > 1 && parts.last() == Some(&"") {
+        parts.pop();
+    }
+    parts.len() == 2
 }
 
 /// Parses `a.b.c.d` or `a.b.c.d/bits` into (address, prefix length).
@@ -184,11 +198,12 @@ fn ip_matches(pattern: &str, client: &str) -> bool {
 
 /// Whether a caller with authenticated ids `auth` holds `perm` on a node with `acl`.
 ///
-/// As ZooKeeper: a `super` id passes every check; `world:anyone` matches everyone; `ip`
+/// As ZooKeeper: an empty ACL and a `super` id pass every check; `world:anyone` matches everyone; `ip`
 /// entries match the caller's `ip` id by network prefix; other schemes match by equal
 /// scheme and id.
 pub fn check(acl: &[Acl], perm: Perms, auth: &[Id]) -> bool {
-    if auth.iter().any(|id| id.scheme == "super") {
+    // As ZooKeeper's checkACL: an empty ACL allows everything (fixup never produces one).
+    if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
         return true;
     }
     acl.iter().filter(|a| a.perms.contains(perm)).any(|a| {
@@ -248,6 +263,29 @@ mod tests {
         }];
         assert!(check(&exact, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
         assert!(!check(&exact, Perms::READ, &[Id::new("ip", "127.0.0.2")]));
+    }
+
+    #[test]
+    fn fixup_dedups_before_expansion_like_zookeeper() {
+        let r = |id: Id| Acl {
+            perms: Perms::READ,
+            id,
+        };
+        let acl = [r(Id::anyone()), r(digest("a")), r(Id::anyone())];
+        assert_eq!(
+            fixup(&acl, &[]).unwrap(),
+            vec![r(Id::anyone()), r(digest("a"))]
+        );
+        for ok in ["a:b", "a:b:", ":h"] {
+            assert!(valid_digest_id(ok), "{ok}");
+        }
+        for bad in ["a", "a:b:c", ""] {
+            assert!(!valid_digest_id(bad), "{bad}");
+        }
+        assert!(
+            check(&[], Perms::ADMIN, &[]),
+            "empty ACL allows, as ZooKeeper"
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum Error {
     /// -2: reported for the multi ops after the one that failed.
     #[error("runtime inconsistency (an earlier op of the multi failed)")]
     RuntimeInconsistency,
+    /// -5: a request could not be decoded (for example an op type a multi cannot carry).
+    #[error("marshalling error: {0}")]
+    MarshallingError(String),
     /// -6: the operation is not implemented or not enabled.
     #[error("unimplemented: {0}")]
     Unimplemented(String),
@@ -55,6 +58,7 @@ impl Error {
         match self {
             Error::SystemError(_) => -1,
             Error::RuntimeInconsistency => -2,
+            Error::MarshallingError(_) => -5,
             Error::Unimplemented(_) => -6,
             Error::BadArguments(_) => -8,
             Error::NoNode(_) => -101,
@@ -75,13 +79,13 @@ impl Error {
 #[non_exhaustive]
 pub enum DecodeError {
     /// The input ended before the declared content did.
-    #[error("snapshot truncated at byte {offset}")]
+    #[error("encoded input truncated at byte {offset}")]
     Truncated {
         /// Byte offset at which more input was expected.
         offset: u64,
     },
     /// The content does not match its checksum or is structurally invalid.
-    #[error("snapshot corrupt at byte {offset}: {reason}")]
+    #[error("encoded input corrupt at byte {offset}: {reason}")]
     Corrupt {
         /// Byte offset of the offending field.
         offset: u64,
@@ -89,7 +93,7 @@ pub enum DecodeError {
         reason: String,
     },
     /// An I/O error from the underlying reader or writer.
-    #[error("snapshot I/O error: {0}")]
+    #[error("I/O error while encoding or decoding: {0}")]
     Io(String),
 }
 
@@ -103,6 +107,7 @@ mod tests {
         let table: &[(Error, i32)] = &[
             (Error::SystemError(String::new()), -1),
             (Error::RuntimeInconsistency, -2),
+            (Error::MarshallingError(String::new()), -5),
             (Error::Unimplemented(String::new()), -6),
             (Error::BadArguments(String::new()), -8),
             (Error::NoNode(String::new()), -101),

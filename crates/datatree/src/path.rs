@@ -9,22 +9,24 @@ pub const RESERVED_ROOT: &str = "/zookeeper";
 ///
 /// Rules: starts with `/`; no trailing `/` (except the root itself); no empty segment;
 /// no `.` or `..` segment; no NUL and no code point in the ranges ZooKeeper refuses
-/// (U+0001..=U+001F, U+007F..=U+009F, U+D800..=U+F8FF, U+FFF0..=U+FFFF).
+/// (U+0001..=U+001F, U+007F..=U+009F, U+D800..=U+F8FF, U+FFF0..=U+FFFF, and every
+/// character outside the BMP, which Java sees as a surrogate pair).
 pub fn validate(path: &str) -> Result<(), Error> {
-    validate_inner(path, false)
+    validate_inner(path)
 }
 
-/// Validates the prefix of a sequential create: like [`validate`] but a trailing `/` is
-/// allowed, because the sequence number is appended to it (`/q/` creates `/q/0000000003`).
+/// Validates the prefix of a sequential create as ZooKeeper does: the prefix with a
+/// digit appended must be a valid path (`/q/` creates `/q/0000000003`, `/a/.` creates
+/// `/a/.0000000003`).
 pub fn validate_sequential_prefix(path: &str) -> Result<(), Error> {
-    validate_inner(path, true)
+    validate(&format!("{path}1")).map_err(|_| bad(path, "invalid sequential prefix"))
 }
 
 fn bad(path: &str, why: &str) -> Error {
     Error::BadArguments(format!("invalid path {path:?}: {why}"))
 }
 
-fn validate_inner(path: &str, sequential: bool) -> Result<(), Error> {
+fn validate_inner(path: &str) -> Result<(), Error> {
     if path.is_empty() {
         return Err(bad(path, "path must not be empty"));
     }
@@ -34,12 +36,7 @@ fn validate_inner(path: &str, sequential: bool) -> Result<(), Error> {
     if path.len() == 1 {
         return Ok(());
     }
-    let body = if sequential {
-        path.strip_suffix('/')
-            .map_or(path, |p| if p.is_empty() { "/" } else { p })
-    } else {
-        path
-    };
+    let body = path;
     if body.len() > 1 && body.ends_with('/') {
         return Err(bad(path, "path must not end with /"));
     }
@@ -49,7 +46,7 @@ fn validate_inner(path: &str, sequential: bool) -> Result<(), Error> {
             || (0x01..=0x1f).contains(&c)
             || (0x7f..=0x9f).contains(&c)
             || (0xd800..=0xf8ff).contains(&c)
-            || (0xfff0..=0xffff).contains(&c);
+            || c >= 0xfff0;
         if refused {
             return Err(bad(path, &format!("invalid character U+{c:04X}")));
         }
@@ -166,6 +163,8 @@ mod tests {
         assert!(validate_sequential_prefix("/q/x-").is_ok());
         assert!(validate_sequential_prefix("/").is_ok());
         assert!(validate_sequential_prefix("/q//").is_err());
+        assert!(validate_sequential_prefix("/a/.").is_ok());
+        assert!(validate_sequential_prefix("/a/..").is_ok());
         assert!(validate("/q/").is_err());
     }
 

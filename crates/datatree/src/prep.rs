@@ -8,7 +8,7 @@
 //! their txns are applied, and [`Prep::reset`] forgets everything (on a leader change,
 //! when uncommitted proposals may be gone).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -74,7 +74,8 @@ pub enum WriteOp {
     /// All-or-nothing batch of the ops above (no nesting).
     Multi(Vec<WriteOp>),
     /// Leader housekeeping: delete an empty used container or an expired TTL node.
-    /// Fails (and the leader proposes nothing) if the node no longer qualifies.
+    /// Re-checks the rule (a TTL against `now_ms`) and fails, so the leader proposes
+    /// nothing, if the node no longer qualifies or has a change in flight.
     DeleteExpired {
         /// The node.
         path: String,
@@ -133,16 +134,107 @@ impl PrepError {
 }
 
 /// Preparation settings.
+///
+/// The size limits play the role of ZooKeeper's `jute.maxbuffer`: a request over them
+/// is refused with `BadArguments` before it can become a txn, so every txn and every
+/// snapshot stays within what the decoders accept (the codec bounds are larger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrepConfig {
     /// Whether TTL nodes may be created (ZooKeeper's `extendedTypesEnabled`; Ensemble
     /// enables them by default).
     pub ttl_enabled: bool,
+    /// Largest encoded request (all ops of a multi together), default 1 MiB - 1.
+    pub max_request_bytes: usize,
+    /// Longest path in bytes, default 32 KiB (the codec accepts 64 KiB).
+    pub max_path_bytes: usize,
+    /// Most entries in one ACL, default 64 (the codec accepts 1024).
+    pub max_acl_entries: usize,
+    /// Longest ACL scheme or id in bytes, default 1 KiB (the codec accepts 4 KiB).
+    pub max_id_bytes: usize,
+    /// Most ops in one multi, default 10,000 (the codec accepts 65,536).
+    pub max_multi_ops: usize,
 }
 
 impl Default for PrepConfig {
     fn default() -> Self {
-        PrepConfig { ttl_enabled: true }
+        PrepConfig {
+            ttl_enabled: true,
+            max_request_bytes: (1 << 20) - 1,
+            max_path_bytes: 32 * 1024,
+            max_acl_entries: 64,
+            max_id_bytes: 1024,
+            max_multi_ops: 10_000,
+        }
+    }
+}
+
+impl PrepConfig {
+    fn too_big(what: &str, got: usize, max: usize) -> Error {
+        Error::BadArguments(format!(
+            "{what} of {got} bytes or entries exceeds the limit {max}"
+        ))
+    }
+
+    /// Checks `op`'s sizes; returns its approximate encoded size.
+    fn check_size(&self, op: &WriteOp) -> Result<usize, Error> {
+        let path = |p: &str| {
+            if p.len() > self.max_path_bytes {
+                Err(Self::too_big("path", p.len(), self.max_path_bytes))
+            } else {
+                Ok(p.len() + 8)
+            }
+        };
+        let acl = |a: &[Acl]| {
+            if a.len() > self.max_acl_entries {
+                return Err(Self::too_big("ACL", a.len(), self.max_acl_entries));
+            }
+            let mut n = 4;
+            for e in a {
+                let l = e.id.scheme.len().max(e.id.id.len());
+                if l > self.max_id_bytes {
+                    return Err(Self::too_big("ACL id", l, self.max_id_bytes));
+                }
+                n += 12 + e.id.scheme.len() + e.id.id.len();
+            }
+            Ok(n)
+        };
+        Ok(16
+            + match op {
+                WriteOp::Create {
+                    path: p,
+                    data,
+                    acl: a,
+                    ..
+                } => path(p)? + data.len() + acl(a)?,
+                WriteOp::SetData { path: p, data, .. } => path(p)? + data.len(),
+                WriteOp::SetAcl {
+                    path: p, acl: a, ..
+                } => path(p)? + acl(a)?,
+                WriteOp::Delete { path: p, .. }
+                | WriteOp::Check { path: p, .. }
+                | WriteOp::DeleteExpired { path: p, .. }
+                | WriteOp::SetQuota { path: p, .. }
+                | WriteOp::RemoveQuota { path: p } => path(p)?,
+                WriteOp::Multi(ops) => {
+                    if ops.len() > self.max_multi_ops {
+                        return Err(Self::too_big("multi", ops.len(), self.max_multi_ops));
+                    }
+                    let mut n = 0;
+                    for op in ops {
+                        n += self.check_size(op)?;
+                    }
+                    n
+                }
+            })
+    }
+}
+
+/// The version after `v`: +1, skipping -1 ("any version") when it wraps, as ZooKeeper
+/// does since ZOOKEEPER-4743.
+pub fn next_version(v: i32) -> i32 {
+    match v.wrapping_add(1) {
+        -1 => 0,
+        n => n,
     }
 }
 
@@ -249,13 +341,32 @@ impl Prep {
             ..Batch::default()
         };
         let mut saved = Saved::new();
+        let size = self.config.check_size(op).map_err(PrepError::Op)?;
+        if size > self.config.max_request_bytes {
+            return Err(PrepError::Op(PrepConfig::too_big(
+                "request",
+                size,
+                self.config.max_request_bytes,
+            )));
+        }
         let result = match op {
             WriteOp::Multi(ops) => {
                 let mut out = Vec::with_capacity(ops.len());
                 let mut failure = None;
                 for (i, op) in ops.iter().enumerate() {
-                    let r = if matches!(op, WriteOp::Multi(_) | WriteOp::DeleteExpired { .. }) {
-                        Err(Error::BadArguments("op not allowed inside multi".into()))
+                    // As ZooKeeper's MultiOperationRecord: only create, delete, setData
+                    // and check travel in a multi.
+                    let allowed = matches!(
+                        op,
+                        WriteOp::Create { .. }
+                            | WriteOp::Delete { .. }
+                            | WriteOp::SetData { .. }
+                            | WriteOp::Check { .. }
+                    );
+                    let r = if !allowed {
+                        Err(Error::MarshallingError(
+                            "op type not allowed inside multi".into(),
+                        ))
                     } else {
                         self.prepare_one(tree, ctx, op, &mut saved, &mut batch)
                     };
@@ -316,21 +427,24 @@ impl Prep {
         session: SessionId,
         zxid: i64,
     ) -> TxnOp {
-        let mut paths: Vec<String> = tree
+        // The final pending state decides, as in ZooKeeper's closeSession prep: a tree
+        // ephemeral counts unless an in-flight change deleted it or (after a delete)
+        // re-created it for another session; in-flight creates of this session count.
+        let owned = |v: &Option<NodeView>| {
+            v.as_ref()
+                .is_some_and(|v| v.owner == session && v.kind == NodeKind::Ephemeral)
+        };
+        let mut set: BTreeSet<String> = tree
             .ephemerals(session)
             .into_iter()
-            .filter(|p| self.overlay.get(p).is_none_or(|e| e.view.is_some()))
+            .filter(|p| self.overlay.get(p).is_none_or(|e| owned(&e.view)))
             .collect();
         for (p, e) in &self.overlay {
-            if e.view
-                .as_ref()
-                .is_some_and(|v| v.owner == session && v.kind == NodeKind::Ephemeral)
-                && !paths.contains(p)
-            {
-                paths.push(p.clone());
+            if owned(&e.view) {
+                set.insert(p.clone());
             }
         }
-        paths.sort_unstable();
+        let paths: Vec<String> = set.into_iter().collect();
         let mut batch = Batch {
             zxid,
             ..Batch::default()
@@ -369,7 +483,7 @@ impl Prep {
         if expected != -1 && expected != actual {
             return Err(Error::BadVersion(p.to_string()));
         }
-        Ok(actual.wrapping_add(1))
+        Ok(next_version(actual))
     }
 
     fn writable(p: &str) -> Result<(), Error> {
@@ -448,10 +562,12 @@ impl Prep {
                 Self::writable(p)?;
                 let mut v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
                 Self::check_perm(&v, Perms::WRITE, ctx.auth, p)?;
-                let new_version = Self::check_version(*version, v.version, p)?;
+                // ZooKeeper checks the quota before the version.
                 self.quota_check(tree, p, 0, data.len() as i64 - v.data_len as i64, batch)?;
+                let new_version = Self::check_version(*version, v.version, p)?;
                 v.version = new_version;
                 v.data_len = data.len() as u64;
+                v.mtime = i64::MAX;
                 self.set(saved, batch, p, Some(v));
                 Ok(TxnOp::SetData {
                     path: p.clone(),
@@ -488,11 +604,13 @@ impl Prep {
                     version: *version,
                 })
             }
-            WriteOp::DeleteExpired { path: p, now_ms: _ } => {
+            WriteOp::DeleteExpired { path: p, now_ms } => {
                 let v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
                 let qualifies = match v.kind {
                     NodeKind::Container => v.creates > 0 && v.num_children == 0,
-                    NodeKind::Ttl => v.num_children == 0,
+                    NodeKind::Ttl => {
+                        v.num_children == 0 && now_ms.saturating_sub(v.mtime) > v.ttl_ms
+                    }
                     _ => false,
                 };
                 if !qualifies || self.overlay.contains_key(p) {
@@ -561,9 +679,12 @@ impl Prep {
         let parent_path = match path::parent(req) {
             Some(p) => p,
             None if mode.is_sequential() => "/",
-            None => return Err(Error::BadArguments("cannot create /".into())),
+            // create("/"): the root exists (ZooKeeper answers NodeExists too).
+            None => return Err(Error::NodeExists("/".into())),
         };
-        if path::is_reserved(req) || (path::is_reserved(parent_path)) {
+        // Only the subtree *below* /zookeeper is closed; create("/zookeeper") gets
+        // NodeExists and `/zookeeper` + sequential suffix is an ordinary root child.
+        if path::is_reserved(parent_path) {
             return Err(Error::BadArguments(format!(
                 "{req} is in the reserved /zookeeper subtree"
             )));
@@ -614,6 +735,10 @@ impl Prep {
                 owner,
                 acl: Arc::from(fixed.clone()),
                 data_len: data.len() as u64,
+                // Unknown until the txn gets its time; "never expired" meanwhile (an
+                // in-flight node is not eligible for expiry anyway).
+                mtime: i64::MAX,
+                ttl_ms: if mode.is_ttl() { ttl_ms } else { 0 },
             }),
         );
         Ok(TxnOp::Create(CreateTxn {

@@ -42,8 +42,6 @@ const FORMAT_VERSION: u32 = 2;
 const ACL_LISTS_MAX: u32 = 1 << 20;
 /// Most quotas accepted from a snapshot.
 const QUOTAS_MAX: u32 = 1 << 20;
-/// Most records a capacity hint may reserve up front (more still load, in steps).
-const RECORDS_PREALLOC_MAX: usize = 1 << 16;
 
 fn io(e: std::io::Error) -> DecodeError {
     DecodeError::Io(e.to_string())
@@ -419,7 +417,7 @@ impl DataTree {
             return Err(r.corrupt(format!("unsupported format version {version}")));
         }
         let zxid = r.i64()?;
-        let mut records: Vec<(Record, u32)> = Vec::with_capacity(RECORDS_PREALLOC_MAX);
+        let mut records: Vec<(Record, u32)> = Vec::with_capacity(64);
         loop {
             match r.u8()? {
                 0 => break,
@@ -528,10 +526,19 @@ impl DataTree {
 
     /// Inserts one record whose parent (if any) is already loaded.
     fn load_record(&mut self, rec: Record) -> Result<(), String> {
+        if (rec.kind == NodeKind::Ttl) != (rec.ttl > 0) || rec.ttl > crate::mode::TTL_MAX_MS {
+            return Err(format!("TTL of {}", rec.path));
+        }
+        if rec.acl.is_empty() {
+            return Err(format!("empty ACL on {}", rec.path));
+        }
         let acl = self.acls.add_ref(&rec.acl);
         if &*rec.path == "/" {
             if self.lookup("/") != NIL {
                 return Err("duplicate root".into());
+            }
+            if rec.kind != NodeKind::Persistent || rec.owner != 0 {
+                return Err("root is not a plain persistent node".into());
             }
             self.insert_raw(Node {
                 path: rec.path,

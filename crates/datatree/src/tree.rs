@@ -43,6 +43,10 @@ pub struct NodeView {
     pub acl: Arc<[Acl]>,
     /// Data length in bytes.
     pub data_len: u64,
+    /// Time (ms) of the create or last setData.
+    pub mtime: i64,
+    /// TTL in ms for TTL nodes, else 0.
+    pub ttl_ms: i64,
 }
 
 /// ZooKeeper's replicated data tree.
@@ -126,12 +130,22 @@ impl DataTree {
             next_sibling: NIL,
             kind: NodeKind::Persistent,
         });
-        for p in [path::RESERVED_ROOT, "/zookeeper/quota"] {
-            let acl = tree.acls.add_ref(&Acl::open_unsafe());
+        // As ZooKeeper's DataTree constructor: the system nodes are linked without
+        // counting as creates, so `/` reports cversion -1 and `/zookeeper` -2, and the
+        // first sequential child of `/` ends in 0000000000. `/zookeeper/config` is
+        // read-only with aversion -1, as ZooKeeper stores it.
+        for (p, acl) in [
+            (path::RESERVED_ROOT, Acl::open_unsafe()),
+            ("/zookeeper/quota", Acl::open_unsafe()),
+            ("/zookeeper/config", Acl::read_unsafe()),
+        ] {
+            let acl = tree.acls.add_ref(&acl);
             let parent = tree.lookup(path::parent(p).unwrap_or("/"));
-            tree.link_new(p, Box::new([]), acl, NodeKind::Persistent, 0, 0, parent);
-            if let Some(pn) = tree.node_mut(parent) {
-                pn.creates = pn.creates.wrapping_add(1);
+            let idx = tree.link_new(p, Box::new([]), acl, NodeKind::Persistent, 0, 0, parent);
+            if p == "/zookeeper/config" {
+                if let Some(n) = tree.node_mut(idx) {
+                    n.aversion = -1;
+                }
             }
         }
         tree.recompute_digest();
@@ -548,6 +562,11 @@ impl DataTree {
         out
     }
 
+    /// The owning session of the ephemeral at `p` (`None` if missing or not ephemeral).
+    pub fn ephemeral_owner(&self, p: &str) -> Option<SessionId> {
+        self.owners.get(&self.lookup(p)).copied()
+    }
+
     /// Sessions that own at least one ephemeral.
     pub fn ephemeral_owners(&self) -> Vec<SessionId> {
         self.ephemerals.keys().copied().collect()
@@ -585,6 +604,8 @@ impl DataTree {
             owner: self.owners.get(&i).copied().unwrap_or_default(),
             acl: self.acls.get(n.acl),
             data_len: n.data.len() as u64,
+            mtime: n.mtime,
+            ttl_ms: self.ttls.get(&i).copied().unwrap_or(0),
         })
     }
 

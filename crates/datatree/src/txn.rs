@@ -239,19 +239,24 @@ impl DataTree {
                 Ok(OpResult::Checked)
             }
             TxnOp::CloseSession { session, paths } => {
-                let mut all: Vec<String> = paths.clone();
-                for p in self.ephemerals(*session) {
-                    if !all.contains(&p) {
-                        all.push(p);
-                    }
+                if session.0 == 0 {
+                    return Err(diverged("closeSession of session 0".into()));
                 }
+                let mut all: Vec<String> = paths.clone();
+                let listed: std::collections::HashSet<&str> =
+                    paths.iter().map(String::as_str).collect();
+                let extra: Vec<String> = self
+                    .ephemerals(*session)
+                    .into_iter()
+                    .filter(|p| !listed.contains(p.as_str()))
+                    .collect();
+                all.extend(extra);
                 for p in &all {
                     if !self.contains(p) {
-                        // Already gone on this replica (for example deleted by an
-                        // earlier txn of the same close); nothing to do.
+                        // Already gone on this replica; nothing to do.
                         continue;
                     }
-                    if self.view(p).map(|v| v.owner) != Some(*session) {
+                    if self.ephemeral_owner(p) != Some(*session) {
                         return Err(diverged(format!("{p} is not an ephemeral of {session}")));
                     }
                     self.do_delete(p, zxid, undo)?;

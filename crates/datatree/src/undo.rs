@@ -101,6 +101,12 @@ impl DataTree {
         if (c.kind == NodeKind::Ephemeral) != (c.owner.0 != 0) {
             return Err(diverged(format!("owner of {}", c.path)));
         }
+        if (c.kind == NodeKind::Ttl) != (c.ttl_ms > 0)
+            || c.ttl_ms > crate::mode::TTL_MAX_MS
+            || c.acl.is_empty()
+        {
+            return Err(diverged(format!("TTL or ACL of {}", c.path)));
+        }
         let acl = self.acls.add_ref(&c.acl);
         let idx = self.link_new(
             &c.path,
@@ -185,7 +191,7 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Err(diverged(format!("setData of missing {path}")));
         };
-        if version != n.version.wrapping_add(1) {
+        if version != crate::prep::next_version(n.version) {
             return Err(diverged(format!("version of {path}")));
         }
         let old_len = n.data.len() as i64;
@@ -230,7 +236,7 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Err(diverged(format!("setACL of missing {path}")));
         };
-        if version != n.aversion.wrapping_add(1) {
+        if version != crate::prep::next_version(n.aversion) {
             return Err(diverged(format!("aversion of {path}")));
         }
         let (old_idx, old_aversion) = (n.acl, n.aversion);

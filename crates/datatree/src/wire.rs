@@ -201,8 +201,14 @@ impl<R: Read> CrcReader<R> {
         if len > max {
             return Err(self.corrupt(format!("{what} length {len} exceeds {max}")));
         }
-        let mut v = vec![0u8; len];
-        self.exact(&mut v)?;
+        // Grow with what actually arrives, so a lying length costs no allocation.
+        let mut v = Vec::with_capacity(len.min(64 * 1024));
+        let mut chunk = [0u8; 8192];
+        while v.len() < len {
+            let n = (len - v.len()).min(chunk.len());
+            self.exact(&mut chunk[..n])?;
+            v.extend_from_slice(&chunk[..n]);
+        }
         Ok(v)
     }
 

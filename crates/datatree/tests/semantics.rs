@@ -174,6 +174,23 @@ fn error_codes() {
         -8
     );
     assert_eq!(t.delete("/", -1).unwrap_err().code(), -8);
+    assert_eq!(
+        t.create("/", CreateMode::Persistent).unwrap_err().code(),
+        -110
+    );
+    assert_eq!(
+        t.create("/zookeeper", CreateMode::Persistent)
+            .unwrap_err()
+            .code(),
+        -110
+    );
+    assert_eq!(t.delete("/zookeeper/quota", -1).unwrap_err().code(), -8);
+    assert_eq!(
+        t.create("/\u{1f600}", CreateMode::Persistent)
+            .unwrap_err()
+            .code(),
+        -8
+    );
     let bad_acl = WriteOp::Create {
         path: "/n".into(),
         data: Bytes::new(),
@@ -196,7 +213,10 @@ fn error_codes() {
 #[test]
 fn ttl_can_be_disabled() {
     let mut t = Local::new();
-    t.prep = Prep::new(PrepConfig { ttl_enabled: false });
+    t.prep = Prep::new(PrepConfig {
+        ttl_enabled: false,
+        ..PrepConfig::default()
+    });
     let op = create_op("/t", b"", CreateMode::PersistentWithTtl, 100);
     assert_eq!(t.run(op).unwrap_err().error().code(), -6);
 }
@@ -446,7 +466,7 @@ fn counts_and_listings() {
     assert_eq!(t.tree.all_children_number("/a").unwrap(), 3);
     assert_eq!(t.tree.children("/a").unwrap().0, vec!["b", "d"]);
     assert_eq!(t.tree.children("/").unwrap().0, vec!["a", "zookeeper"]);
-    assert_eq!(t.tree.node_count(), 3 + 4);
+    assert_eq!(t.tree.node_count(), 4 + 4);
 }
 
 #[test]
@@ -538,4 +558,189 @@ fn snapshot_round_trip_is_byte_identical() {
     );
     assert_eq!(back.quota("/a"), t.tree.quota("/a"));
     assert_eq!(back.paths(), t.tree.paths());
+}
+
+#[test]
+fn initial_tree_matches_zookeeper() {
+    let mut t = Local::new();
+    let root = t.stat("/");
+    assert_eq!((root.cversion, root.num_children), (-1, 1));
+    assert_eq!(t.stat("/zookeeper").cversion, -2);
+    assert_eq!(
+        t.tree.children("/zookeeper").unwrap().0,
+        vec!["config", "quota"]
+    );
+    assert_eq!(t.stat("/zookeeper/config").aversion, -1);
+    assert_eq!(
+        t.create("/x", CreateMode::PersistentSequential).unwrap(),
+        "/x0000000000"
+    );
+    assert_eq!(
+        t.create("/zookeeper", CreateMode::PersistentSequential)
+            .unwrap(),
+        "/zookeeper0000000001"
+    );
+    assert_eq!(
+        t.create("/a/.", CreateMode::PersistentSequential)
+            .unwrap_err()
+            .code(),
+        -101
+    );
+}
+
+#[test]
+fn version_wrap_skips_minus_one() {
+    assert_eq!(prep::next_version(5), 6);
+    assert_eq!(prep::next_version(-2), 0);
+    assert_eq!(prep::next_version(i32::MAX), i32::MIN);
+}
+
+#[test]
+fn set_data_checks_quota_before_version() {
+    let mut t = Local::new();
+    t.create("/q", CreateMode::Persistent).unwrap();
+    t.run(WriteOp::SetQuota {
+        path: "/q".into(),
+        quota: Quota {
+            count: -1,
+            bytes: 1,
+        },
+    })
+    .unwrap();
+    assert_eq!(t.set("/q", b"0123456789", 7).unwrap_err().code(), -125);
+}
+
+#[test]
+fn multi_carries_only_create_delete_set_data_and_check() {
+    let mut t = Local::new();
+    t.create("/a", CreateMode::Persistent).unwrap();
+    let err = t
+        .run(WriteOp::Multi(vec![WriteOp::SetAcl {
+            path: "/a".into(),
+            acl: Acl::open_unsafe(),
+            version: -1,
+        }]))
+        .unwrap_err();
+    assert_eq!(err.error().code(), -5);
+}
+
+#[test]
+fn requests_over_the_size_limits_are_refused_before_they_become_txns() {
+    let mut t = Local::new();
+    let long = format!("/{}", "x".repeat(40 * 1024));
+    assert_eq!(
+        t.create(&long, CreateMode::Persistent).unwrap_err().code(),
+        -8
+    );
+    assert_eq!(
+        t.create_data("/big", &vec![0u8; 1 << 20], CreateMode::Persistent)
+            .unwrap_err()
+            .code(),
+        -8
+    );
+    let id = Id::new("digest", format!("u:{}", "h".repeat(2000)));
+    let op = WriteOp::Create {
+        path: "/acl".into(),
+        data: Bytes::new(),
+        acl: vec![Acl {
+            perms: Perms::ALL,
+            id,
+        }],
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    };
+    assert_eq!(t.run(op).unwrap_err().error().code(), -8);
+    // Just under the limits works, and the txn and snapshot decode again.
+    t.create_data("/ok", &vec![7u8; (1 << 20) - 200], CreateMode::Persistent)
+        .unwrap();
+    assert!(DataTree::deserialize(&t.tree.to_bytes()[..]).is_ok());
+}
+
+#[test]
+fn close_session_skips_a_path_another_session_recreated_in_flight() {
+    // The lock-recipe pipeline: S deletes /lock, T creates ephemeral /lock, then S's
+    // session closes, all before any of it commits.
+    let mut t = Local::new();
+    t.run_as(5, &[], create_op("/lock", b"", CreateMode::Ephemeral, 0))
+        .unwrap();
+    let ctx = |s, zxid| PrepContext {
+        session: SessionId(s),
+        auth: &[],
+        zxid,
+    };
+    let del = t
+        .prep
+        .prepare(
+            &t.tree,
+            &ctx(5, 2),
+            &WriteOp::Delete {
+                path: "/lock".into(),
+                version: -1,
+            },
+        )
+        .unwrap();
+    let cre = t
+        .prep
+        .prepare(
+            &t.tree,
+            &ctx(6, 3),
+            &create_op("/lock", b"", CreateMode::Ephemeral, 0),
+        )
+        .unwrap();
+    let close = t.prep.prepare_close_session(&t.tree, SessionId(5), 4);
+    assert_eq!(
+        close,
+        TxnOp::CloseSession {
+            session: SessionId(5),
+            paths: vec![]
+        }
+    );
+    for (zxid, op) in [(2, del), (3, cre), (4, close)] {
+        t.tree
+            .apply(&Txn {
+                zxid,
+                time_ms: 9,
+                op,
+            })
+            .unwrap();
+        t.prep.handle_applied(zxid);
+    }
+    assert_eq!(t.tree.ephemeral_owner("/lock"), Some(SessionId(6)));
+}
+
+#[test]
+fn close_session_of_session_zero_is_refused_on_apply() {
+    let mut t = Local::new();
+    t.create("/p", CreateMode::Persistent).unwrap();
+    let op = TxnOp::CloseSession {
+        session: SessionId(0),
+        paths: vec!["/p".into()],
+    };
+    assert!(t
+        .tree
+        .apply(&Txn {
+            zxid: 99,
+            time_ms: 0,
+            op
+        })
+        .is_err());
+    assert!(t.tree.contains("/p"));
+}
+
+#[test]
+fn delete_expired_rechecks_the_ttl() {
+    let mut t = Local::new();
+    t.create("/t", CreateMode::PersistentWithTtl).unwrap(); // TTL 1000 ms
+    let now = t.time;
+    assert!(t
+        .run(WriteOp::DeleteExpired {
+            path: "/t".into(),
+            now_ms: now
+        })
+        .is_err());
+    t.run(WriteOp::DeleteExpired {
+        path: "/t".into(),
+        now_ms: now + 1_001,
+    })
+    .unwrap();
 }
