@@ -166,6 +166,38 @@ fn run_point(dir: &Path, appenders: usize, args: &Args) -> Point {
     }
 }
 
+/// The Node's log-writer pattern: one thread appends batches of `batch` records and
+/// syncs after each. Returns (records/s, fsyncs/s).
+fn run_writer_batches(dir: &Path, batch: usize, args: &Args) -> (f64, f64) {
+    use storage::{LogEntry, LogStore};
+    let opts = FileLogOptions {
+        fsync: args.fsync,
+        prealloc_bytes: args.prealloc_kib << 10,
+        ..FileLogOptions::default()
+    };
+    let mut log = FileLog::open(dir, opts).unwrap();
+    let body = Bytes::from(vec![0xabu8; args.payload]);
+    let deadline = Instant::now() + Duration::from_secs_f64(args.secs);
+    let start = Instant::now();
+    let (mut next, mut syncs) = (1u64, 0u64);
+    let mut entries = Vec::with_capacity(batch);
+    while Instant::now() < deadline {
+        entries.clear();
+        for _ in 0..batch {
+            entries.push(LogEntry {
+                zxid: next,
+                payload: body.clone(),
+            });
+            next += 1;
+        }
+        log.append(&entries).unwrap();
+        log.sync().unwrap();
+        syncs += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    ((next - 1) as f64 / secs, syncs as f64 / secs)
+}
+
 fn main() {
     let args = parse_args();
     let _tmp;
@@ -202,6 +234,15 @@ fn main() {
             p.p99_us,
             p.p99_us / fsync_us,
             rps / raw,
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    for batch in [256usize, 4096] {
+        let dir = root.join(format!("writer-{batch}"));
+        let (rps, sps) = run_writer_batches(&dir, batch, &args);
+        println!(
+            "one writer thread, batches of {batch}: {rps:.0} records/s, {:.2} MB/s, {sps:.0} fsyncs/s",
+            rps * args.payload as f64 / 1e6
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -321,3 +321,78 @@ fn unsynced_appends_are_readable_but_lost_if_never_handed_to_the_os() {
     drop(log);
     assert_eq!(reopen(dir.path(), &opts).unwrap().last_zxid(), Some(5));
 }
+
+mod damage {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Damage {
+        Flip { at: usize, bit: u8 },
+        Cut { at: usize },
+        Garbage { at: usize, bytes: Vec<u8> },
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Damage::Flip { at, bit }),
+            any::<usize>().prop_map(|at| Damage::Cut { at }),
+            (
+                any::<usize>(),
+                proptest::collection::vec(any::<u8>(), 1..64)
+            )
+                .prop_map(|(at, bytes)| Damage::Garbage { at, bytes }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Whatever happens to the files, open never panics, and what it returns is a
+        /// prefix of what was written, byte for byte.
+        #[test]
+        fn damaged_files_give_a_prefix_or_a_typed_error(
+            n in 1u64..60,
+            damages in proptest::collection::vec((any::<usize>(), damage()), 1..4),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = tiny();
+            let log = write_log(dir.path(), &opts, n);
+            let paths = log.segment_paths();
+            drop(log);
+            for (which, d) in damages {
+                let path = &paths[which % paths.len()];
+                let mut bytes = std::fs::read(path).unwrap();
+                match d {
+                    Damage::Flip { at, bit } => {
+                        if !bytes.is_empty() {
+                            let i = at % bytes.len();
+                            bytes[i] ^= 1 << bit;
+                        }
+                    }
+                    Damage::Cut { at } => bytes.truncate(at % (bytes.len() + 1)),
+                    Damage::Garbage { at, bytes: g } => {
+                        let i = at % (bytes.len() + 1);
+                        let end = (i + g.len()).min(bytes.len());
+                        bytes.splice(i..end, g);
+                    }
+                }
+                std::fs::write(path, bytes).unwrap();
+            }
+            match reopen(dir.path(), &opts) {
+                Ok(log) => {
+                    let base = log.base_zxid();
+                    let got = log.read_range(base + 1, u64::MAX).unwrap();
+                    for (i, e) in got.iter().enumerate() {
+                        prop_assert_eq!(e.zxid, base + 1 + i as u64);
+                        prop_assert_eq!(&e.payload, &entry(e.zxid).payload);
+                    }
+                }
+                Err(e) => prop_assert!(
+                    e.is_damage() || matches!(e, StorageError::Io { .. }),
+                    "unexpected error {e}"
+                ),
+            }
+        }
+    }
+}
