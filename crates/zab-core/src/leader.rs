@@ -1,31 +1,29 @@
-//! The leader: discovery (choose and establish a new epoch), sync of each learner, and
-//! broadcast (pipelined proposals, cumulative ACKs, commits in zxid order), liveness.
+//! The leader in discovery (choose and establish a new epoch) and sync (bring each
+//! learner to a prefix of its history); broadcast is in `broadcast.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Bytes;
-
 use crate::action::{Action, Phase, SnapshotRequest};
-use crate::core::{Core, ProposeError, RoleState};
-use crate::messages::{Entry, Message, PeerState};
+use crate::core::{Core, RoleState};
+use crate::messages::{Message, PeerState};
 use crate::sync::{plan_sync, SyncPlan};
 use crate::zxid::{ServerId, Zxid};
 
 /// The leader's view of one learner (ZooKeeper's LearnerHandler).
 #[derive(Debug, Clone)]
 pub(crate) struct Handler {
-    observer: bool,
-    stage: Stage,
+    pub(crate) observer: bool,
+    pub(crate) stage: Stage,
     /// Last zxid streamed to the learner (proposals, or informs for observers).
-    sent: Zxid,
+    pub(crate) sent: Zxid,
     /// Highest zxid the learner reported durable.
-    acked: Zxid,
+    pub(crate) acked: Zxid,
     /// Tick of the last message heard from the learner.
-    heard_at: u64,
+    pub(crate) heard_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub(crate) enum Stage {
     /// LEADERINFO sent (or about to be), waiting for ACKEPOCH.
     AwaitAckEpoch,
     /// ACKEPOCH received before the epoch was acknowledged by a quorum.
@@ -41,7 +39,7 @@ enum Stage {
 pub(crate) struct LeaderState {
     /// The epoch being established, once chosen.
     pub(crate) epoch: Option<u32>,
-    started_at: u64,
+    pub(crate) started_at: u64,
     /// Accepted epochs reported in FOLLOWERINFO, to choose the new epoch.
     infos: BTreeMap<ServerId, u32>,
     /// Fresh ACKEPOCHs (self included once its accepted epoch is durable).
@@ -51,8 +49,8 @@ pub(crate) struct LeaderState {
     newleader_zxid: Zxid,
     /// ACKs of NEWLEADER from voters (self included once current_epoch is durable).
     newleader_acks: BTreeSet<ServerId>,
-    established: bool,
-    learners: BTreeMap<ServerId, Handler>,
+    pub(crate) established: bool,
+    pub(crate) learners: BTreeMap<ServerId, Handler>,
 }
 
 impl LeaderState {
@@ -82,14 +80,14 @@ impl LeaderState {
 }
 
 impl Core {
-    fn leader(&mut self) -> Option<&mut LeaderState> {
+    pub(crate) fn leader(&mut self) -> Option<&mut LeaderState> {
         match &mut self.role {
             RoleState::Leading(l) => Some(l),
             _ => None,
         }
     }
 
-    fn leader_ref(&self) -> Option<&LeaderState> {
+    pub(crate) fn leader_ref(&self) -> Option<&LeaderState> {
         match &self.role {
             RoleState::Leading(l) => Some(l),
             _ => None,
@@ -411,7 +409,7 @@ impl Core {
 
     /// A quorum acknowledged NEWLEADER (self included): the initial history is
     /// committed and the epoch established.
-    fn maybe_establish(&mut self) {
+    pub(crate) fn maybe_establish(&mut self) {
         let Some(l) = self.leader_ref() else { return };
         if l.established || !l.epoch_acked || !self.cfg.quorum.contains_quorum(&l.newleader_acks) {
             return;
@@ -439,351 +437,5 @@ impl Core {
         }
         self.report_role();
         self.maybe_advance_commit();
-    }
-
-    /// Commits up to `upto` and tells the learners: COMMIT to followers, INFORM with the
-    /// txns to observers.
-    fn leader_commit(&mut self, upto: Zxid) {
-        let Some(epoch) = self.leader_ref().and_then(|l| l.epoch) else {
-            return;
-        };
-        let newly = self.commit_upto(upto);
-        let Some(last) = newly.last().map(|e| e.zxid) else {
-            return;
-        };
-        let targets: Vec<(ServerId, bool, Zxid)> = self
-            .leader_ref()
-            .map(|l| {
-                l.learners
-                    .iter()
-                    .filter(|(_, h)| matches!(h.stage, Stage::Syncing { .. } | Stage::Synced))
-                    .map(|(id, h)| (*id, h.observer, h.sent))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (to, observer, sent) in targets {
-            if observer {
-                let mut prev = sent;
-                for entry in newly.iter().filter(|e| e.zxid > sent) {
-                    let zxid = entry.zxid;
-                    self.send(
-                        to,
-                        Message::Inform {
-                            epoch,
-                            prev,
-                            entry: entry.clone(),
-                        },
-                    );
-                    prev = zxid;
-                }
-                if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
-                    h.sent = h.sent.max(prev);
-                }
-            } else {
-                self.send(to, Message::Commit { epoch, zxid: last });
-            }
-        }
-    }
-
-    /// Commits the highest zxid that a quorum of voters (self included) has durable.
-    fn maybe_advance_commit(&mut self) {
-        let me = self.cfg.id;
-        let Some(l) = self.leader_ref() else { return };
-        if !l.established {
-            return;
-        }
-        let mut acks: Vec<(ServerId, Zxid)> = vec![(me, self.log.durable())];
-        for (id, h) in &l.learners {
-            if h.stage == Stage::Synced && !h.observer && self.is_voter(*id) {
-                acks.push((*id, h.acked));
-            }
-        }
-        let mut candidates: Vec<Zxid> = acks.iter().map(|(_, z)| *z).collect();
-        candidates.sort_unstable_by(|a, b| b.cmp(a));
-        candidates.dedup();
-        let committed = self.log.committed();
-        for c in candidates {
-            if c <= committed {
-                break;
-            }
-            let ids: BTreeSet<ServerId> = acks
-                .iter()
-                .filter(|(_, z)| *z >= c)
-                .map(|(id, _)| *id)
-                .collect();
-            if self.cfg.quorum.contains_quorum(&ids) {
-                self.leader_commit(c);
-                break;
-            }
-        }
-    }
-
-    pub(crate) fn leader_propose(&mut self, payload: Bytes) -> Result<Zxid, ProposeError> {
-        let Some(l) = self.leader_ref() else {
-            let leader = match &self.role {
-                RoleState::Following(s) | RoleState::Observing(s) => Some(s.leader),
-                _ => None,
-            };
-            return Err(ProposeError::NotLeader { leader });
-        };
-        let (Some(epoch), true) = (l.epoch, l.established) else {
-            return Err(ProposeError::NotReady);
-        };
-        if self.log.uncommitted() >= self.cfg.outstanding_max {
-            return Err(ProposeError::Backpressure);
-        }
-        let last = self.log.last();
-        let counter = if last.epoch == epoch {
-            last.counter + 1
-        } else {
-            1
-        };
-        if counter > self.cfg.zxid_counter_max {
-            // The counter would roll over: ZooKeeper forces a new epoch by re-electing.
-            tracing::info!(id = %self.cfg.id, epoch, "zxid counter exhausted; re-electing");
-            self.become_looking();
-            return Err(ProposeError::ZxidRollover);
-        }
-        let entry = Entry {
-            zxid: Zxid::new(epoch, counter),
-            payload,
-        };
-        let followers: Vec<ServerId> = l
-            .learners
-            .iter()
-            .filter(|(_, h)| {
-                !h.observer && matches!(h.stage, Stage::Syncing { .. } | Stage::Synced)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        self.append(entry.clone());
-        for to in followers {
-            self.send(
-                to,
-                Message::Proposal {
-                    epoch,
-                    prev: last,
-                    entry: entry.clone(),
-                },
-            );
-            if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
-                h.sent = entry.zxid;
-            }
-        }
-        // A quorum of one commits on its own durability.
-        self.maybe_advance_commit();
-        Ok(entry.zxid)
-    }
-
-    pub(crate) fn tick_leader(&mut self) {
-        let tick = self.tick;
-        let me = self.cfg.id;
-        let Some(l) = self.leader_ref() else { return };
-        if !l.established {
-            if tick.saturating_sub(l.started_at) > self.cfg.init_limit_ticks {
-                tracing::info!(id = %me, "could not establish the epoch in time; re-electing");
-                self.become_looking();
-            }
-            return;
-        }
-        let epoch = l.epoch.unwrap_or(0);
-        let mut heard: BTreeSet<ServerId> = BTreeSet::from([me]);
-        for (id, h) in &l.learners {
-            if h.stage == Stage::Synced
-                && tick.saturating_sub(h.heard_at) <= self.cfg.sync_limit_ticks
-            {
-                heard.insert(*id);
-            }
-        }
-        if !self.cfg.quorum.contains_quorum(&heard) {
-            tracing::info!(id = %me, "lost the quorum; stepping down");
-            self.become_looking();
-            return;
-        }
-        let ping = Message::Ping {
-            epoch,
-            last_zxid: self.log.last(),
-            committed: self.log.committed(),
-        };
-        let to: Vec<ServerId> = l.learners.keys().copied().collect();
-        for id in to {
-            self.send(id, ping.clone());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use crate::core::testkit::{core, elect, sent};
-
-    /// Leader 3 establishes epoch 1 with follower 1 alone (a quorum of 2 out of 3).
-    fn established() -> Core {
-        let mut c = core(3);
-        elect(&mut c, 3);
-        assert_eq!(c.status().role, crate::Role::Leading);
-        assert_eq!(c.propose(Bytes::new()), Err(ProposeError::NotReady));
-        c.drain_actions();
-        let f = ServerId(1);
-        c.handle_message(
-            f,
-            Message::FollowerInfo {
-                accepted_epoch: 0,
-                last_zxid: Zxid::ZERO,
-            },
-        );
-        let out = c.drain_actions();
-        assert!(out.contains(&Action::SaveAcceptedEpoch { epoch: 1 }));
-        assert!(sent(&out).contains(&(1, Message::LeaderInfo { epoch: 1 })));
-        c.handle_accepted_epoch_saved(1);
-        c.handle_message(
-            f,
-            Message::AckEpoch {
-                epoch: 1,
-                fresh: true,
-                current_epoch: 0,
-                last_zxid: Zxid::ZERO,
-            },
-        );
-        let out = c.drain_actions();
-        let msgs = sent(&out);
-        assert!(msgs.contains(&(
-            1,
-            Message::Diff {
-                epoch: 1,
-                echo: Zxid::ZERO
-            }
-        )));
-        assert!(msgs.contains(&(
-            1,
-            Message::NewLeader {
-                epoch: 1,
-                zxid: Zxid::ZERO
-            }
-        )));
-        assert!(out.contains(&Action::SaveCurrentEpoch { epoch: 1 }));
-        c.handle_current_epoch_saved(1);
-        assert_ne!(
-            c.status().phase,
-            Phase::Broadcast,
-            "needs the follower's ACK too"
-        );
-        c.handle_message(
-            f,
-            Message::AckNewLeader {
-                epoch: 1,
-                zxid: Zxid::ZERO,
-            },
-        );
-        assert_eq!(c.status().phase, Phase::Broadcast);
-        let msgs = sent(&c.drain_actions());
-        assert!(msgs.contains(&(
-            1,
-            Message::UpToDate {
-                epoch: 1,
-                committed: Zxid::ZERO
-            }
-        )));
-        c
-    }
-
-    #[test]
-    fn commit_needs_a_durable_quorum_and_goes_in_order() {
-        let mut c = established();
-        let z1 = c.propose(Bytes::from_static(b"a")).unwrap();
-        let z2 = c.propose(Bytes::from_static(b"b")).unwrap();
-        assert_eq!((z1, z2), (Zxid::new(1, 1), Zxid::new(1, 2)));
-        let msgs = sent(&c.drain_actions());
-        assert_eq!(
-            msgs.iter()
-                .filter(|(to, m)| *to == 1 && matches!(m, Message::Proposal { .. }))
-                .count(),
-            2,
-            "pipelined"
-        );
-        // The follower's ACK alone, or the leader's durability alone, is not a quorum.
-        c.handle_message(ServerId(1), Message::Ack { epoch: 1, zxid: z2 });
-        assert!(c.drain_actions().is_empty());
-        c.handle_log_durable(z1);
-        let out = c.drain_actions();
-        let committed: Vec<Zxid> = out
-            .iter()
-            .filter_map(|a| match a {
-                Action::Commit { entries } => Some(entries.iter().map(|e| e.zxid)),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        assert_eq!(committed, vec![z1], "only what a quorum has durable");
-        assert!(sent(&out).contains(&(1, Message::Commit { epoch: 1, zxid: z1 })));
-        c.handle_log_durable(z2);
-        assert!(sent(&c.drain_actions()).contains(&(1, Message::Commit { epoch: 1, zxid: z2 })));
-    }
-
-    #[test]
-    fn rollover_and_quorum_loss_end_the_leadership() {
-        let mut c = established();
-        c.cfg.zxid_counter_max = 2;
-        c.propose(Bytes::new()).unwrap();
-        c.propose(Bytes::new()).unwrap();
-        assert_eq!(c.propose(Bytes::new()), Err(ProposeError::ZxidRollover));
-        assert_eq!(c.status().role, crate::Role::Looking);
-
-        let mut c = established();
-        for _ in 0..=c.cfg.sync_limit_ticks + 1 {
-            c.handle_tick();
-        }
-        assert_eq!(
-            c.status().role,
-            crate::Role::Looking,
-            "follower silent: step down"
-        );
-    }
-
-    #[test]
-    fn notifications_do_not_count_as_heartbeats() {
-        let mut c = established();
-        for _ in 0..=c.cfg.sync_limit_ticks + 1 {
-            // The follower went LOOKING: it only sends election notifications.
-            c.handle_message(
-                ServerId(1),
-                Message::Notification {
-                    vote: crate::Vote {
-                        leader: ServerId(1),
-                        zxid: Zxid::ZERO,
-                        peer_epoch: 1,
-                    },
-                    election_epoch: 2,
-                    state: PeerState::Looking,
-                },
-            );
-            c.handle_tick();
-        }
-        assert_eq!(c.status().role, crate::Role::Looking);
-    }
-
-    #[test]
-    fn a_more_up_to_date_learner_ends_discovery() {
-        let mut c = core(3);
-        elect(&mut c, 3);
-        c.handle_message(
-            ServerId(1),
-            Message::FollowerInfo {
-                accepted_epoch: 0,
-                last_zxid: Zxid::ZERO,
-            },
-        );
-        c.handle_accepted_epoch_saved(1);
-        c.handle_message(
-            ServerId(1),
-            Message::AckEpoch {
-                epoch: 1,
-                fresh: true,
-                current_epoch: 0,
-                last_zxid: Zxid::new(0, 5),
-            },
-        );
-        assert_eq!(c.status().role, crate::Role::Looking);
     }
 }

@@ -42,6 +42,8 @@
 #![deny(missing_docs)]
 
 pub mod action;
+mod broadcast;
+mod codec;
 mod config;
 mod core;
 mod election;
