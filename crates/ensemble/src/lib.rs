@@ -2,8 +2,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod cluster;
 pub mod codec;
 pub mod error;
+pub mod node;
 pub mod ops;
 pub mod server;
 
@@ -13,3 +16,10 @@ pub use ops::{
     Xid,
 };
 pub use server::{Server, ServerAction, ServerConfig, ServerStats, StorageDone, StorageOp};
+pub use client::{Call, Client, ClientOptions, EventStream};
+pub use node::{
+    ConfigError, Fsync, Node, NodeConfig, NodeConfigBuilder, NodeError, NodeHandle, NodeStats,
+    StorageKind, Stores,
+};
+pub use datatree::{Acl, CreateMode, EventType, OpResult, Stat, WatchedEvent, WatcherType, WriteOp};
+pub use cluster::{Cluster, ClusterBuilder};

@@ -4,7 +4,7 @@ use datatree::{OpResult, Txn};
 use zab_core::{Entry, Zxid};
 
 use super::conn::WaitKind;
-use super::{Server, ServerAction, StateCopy, DIGEST_WINDOW_MAX};
+use super::{Server, ServerAction, DIGEST_WINDOW_MAX};
 use crate::codec::{Body, Envelope};
 use crate::error::Error;
 use crate::ops::{ConnId, Response, SessionEvent, SessionId, Xid};
@@ -101,11 +101,7 @@ impl Server {
         self.since_snapshot += 1;
         if self.snapshot_every_txns > 0 && self.since_snapshot >= self.snapshot_every_txns {
             self.since_snapshot = 0;
-            self.out.push(ServerAction::Snapshot(Box::new(StateCopy {
-                zxid,
-                sessions: self.session_table(),
-                tree: self.tree.clone(),
-            })));
+            self.out.push(ServerAction::SnapshotDue);
         }
     }
 
@@ -195,6 +191,7 @@ impl Server {
                 self.out.push(ServerAction::Reply {
                     conn,
                     xid: slot.xid,
+                    zxid: self.applied.to_u64() as i64,
                     result,
                 });
             }

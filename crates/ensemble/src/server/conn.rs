@@ -61,11 +61,11 @@ impl Server {
     /// Pushes a reply now, or records it in the FIFO when earlier slots are pending.
     fn answer(&mut self, conn: ConnId, xid: Xid, result: Result<Response, Error>) {
         let Some(c) = self.conns.get_mut(&conn) else {
-            self.out.push(ServerAction::Reply { conn, xid, result });
+            self.out.push(ServerAction::Reply { conn, xid, zxid: self.applied.to_u64() as i64, result });
             return;
         };
         if c.slots.is_empty() {
-            self.out.push(ServerAction::Reply { conn, xid, result });
+            self.out.push(ServerAction::Reply { conn, xid, zxid: self.applied.to_u64() as i64, result });
         } else {
             c.slots.push_back(Slot {
                 xid,
@@ -137,6 +137,7 @@ impl Server {
             self.out.push(ServerAction::Reply {
                 conn,
                 xid: slot.xid,
+                zxid: self.applied.to_u64() as i64,
                 result,
             });
         }
@@ -151,6 +152,7 @@ impl Server {
             self.out.push(ServerAction::Reply {
                 conn,
                 xid,
+                zxid: self.applied.to_u64() as i64,
                 result: Err(e),
             });
             return;
@@ -180,6 +182,7 @@ impl Server {
                     self.out.push(ServerAction::Reply {
                         conn,
                         xid,
+                        zxid: self.applied.to_u64() as i64,
                         result: Err(Error::Throttled("connection queue full")),
                     });
                     return;
@@ -198,6 +201,7 @@ impl Server {
                     self.out.push(ServerAction::Reply {
                         conn,
                         xid,
+                        zxid: self.applied.to_u64() as i64,
                         result: r,
                     });
                 } else if let Some(c) = self.conns.get_mut(&conn) {

@@ -134,6 +134,8 @@ pub enum ServerAction {
         conn: ConnId,
         /// Request.
         xid: Xid,
+        /// The server's applied zxid when it answered (the client's "last seen").
+        zxid: i64,
         /// Outcome.
         result: Result<Response, Error>,
     },
@@ -152,9 +154,10 @@ pub enum ServerAction {
         /// The event.
         event: SessionEvent,
     },
-    /// Time for a periodic snapshot: serialize this copy and store it, then purge
-    /// log entries before its zxid.
-    Snapshot(Box<StateCopy>),
+    /// Time for a periodic snapshot: call [`Server::state_copy`] (before the next
+    /// input), serialize the copy off the hot path, store it, then purge log entries
+    /// before its zxid.
+    SnapshotDue,
     /// This replica's tree diverged from the leader's (digest mismatch or a txn that
     /// does not fit): it stopped serving. Loud by design.
     Diverged {
@@ -364,6 +367,16 @@ impl Server {
             digest: self.tree.digest(),
             applied_txns: self.applied_txns,
             diverged: self.diverged.clone(),
+        }
+    }
+
+    /// A copy of the state machine at the last applied zxid (for a periodic
+    /// snapshot). Costs a clone of the tree on the calling thread.
+    pub fn state_copy(&self) -> StateCopy {
+        StateCopy {
+            zxid: self.applied,
+            sessions: self.session_table(),
+            tree: self.tree.clone(),
         }
     }
 
@@ -580,9 +593,11 @@ impl Server {
         conns.sort_by_key(|(c, _)| *c);
         for (id, c) in conns {
             for slot in c.slots {
+                let zxid = self.applied.to_u64() as i64;
                 self.out.push(ServerAction::Reply {
                     conn: id,
                     xid: slot.xid,
+                    zxid,
                     result: Err(Error::ConnectionLoss),
                 });
             }

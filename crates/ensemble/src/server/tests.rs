@@ -70,14 +70,14 @@ impl Sim {
                         };
                         self.servers.get_mut(&id).unwrap().handle_storage_done(done);
                     }
-                    ServerAction::Reply { conn, xid, result } => {
+                    ServerAction::Reply { conn, xid, result, .. } => {
                         self.replies.push((id, conn, xid, result))
                     }
                     ServerAction::Watch { conn, event } => self.events.push((id, conn, event)),
                     ServerAction::Session { conn, event } => {
                         self.session_events.push((id, conn, event))
                     }
-                    ServerAction::Snapshot(_) => {}
+                    ServerAction::SnapshotDue => {}
                     ServerAction::Diverged { reason, .. } => panic!("diverged: {reason}"),
                 }
             }

@@ -1,0 +1,82 @@
+//! [`Call`]: the future of one request, which can also be waited on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::channel::oneshot;
+
+use crate::error::Error;
+use crate::node::Reply;
+use crate::ops::Response;
+
+/// An operation in flight: a [`Future`] of its typed result (no runtime needed), or
+/// wait for it with [`Call::wait`].
+#[must_use = "a Call does nothing unless awaited or waited on"]
+pub struct Call<T> {
+    inner: CallInner,
+    map: fn(Response) -> Result<T, Error>,
+}
+
+enum CallInner {
+    Pending {
+        rx: oneshot::Receiver<Reply>,
+        last_zxid: Arc<AtomicI64>,
+    },
+    Failed(Option<Error>),
+}
+
+impl<T> std::fmt::Debug for Call<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").finish_non_exhaustive()
+    }
+}
+
+impl<T> Call<T> {
+    pub(crate) fn new(
+        rx: oneshot::Receiver<Reply>,
+        map: fn(Response) -> Result<T, Error>,
+        last_zxid: Arc<AtomicI64>,
+    ) -> Self {
+        Call {
+            inner: CallInner::Pending { rx, last_zxid },
+            map,
+        }
+    }
+
+    pub(crate) fn failed(e: Error) -> Self {
+        Call {
+            inner: CallInner::Failed(Some(e)),
+            map: |_| Err(Error::ConnectionLoss),
+        }
+    }
+
+    /// Blocks the calling thread until the result is in.
+    pub fn wait(self) -> Result<T, Error> {
+        futures::executor::block_on(self)
+    }
+}
+
+impl<T> Unpin for Call<T> {}
+
+impl<T> Future for Call<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &mut this.inner {
+            CallInner::Failed(e) => Poll::Ready(Err(e.take().unwrap_or(Error::ConnectionLoss))),
+            CallInner::Pending { rx, last_zxid } => match Pin::new(rx).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                // The node dropped the request (it stopped): the outcome is unknown.
+                Poll::Ready(Err(_)) => Poll::Ready(Err(Error::ConnectionLoss)),
+                Poll::Ready(Ok((result, zxid))) => {
+                    last_zxid.fetch_max(zxid, Ordering::Relaxed);
+                    Poll::Ready(result.and_then(this.map))
+                }
+            },
+        }
+    }
+}

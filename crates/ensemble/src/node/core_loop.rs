@@ -1,0 +1,343 @@
+//! The core thread: owns the [`Server`], moves inputs in and outputs out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use transport::{NodeId, Transport, TransportEvent};
+use zab_core::ServerId;
+
+use super::storage::{spawn_log_writer, write_snapshot, LogCmd, NodeError, Stores};
+use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
+use crate::error::Error;
+use crate::ops::{ConnId, Event, SessionEvent, Xid};
+use crate::server::{Server, ServerAction, StateCopy, StorageDone, StorageOp};
+
+struct ConnEntry {
+    listener: Arc<dyn ConnListener>,
+    pending: VecDeque<(Xid, Completion, Instant)>,
+}
+
+struct Shell {
+    id: u64,
+    server: Server,
+    transport: Arc<dyn Transport>,
+    conns: HashMap<ConnId, ConnEntry>,
+    log_tx: Sender<LogCmd>,
+    snap_tx: Sender<StateCopy>,
+    actions: Vec<ServerAction>,
+    storage_batch: Vec<StorageOp>,
+    start: Instant,
+    start_wall_ms: i64,
+    lat_min_us: u64,
+    lat_max_us: u64,
+    lat_sum_us: u64,
+    requests: u64,
+    snapshots: Arc<AtomicU64>,
+    stall_max_us: u64,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn spawn(
+    cfg: NodeConfig,
+    transport: Arc<dyn Transport>,
+    stores: Stores,
+    inbox: Receiver<Inbound>,
+    alive: Arc<AtomicBool>,
+) -> Result<JoinHandle<Option<Stores>>, NodeError> {
+    let id = cfg.id();
+    let start_wall_ms = wall_ms();
+    let (persisted, state) = stores.recover()?;
+    tracing::info!(
+        id,
+        snapshot = %persisted.snapshot_zxid,
+        log_entries = persisted.log.len(),
+        "node recovered"
+    );
+    let server = Server::new(
+        cfg.server_config(start_wall_ms.max(0) as u64)?,
+        persisted,
+        state.as_deref(),
+    )?;
+    let Stores { log, epochs, snaps } = stores;
+    let (log_tx, log_rx) = crossbeam_channel::bounded(LOG_QUEUE_MAX);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let writer = spawn_log_writer(id, log, epochs, Arc::clone(&snaps), log_rx, done_tx)?;
+    let (snap_tx, snap_rx) = crossbeam_channel::bounded::<StateCopy>(1);
+    let snapshots = Arc::new(AtomicU64::new(0));
+    let snap_thread = {
+        let snaps = Arc::clone(&snaps);
+        let log_tx = log_tx.clone();
+        let count = Arc::clone(&snapshots);
+        std::thread::Builder::new()
+            .name(format!("ensemble-snap-{id}"))
+            .spawn(move || {
+                for copy in snap_rx {
+                    let zxid = copy.zxid.to_u64();
+                    let data = copy.encode();
+                    drop(copy);
+                    match write_snapshot(&*snaps, zxid, &data) {
+                        Ok(()) => {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            let _ = log_tx.send(LogCmd::Purge(zxid));
+                        }
+                        Err(e) => tracing::error!(id, zxid, error = %e, "snapshot failed"),
+                    }
+                }
+            })
+            .map_err(|e| NodeError::Thread(e.to_string()))?
+    };
+    let tick = Duration::from_millis(u64::from(cfg.tick_ms()));
+    std::thread::Builder::new()
+        .name(format!("ensemble-core-{id}"))
+        .spawn(move || {
+            let mut shell = Shell {
+                id,
+                server,
+                transport,
+                conns: HashMap::new(),
+                log_tx,
+                snap_tx,
+                actions: Vec::new(),
+                storage_batch: Vec::new(),
+                start: Instant::now(),
+                start_wall_ms,
+                lat_min_us: u64::MAX,
+                lat_max_us: 0,
+                lat_sum_us: 0,
+                requests: 0,
+                snapshots,
+                stall_max_us: 0,
+            };
+            shell.execute();
+            shell.run(&inbox, &done_rx, tick);
+            alive.store(false, Ordering::Release);
+            shell.disconnect_all();
+            shell.transport.shutdown();
+            let Shell { log_tx, snap_tx, .. } = shell;
+            drop(snap_tx);
+            let _ = snap_thread.join();
+            drop(log_tx);
+            let (log, epochs) = writer.join().ok()?;
+            Some(Stores { log, epochs, snaps })
+        })
+        .map_err(|e| NodeError::Thread(e.to_string()))
+}
+
+impl Shell {
+    fn now_ms(&self) -> i64 {
+        self.start_wall_ms + self.start.elapsed().as_millis() as i64
+    }
+
+    fn run(&mut self, inbox: &Receiver<Inbound>, done: &Receiver<Vec<StorageDone>>, tick: Duration) {
+        let ticker = crossbeam_channel::tick(tick);
+        let events = self.transport.events().clone();
+        loop {
+            select! {
+                recv(inbox) -> m => {
+                    let Ok(m) = m else { return };
+                    if !self.inbound(m) {
+                        return;
+                    }
+                    for _ in 0..DRAIN_MAX {
+                        match inbox.try_recv() {
+                            Ok(m) => if !self.inbound(m) { return },
+                            Err(_) => break,
+                        }
+                    }
+                }
+                recv(events) -> ev => {
+                    let Ok(ev) = ev else { return };
+                    self.peer_event(ev);
+                    for _ in 0..DRAIN_MAX {
+                        match events.try_recv() {
+                            Ok(ev) => self.peer_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                recv(done) -> d => {
+                    let Ok(d) = d else {
+                        tracing::error!(id = self.id, "log writer stopped: node stops");
+                        return;
+                    };
+                    self.storage_done(d);
+                    while let Ok(d) = done.try_recv() {
+                        self.storage_done(d);
+                    }
+                }
+                recv(ticker) -> _ => {
+                    let now = self.now_ms();
+                    self.server.handle_tick(now);
+                }
+            }
+            self.execute();
+        }
+    }
+
+    fn storage_done(&mut self, d: Vec<StorageDone>) {
+        for x in d {
+            self.server.handle_storage_done(x);
+        }
+    }
+
+    fn peer_event(&mut self, ev: TransportEvent) {
+        if let TransportEvent::Frame { from, payload } = ev {
+            self.server.handle_peer_frame(ServerId(from.0), &payload);
+        }
+    }
+
+    /// Handles one inbound item; false means stop.
+    fn inbound(&mut self, m: Inbound) -> bool {
+        match m {
+            Inbound::Open { conn, listener } => {
+                self.conns.insert(
+                    conn,
+                    ConnEntry {
+                        listener,
+                        pending: VecDeque::new(),
+                    },
+                );
+            }
+            Inbound::Request {
+                conn,
+                xid,
+                req,
+                done,
+            } => match self.conns.get_mut(&conn) {
+                Some(c) => {
+                    c.pending.push_back((xid, done, Instant::now()));
+                    let now = self.now_ms();
+                    self.server.handle_time(now);
+                    self.server.handle_client(conn, xid, req);
+                }
+                None => done.complete((Err(Error::ConnectionLoss), 0)),
+            },
+            Inbound::Closed(conn) => {
+                self.conns.remove(&conn);
+                self.server.handle_conn_closed(conn);
+            }
+            Inbound::Stats(tx) => {
+                let _ = tx.send(self.stats());
+            }
+            Inbound::Stop => return false,
+        }
+        true
+    }
+
+    fn stats(&self) -> NodeStats {
+        NodeStats {
+            server: self.server.stats(),
+            latency_min_us: if self.requests == 0 { 0 } else { self.lat_min_us },
+            latency_avg_us: self.lat_sum_us.checked_div(self.requests).unwrap_or(0),
+            latency_max_us: self.lat_max_us,
+            requests: self.requests,
+            snapshots: self.snapshots.load(Ordering::Relaxed),
+            snapshot_stall_max_us: self.stall_max_us,
+        }
+    }
+
+    /// Executes the server's outputs in order.
+    fn execute(&mut self) {
+        loop {
+            self.server.drain_actions_into(&mut self.actions);
+            if self.actions.is_empty() {
+                break;
+            }
+            let actions = std::mem::take(&mut self.actions);
+            for a in actions {
+                self.action(a);
+            }
+        }
+        if !self.storage_batch.is_empty() {
+            let ops = std::mem::take(&mut self.storage_batch);
+            // Bounded: a slow disk pushes back on the core thread.
+            if self.log_tx.send(LogCmd::Ops(ops)).is_err() {
+                tracing::error!(id = self.id, "log writer gone");
+            }
+        }
+    }
+
+    fn action(&mut self, a: ServerAction) {
+        match a {
+            ServerAction::Send { to, msg } => {
+                if let Err(e) = self.transport.send(NodeId(to.0), msg.encode()) {
+                    tracing::debug!(id = self.id, %to, error = %e, "send failed");
+                }
+            }
+            ServerAction::Storage(op) => self.storage_batch.push(op),
+            ServerAction::Reply {
+                conn,
+                xid,
+                zxid,
+                result,
+            } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                let pos = match c.pending.front() {
+                    Some((x, _, _)) if *x == xid => Some(0),
+                    _ => c.pending.iter().position(|(x, _, _)| *x == xid),
+                };
+                if let Some((_, done, t0)) = pos.and_then(|i| c.pending.remove(i)) {
+                    let us = t0.elapsed().as_micros() as u64;
+                    self.requests += 1;
+                    self.lat_sum_us += us;
+                    self.lat_min_us = self.lat_min_us.min(us);
+                    self.lat_max_us = self.lat_max_us.max(us);
+                    done.complete((result, zxid));
+                }
+            }
+            ServerAction::Watch { conn, event } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    Arc::clone(&c.listener).on_event(conn, Event::Watch(event));
+                }
+            }
+            ServerAction::Session { conn, event } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    let err = match event {
+                        SessionEvent::Disconnected => Error::ConnectionLoss,
+                        _ => Error::SessionExpired,
+                    };
+                    for (_, done, _) in c.pending {
+                        done.complete((Err(err.clone()), 0));
+                    }
+                    c.listener.on_event(conn, Event::Session(event));
+                }
+            }
+            ServerAction::SnapshotDue => {
+                let t0 = Instant::now();
+                let copy = self.server.state_copy();
+                let us = t0.elapsed().as_micros() as u64;
+                self.stall_max_us = self.stall_max_us.max(us);
+                if self.snap_tx.try_send(copy).is_err() {
+                    tracing::debug!(id = self.id, "snapshot still being written: skipped one");
+                }
+            }
+            ServerAction::Diverged { zxid, reason } => {
+                tracing::error!(id = self.id, %zxid, %reason, "STOPPED SERVING: replica diverged");
+            }
+            #[allow(unreachable_patterns)] // ServerAction is non_exhaustive for other crates
+            other => tracing::warn!(id = self.id, action = ?other, "unknown server action"),
+        }
+    }
+
+    fn disconnect_all(&mut self) {
+        for (conn, c) in self.conns.drain() {
+            for (_, done, _) in c.pending {
+                done.complete((Err(Error::ConnectionLoss), 0));
+            }
+            c.listener
+                .on_event(conn, Event::Session(SessionEvent::Disconnected));
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The node's storage: opening and recovering the stores, the log-writer thread
+//! (FIFO storage ops with group commit) and the snapshot writer.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use storage::{
+    EpochStore, Epochs, FileEpochStore, FileLog, FileLogOptions, FileSnapshotStore, FsyncPolicy,
+    LogEntry, LogStore, MemEpochStore, MemLog, MemSnapshotStore, SnapshotStore, StorageError,
+};
+use zab_core::{Entry, Persisted, Zxid};
+
+use super::config::{Fsync, StorageKind};
+use crate::server::{StorageDone, StorageOp};
+
+/// Snapshots kept on disk (older ones are removed after a new one is written).
+pub const SNAPSHOTS_KEPT: usize = 3;
+
+/// A node's durable stores. Memory stores can be handed from a stopped node to its
+/// restarted self (see [`Node::stop`](crate::Node::stop)).
+pub struct Stores {
+    pub(crate) log: Box<dyn LogStore>,
+    pub(crate) epochs: Box<dyn EpochStore>,
+    pub(crate) snaps: Arc<dyn SnapshotStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// Why a node could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The configuration is invalid.
+    #[error("config: {0}")]
+    Config(#[from] super::config::ConfigError),
+    /// The server could not be built (bad persisted state).
+    #[error("server: {0}")]
+    Server(#[from] crate::server::ServerError),
+    /// A thread could not be started.
+    #[error("thread: {0}")]
+    Thread(String),
+}
+
+impl Stores {
+    /// Fresh memory stores.
+    pub fn memory() -> Stores {
+        Stores {
+            log: Box::new(MemLog::new()),
+            epochs: Box::new(MemEpochStore::new()),
+            snaps: Arc::new(MemSnapshotStore::new()),
+        }
+    }
+
+    /// Opens (recovering) the stores of `kind`.
+    pub fn open(kind: &StorageKind, fsync: Fsync) -> Result<Stores, NodeError> {
+        match kind {
+            StorageKind::Memory => Ok(Stores::memory()),
+            StorageKind::Dir(dir) => {
+                let opts = FileLogOptions {
+                    fsync: match fsync {
+                        Fsync::Always => FsyncPolicy::Always,
+                        Fsync::Never => FsyncPolicy::Never,
+                    },
+                    ..FileLogOptions::default()
+                };
+                Ok(Stores {
+                    log: Box::new(FileLog::open(dir.join("log"), opts)?),
+                    epochs: Box::new(FileEpochStore::open(dir)?),
+                    snaps: Arc::new(FileSnapshotStore::open(dir.join("snap"))?),
+                })
+            }
+        }
+    }
+
+    /// Recovery: the newest valid snapshot (its state bytes) and the persisted ZAB
+    /// state (epochs, snapshot zxid, the log after the log's base).
+    pub fn recover(&self) -> Result<(Persisted, Option<Vec<u8>>), NodeError> {
+        let Epochs {
+            accepted_epoch,
+            current_epoch,
+        } = self.epochs.epochs();
+        let (snapshot_zxid, state) = match self.snaps.open_newest_valid()? {
+            Some(mut opened) => {
+                for s in &opened.skipped {
+                    tracing::error!(zxid = s.zxid, error = %s.error, "skipped an invalid snapshot");
+                }
+                let mut bytes = Vec::with_capacity(opened.info.size_bytes as usize);
+                opened
+                    .reader
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| StorageError::Io {
+                        op: "read snapshot",
+                        path: "snapshot".into(),
+                        source: e,
+                    })?;
+                (opened.info.zxid, Some(bytes))
+            }
+            None => (0, None),
+        };
+        storage::check_log_continues_snapshot(
+            self.log.as_ref(),
+            snapshot_zxid,
+            std::path::Path::new("log"),
+        )?;
+        let base = self.log.base_zxid();
+        let entries = match self.log.last_zxid() {
+            Some(last) if last > base => self.log.read_range(base + 1, last)?,
+            _ => Vec::new(),
+        };
+        let log = entries
+            .into_iter()
+            .map(|e| Entry {
+                zxid: Zxid::from_u64(e.zxid),
+                payload: e.payload,
+            })
+            .collect();
+        Ok((
+            Persisted::new(
+                accepted_epoch,
+                current_epoch,
+                Zxid::from_u64(snapshot_zxid),
+                Zxid::from_u64(base),
+                log,
+            ),
+            state,
+        ))
+    }
+}
+
+/// Commands for the log-writer thread.
+pub(crate) enum LogCmd {
+    /// Storage ops, in order.
+    Ops(Vec<StorageOp>),
+    /// A snapshot at this zxid is durable: log entries before it may go.
+    Purge(u64),
+}
+
+/// Writes a snapshot of `data` at `zxid` into `snaps`.
+pub(crate) fn write_snapshot(
+    snaps: &dyn SnapshotStore,
+    zxid: u64,
+    data: &[u8],
+) -> Result<(), StorageError> {
+    let mut w = snaps.begin(zxid)?;
+    w.write_all(data).map_err(|e| StorageError::Io {
+        op: "write snapshot",
+        path: "snapshot".into(),
+        source: e,
+    })?;
+    w.finish()?;
+    snaps.retain_newest(SNAPSHOTS_KEPT)?;
+    Ok(())
+}
+
+/// Starts the log writer. It executes storage ops in FIFO order and reports each
+/// completion on `done` in the same order; consecutive appends share one sync (group
+/// commit: everything queued while the previous fsync ran goes into the next one).
+/// On a storage error it logs, stops, and drops `done` (the node then stops).
+pub(crate) fn spawn_log_writer(
+    id: u64,
+    mut log: Box<dyn LogStore>,
+    mut epochs: Box<dyn EpochStore>,
+    snaps: Arc<dyn SnapshotStore>,
+    cmds: Receiver<LogCmd>,
+    done: Sender<Vec<StorageDone>>,
+) -> Result<JoinHandle<(Box<dyn LogStore>, Box<dyn EpochStore>)>, NodeError> {
+    std::thread::Builder::new()
+        .name(format!("ensemble-log-{id}"))
+        .spawn(move || {
+            let mut batch = Vec::new();
+            let mut reports = Vec::new();
+            while let Ok(first) = cmds.recv() {
+                batch.push(first);
+                while let Ok(more) = cmds.try_recv() {
+                    batch.push(more);
+                }
+                let result = run_batch(
+                    &mut *log,
+                    &mut *epochs,
+                    &*snaps,
+                    batch.drain(..),
+                    &mut reports,
+                );
+                if !reports.is_empty() && done.send(std::mem::take(&mut reports)).is_err() {
+                    break;
+                }
+                if let Err(e) = result {
+                    tracing::error!(id, error = %e, "storage failed: the node stops");
+                    break;
+                }
+            }
+            (log, epochs)
+        })
+        .map_err(|e| NodeError::Thread(e.to_string()))
+}
+
+fn run_batch(
+    log: &mut dyn LogStore,
+    epochs: &mut dyn EpochStore,
+    snaps: &dyn SnapshotStore,
+    cmds: impl Iterator<Item = LogCmd>,
+    reports: &mut Vec<StorageDone>,
+) -> Result<(), StorageError> {
+    let mut unsynced: Option<Zxid> = None;
+    let flush = |log: &mut dyn LogStore,
+                     unsynced: &mut Option<Zxid>,
+                     reports: &mut Vec<StorageDone>|
+     -> Result<(), StorageError> {
+        if let Some(z) = unsynced.take() {
+            let _span = tracing::trace_span!("fsync", upto = %z).entered();
+            log.sync()?;
+            reports.push(StorageDone::Durable(z));
+        }
+        Ok(())
+    };
+    let mut entries: Vec<LogEntry> = Vec::new();
+    for cmd in cmds {
+        let ops = match cmd {
+            LogCmd::Purge(z) => {
+                flush(log, &mut unsynced, reports)?;
+                log.purge_before(z)?;
+                continue;
+            }
+            LogCmd::Ops(ops) => ops,
+        };
+        for op in ops {
+            match op {
+                StorageOp::Append(es) => {
+                    entries.clear();
+                    entries.extend(es.iter().map(|e| LogEntry {
+                        zxid: e.zxid.to_u64(),
+                        payload: e.payload.clone(),
+                    }));
+                    log.append(&entries)?;
+                    if let Some(last) = es.last() {
+                        unsynced = Some(last.zxid);
+                    }
+                }
+                StorageOp::Truncate(z) => {
+                    flush(log, &mut unsynced, reports)?;
+                    log.truncate_after(z.to_u64())?;
+                    reports.push(StorageDone::Truncated(z));
+                }
+                StorageOp::InstallSnapshot { zxid, data } => {
+                    flush(log, &mut unsynced, reports)?;
+                    write_snapshot(snaps, zxid.to_u64(), &data)?;
+                    log.reset(zxid.to_u64())?;
+                    reports.push(StorageDone::SnapshotInstalled(zxid));
+                }
+                StorageOp::SaveAcceptedEpoch(e) => {
+                    flush(log, &mut unsynced, reports)?;
+                    let mut ep = epochs.epochs();
+                    ep.accepted_epoch = ep.accepted_epoch.max(e);
+                    epochs.save(ep)?;
+                    reports.push(StorageDone::AcceptedEpoch(e));
+                }
+                StorageOp::SaveCurrentEpoch(e) => {
+                    flush(log, &mut unsynced, reports)?;
+                    let mut ep = epochs.epochs();
+                    ep.current_epoch = ep.current_epoch.max(e);
+                    ep.accepted_epoch = ep.accepted_epoch.max(e);
+                    epochs.save(ep)?;
+                    reports.push(StorageDone::CurrentEpoch(e));
+                }
+                #[allow(unreachable_patterns)] // StorageOp is non_exhaustive for other crates
+                other => {
+                    tracing::error!(op = ?other, "unknown storage op");
+                }
+            }
+        }
+    }
+    flush(log, &mut unsynced, reports)
+}

@@ -1,0 +1,75 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Single node and three nodes through the public API.
+
+use std::time::Duration;
+
+use ensemble::{
+    Acl, Client, ClientOptions, Cluster, CreateMode, Error, Event, EventType, Node, NodeConfig,
+    SessionEvent,
+};
+
+const T: Duration = Duration::from_secs(10);
+
+fn next_watch(c: &Client) -> ensemble::WatchedEvent {
+    loop {
+        match c.events().recv_timeout(T).expect("event") {
+            Event::Watch(w) => return w,
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn single_node_create_get_set_and_watch() {
+    let node = Node::start(
+        NodeConfig::builder(1).tick_ms(5).build().unwrap(),
+        std::sync::Arc::new(transport::mem::MemNetwork::new(1).endpoint(transport::NodeId(1))),
+    )
+    .unwrap();
+    let c = node.client().unwrap();
+    assert_eq!(
+        c.create("/a", &b"1"[..], &Acl::open_unsafe(), CreateMode::Persistent).unwrap(),
+        "/a"
+    );
+    let (d, s) = c.get_data("/a", true).unwrap();
+    assert_eq!((&d[..], s.version), (&b"1"[..], 0));
+    c.set_data("/a", &b"2"[..], 0).unwrap();
+    let w = next_watch(&c);
+    assert_eq!((w.event_type, &*w.path), (EventType::NodeDataChanged, "/a"));
+    let e = c.set_data("/a", &b"3"[..], 0).unwrap_err();
+    assert_eq!(e.code(), -103);
+    c.close().unwrap();
+    assert!(matches!(c.get_data("/a", false), Err(Error::SessionExpired)));
+}
+
+#[test]
+fn three_nodes_every_node_serves_writes_and_reads() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    cluster.wait_for_leader(T).unwrap();
+    let clients: Vec<Client> = cluster.ids().iter().map(|i| cluster.client(*i).unwrap()).collect();
+    for (i, c) in clients.iter().enumerate() {
+        c.create(&format!("/n{i}"), &b"x"[..], &Acl::open_unsafe(), CreateMode::Persistent)
+            .unwrap();
+    }
+    for c in &clients {
+        c.sync("/").unwrap();
+        let mut kids = c.get_children("/", false).unwrap();
+        kids.sort();
+        assert_eq!(kids, vec!["n0", "n1", "n2", "zookeeper"]);
+    }
+    cluster.wait_converged(T).unwrap();
+}
+
+#[test]
+fn connect_opts_negotiate_timeouts() {
+    let cluster = Cluster::builder(1).start().unwrap();
+    cluster.wait_for_leader(T).unwrap();
+    let c = cluster
+        .client_with(1, ClientOptions { session_timeout_ms: 1, ..ClientOptions::default() })
+        .unwrap();
+    assert_eq!(c.session_timeout_ms(), 20);
+    assert!(matches!(
+        c.events().recv_timeout(T).unwrap(),
+        Event::Session(SessionEvent::Connected)
+    ));
+}
