@@ -16,8 +16,8 @@ use common::{Cluster, Faults, Mutation};
 use rand::Rng;
 use zab_core::{Hierarchical, Phase, ServerId};
 
-const STEPS: usize = 1500;
-const DEFAULT_SEEDS: u64 = 100;
+const STEPS: usize = 2000;
+const DEFAULT_SEEDS: u64 = 300;
 
 fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str, u64> {
     let observers = u64::from(matches!(seed % 4, 0));

@@ -4,15 +4,18 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod invariants;
+mod storage;
+
+use storage::StorageOp;
+#[allow(unused_imports)] // each test binary uses a different part
+pub use storage::{decode_snapshot, encode_snapshot, txn, Disk};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zab_core::{
-    Action, Config, Core, Entry, Message, Persisted, Phase, Role, ServerId, Status, Zxid,
-};
+use zab_core::{Action, Config, Core, Entry, Message, Phase, Role, ServerId, Status, Zxid};
 
 use invariants::Invariants;
 
@@ -46,54 +49,6 @@ pub struct Packet {
     pub bytes: Bytes,
 }
 
-#[derive(Clone, Debug)]
-enum StorageOp {
-    Append(Vec<Entry>),
-    Truncate(Zxid),
-    Install(Zxid, Vec<Entry>),
-    SaveAccepted(u32),
-    SaveCurrent(u32),
-}
-
-/// What survives a crash.
-#[derive(Clone, Debug, Default)]
-pub struct Disk {
-    pub accepted: u32,
-    pub current: u32,
-    pub snapshot: (Zxid, Vec<Entry>),
-    pub log: Vec<Entry>,
-}
-
-impl Disk {
-    /// A disk holding `log` (txns named after their zxid), with epochs set.
-    pub fn with_log(accepted: u32, current: u32, zxids: &[(u32, u32)]) -> Self {
-        Disk {
-            accepted,
-            current,
-            snapshot: (Zxid::ZERO, Vec::new()),
-            log: zxids.iter().map(|(e, c)| txn(*e, *c)).collect(),
-        }
-    }
-
-    pub fn persisted(&self) -> Persisted {
-        Persisted::new(
-            self.accepted,
-            self.current,
-            self.snapshot.0,
-            self.snapshot.0,
-            self.log.clone(),
-        )
-    }
-}
-
-/// The txn the scenario disks hold at `epoch:counter`.
-pub fn txn(epoch: u32, counter: u32) -> Entry {
-    Entry {
-        zxid: Zxid::new(epoch, counter),
-        payload: Bytes::from(format!("txn-{epoch}-{counter}")),
-    }
-}
-
 pub struct Node {
     pub id: ServerId,
     pub cfg: Config,
@@ -111,29 +66,6 @@ impl Node {
     pub fn last_applied(&self) -> Zxid {
         self.applied.last().map_or(Zxid::ZERO, |e| e.zxid)
     }
-}
-
-pub fn encode_snapshot(entries: &[Entry]) -> Bytes {
-    let mut b = BytesMut::new();
-    for e in entries {
-        b.put_u64(e.zxid.to_u64());
-        b.put_u32(e.payload.len() as u32);
-        b.put_slice(&e.payload);
-    }
-    b.freeze()
-}
-
-pub fn decode_snapshot(mut data: Bytes) -> Vec<Entry> {
-    let mut out = Vec::new();
-    while data.has_remaining() {
-        let zxid = Zxid::from_u64(data.get_u64());
-        let len = data.get_u32() as usize;
-        out.push(Entry {
-            zxid,
-            payload: data.split_to(len),
-        });
-    }
-    out
 }
 
 pub struct Cluster {
@@ -496,96 +428,6 @@ impl Cluster {
         }
     }
 
-    /// Makes up to `max` pending storage operations of `id` durable, in order.
-    pub fn flush(&mut self, id: ServerId, max: usize) {
-        for _ in 0..max {
-            let Some(op) = self.node(id).pending.pop_front() else {
-                return;
-            };
-            let mutation = self.mutation;
-            let n = self.node(id);
-            match op {
-                StorageOp::Append(entries) => {
-                    let last = entries.last().map(|e| e.zxid).unwrap_or(Zxid::ZERO);
-                    let disk_last = n.disk.log.last().map_or(n.disk.snapshot.0, |e| e.zxid);
-                    if mutation == Mutation::None
-                        && entries.first().is_some_and(|e| e.zxid <= disk_last)
-                    {
-                        let msg = format!("{id}: append of {last:?} after {disk_last:?} on disk");
-                        self.fail(&msg);
-                    }
-                    if mutation == Mutation::SkipTruncate {
-                        // Keep the disk log ordered so that restarts load it.
-                        n.disk.log.retain(|e| e.zxid < entries[0].zxid);
-                    }
-                    n.disk.log.extend(entries);
-                    if let Some(c) = n.core.as_mut() {
-                        c.handle_log_durable(last);
-                    }
-                }
-                StorageOp::Truncate(after) => {
-                    if mutation != Mutation::SkipTruncate {
-                        n.disk.log.retain(|e| e.zxid <= after);
-                    }
-                    if let Some(c) = n.core.as_mut() {
-                        c.handle_log_truncated(after);
-                    }
-                }
-                StorageOp::Install(zxid, list) => {
-                    n.disk.snapshot = (zxid, list);
-                    n.disk.log.clear();
-                    if let Some(c) = n.core.as_mut() {
-                        c.handle_snapshot_installed(zxid);
-                    }
-                }
-                StorageOp::SaveAccepted(e) => {
-                    n.disk.accepted = e;
-                    if let Some(c) = n.core.as_mut() {
-                        c.handle_accepted_epoch_saved(e);
-                    }
-                }
-                StorageOp::SaveCurrent(e) => {
-                    n.disk.current = e;
-                    if let Some(c) = n.core.as_mut() {
-                        c.handle_current_epoch_saved(e);
-                    }
-                }
-            }
-            self.pump(id);
-            self.check();
-        }
-    }
-
-    pub fn flush_all(&mut self) {
-        for id in self.ids() {
-            self.flush(id, usize::MAX);
-        }
-    }
-
-    /// Crash: the core, unsynced writes and the state machine are lost.
-    pub fn crash(&mut self, id: ServerId) {
-        self.log(format!("{id} CRASH"));
-        *self.stats.entry("crash").or_insert(0) += 1;
-        let n = self.node(id);
-        n.core = None;
-        n.pending.clear();
-        n.applied.clear();
-        self.check();
-    }
-
-    /// Restart from disk: snapshot, then the durable log.
-    pub fn restart(&mut self, id: ServerId) {
-        self.log(format!("{id} RESTART"));
-        let n = self.node(id);
-        let persisted = n.disk.persisted();
-        n.applied = n.disk.snapshot.1.clone();
-        n.core = Some(Core::new(n.cfg.clone(), persisted).unwrap());
-        let applied = n.applied.clone();
-        self.inv.on_reset(id, &applied);
-        self.pump(id);
-        self.check();
-    }
-
     pub fn is_up(&self, id: ServerId) -> bool {
         self.nodes[&id].core.is_some()
     }
@@ -732,10 +574,6 @@ impl Cluster {
 
     pub fn status(&self, id: u64) -> Status {
         self.nodes[&ServerId(id)].status().unwrap()
-    }
-
-    pub fn pending_ops(&self, id: u64) -> usize {
-        self.nodes[&ServerId(id)].pending.len()
     }
 }
 
