@@ -43,6 +43,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// `PROPTEST_CASES` overrides the default case count.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn payload(z: u64, len: u16) -> Bytes {
     Bytes::from(
         (0..len)
@@ -214,7 +222,7 @@ impl Harness for File {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn mem_log_matches_model(ops in proptest::collection::vec(op(), 1..60)) {

@@ -326,6 +326,14 @@ mod damage {
     use super::*;
     use proptest::prelude::*;
 
+    /// `PROPTEST_CASES` overrides the default case count.
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+
     #[derive(Clone, Debug)]
     enum Damage {
         Flip { at: usize, bit: u8 },
@@ -346,7 +354,7 @@ mod damage {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
 
         /// Whatever happens to the files, open never panics, and what it returns is a
         /// prefix of what was written, byte for byte.
