@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod invariants;
+mod script;
 mod storage;
 
 use storage::StorageOp;
