@@ -44,6 +44,8 @@ pub struct ClusterBuilder {
     snapshot_every_txns: u64,
     session_timeout_ms: Option<(u32, u32)>,
     seed: u64,
+    sync_limit_ticks: u64,
+    init_limit_ticks: u64,
 }
 
 impl ClusterBuilder {
@@ -83,6 +85,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// ZAB limits in ticks (default: sync 20, init 50 — generous, so that debug
+    /// builds on a loaded machine do not lose heartbeats).
+    pub fn limits_ticks(mut self, sync: u64, init: u64) -> Self {
+        self.sync_limit_ticks = sync;
+        self.init_limit_ticks = init;
+        self
+    }
+
     /// Seed of the in-memory network.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -97,6 +107,8 @@ impl ClusterBuilder {
         for id in 1..=total {
             let mut b = NodeConfig::builder(id)
                 .tick_ms(self.tick_ms)
+                .sync_limit_ticks(self.sync_limit_ticks)
+                .init_limit_ticks(self.init_limit_ticks)
                 .fsync(self.fsync)
                 .snapshot_every_txns(self.snapshot_every_txns)
                 .housekeeping_ms(self.tick_ms.saturating_mul(10));
@@ -106,9 +118,14 @@ impl ClusterBuilder {
             for o in self.voters + 1..=total {
                 b = b.observer(o);
             }
-            if let Some((lo, hi)) = self.session_timeout_ms {
-                b = b.session_timeout_ms(lo, hi);
-            }
+            // Sessions must outlive failure detection (sync limit) so that clients of
+            // a partitioned node can move before they expire: default bounds are 4
+            // and 400 ticks.
+            let (lo, hi) = self.session_timeout_ms.unwrap_or((
+                self.tick_ms.saturating_mul(4),
+                self.tick_ms.saturating_mul(400),
+            ));
+            b = b.session_timeout_ms(lo, hi);
             if let Some(dir) = &self.dir {
                 b = b.data_dir(dir.join(format!("node-{id}")));
             }
@@ -162,6 +179,8 @@ impl Cluster {
             snapshot_every_txns: 100_000,
             session_timeout_ms: None,
             seed: 7,
+            sync_limit_ticks: 20,
+            init_limit_ticks: 50,
         }
     }
 

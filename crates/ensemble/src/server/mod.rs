@@ -199,6 +199,8 @@ pub struct ServerStats {
     pub digest: u64,
     /// Txns applied since start.
     pub applied_txns: u64,
+    /// Snapshots received from a leader and installed (SNAP syncs) since start.
+    pub snapshots_installed: u64,
     /// Set when the replica diverged.
     pub diverged: Option<String>,
 }
@@ -223,6 +225,7 @@ pub struct Server {
     diverged: Option<String>,
     applied: Zxid,
     applied_txns: u64,
+    snapshots_installed: u64,
     since_snapshot: u64,
     digests: VecDeque<(u64, u64)>,
     conns: HashMap<ConnId, conn::Conn>,
@@ -306,6 +309,7 @@ impl Server {
             diverged: None,
             applied: snapshot_zxid,
             applied_txns: 0,
+            snapshots_installed: 0,
             since_snapshot: 0,
             digests,
             conns: HashMap::new(),
@@ -366,6 +370,7 @@ impl Server {
             outstanding_requests: self.conns.values().map(|c| c.slots.len()).sum(),
             digest: self.tree.digest(),
             applied_txns: self.applied_txns,
+            snapshots_installed: self.snapshots_installed,
             diverged: self.diverged.clone(),
         }
     }
@@ -545,6 +550,7 @@ impl Server {
                 self.digests.clear();
                 self.digests.push_back((zxid.to_u64(), self.tree.digest()));
                 self.prep.reset();
+                self.snapshots_installed += 1;
                 self.out
                     .push(ServerAction::Storage(StorageOp::InstallSnapshot { zxid, data }));
             }

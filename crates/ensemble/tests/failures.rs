@@ -1,0 +1,247 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Crashes, restarts, partitions, expiry and catch-up, through the public API.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use ensemble::{
+    Acl, Client, ClientOptions, Cluster, CreateMode, Error, Event, EventType, SessionEvent,
+};
+
+const T: Duration = Duration::from_secs(15);
+
+fn open() -> Vec<Acl> {
+    Acl::open_unsafe()
+}
+
+fn follower_of(cluster: &Cluster, leader: u64) -> u64 {
+    cluster.ids().into_iter().find(|i| *i != leader).unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn ephemerals_vanish_on_expiry_and_when_their_node_crashes() {
+    let mut cluster = Cluster::builder(3).session_timeout_ms(40, 200).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let opts = ClientOptions { session_timeout_ms: 100, ..ClientOptions::default() };
+    // A client that goes away without closing: its session expires.
+    let dropped = cluster.client_with(leader, opts.clone()).unwrap();
+    dropped.create("/gone", &b""[..], &open(), CreateMode::Ephemeral).unwrap();
+    drop(dropped);
+    // A client bound to one node only: the node crashes, the session cannot move.
+    let bound = ensemble::Client::connect(&[cluster.handle(f).unwrap()], opts).unwrap();
+    bound.create("/bound", &b""[..], &open(), CreateMode::Ephemeral).unwrap();
+    let watcher = cluster.client(leader).unwrap();
+    assert!(watcher.exists("/bound", true).unwrap().is_some());
+    cluster.crash(f);
+    wait_until("Disconnected", || {
+        matches!(bound.events().try_recv(), Ok(Event::Session(SessionEvent::Disconnected)))
+    });
+    assert!(matches!(bound.get_data("/bound", false), Err(Error::ConnectionLoss)));
+    wait_until("ephemerals deleted", || {
+        watcher.exists("/gone", false).unwrap().is_none()
+            && watcher.exists("/bound", false).unwrap().is_none()
+    });
+    let deleted = loop {
+        if let Event::Watch(w) = watcher.events().recv_timeout(T).unwrap() {
+            break w;
+        }
+    };
+    assert_eq!((deleted.event_type, &*deleted.path), (EventType::NodeDeleted, "/bound"));
+    cluster.restart(f).unwrap();
+    cluster.wait_converged(T).unwrap();
+}
+
+#[test]
+fn leader_crash_during_a_write_stream_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let c = cluster.client(f).unwrap();
+    let mut acked = BTreeSet::new();
+    let mut i = 0u64;
+    let mut crashed = false;
+    while acked.len() < 400 {
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                i += 1;
+                let p = format!("/w{i}");
+                (p.clone(), c.create_async(&p, &b"v"[..], &open(), CreateMode::Persistent))
+            })
+            .collect();
+        for (p, call) in calls {
+            match call.wait() {
+                Ok(_) => {
+                    acked.insert(p);
+                }
+                Err(Error::ConnectionLoss) => {}
+                Err(e) if e.code() == -110 => {
+                    acked.insert(p);
+                }
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        if !crashed && acked.len() >= 100 {
+            cluster.crash(leader);
+            crashed = true;
+        }
+        if !c.is_connected() {
+            assert!(c.wait_connected(T), "session re-attached");
+        }
+    }
+    let new_leader = cluster.wait_for_leader(T).unwrap();
+    assert_ne!(new_leader, leader);
+    for id in cluster.running() {
+        let r = cluster.client(id).unwrap();
+        r.sync("/").unwrap();
+        let kids: BTreeSet<String> =
+            r.get_children("/", false).unwrap().into_iter().map(|k| format!("/{k}")).collect();
+        let missing: Vec<_> = acked.difference(&kids).collect();
+        assert!(missing.is_empty(), "node {id} lost acknowledged writes {missing:?}");
+    }
+    cluster.restart(leader).unwrap();
+    cluster.wait_converged(T).unwrap();
+}
+
+fn catch_up(writes: usize, snapshot_every: u64, expect_snap: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::builder(3)
+        .data_dir(dir.path())
+        .fsync(ensemble::Fsync::Never)
+        .snapshot_every_txns(snapshot_every)
+        .start()
+        .unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let c = cluster.client(leader).unwrap();
+    c.create("/base", &b""[..], &open(), CreateMode::Persistent).unwrap();
+    cluster.wait_converged(T).unwrap();
+    cluster.crash(f);
+    let calls: Vec<_> = (0..writes)
+        .map(|i| c.create_async(&format!("/base/k{i}"), &b"x"[..], &open(), CreateMode::Persistent))
+        .collect();
+    for call in calls {
+        call.wait().unwrap();
+    }
+    c.set_data("/base", &b"after"[..], -1).unwrap();
+    cluster.restart(f).unwrap();
+    cluster.wait_converged(T).unwrap();
+    let installed = cluster.stats(f).unwrap().server.snapshots_installed;
+    assert_eq!(installed > 0, expect_snap, "SNAP used: {installed}");
+    let r = cluster.client(f).unwrap();
+    assert_eq!(r.get_children("/base", false).unwrap().len(), writes);
+    assert_eq!(&r.get_data("/base", false).unwrap().0[..], b"after");
+    // A full restart of every node recovers from snapshot + log.
+    for id in cluster.ids() {
+        cluster.crash(id);
+    }
+    for id in cluster.ids() {
+        cluster.restart(id).unwrap();
+    }
+    cluster.wait_for_leader(T).unwrap();
+    let z = cluster.wait_converged(T).unwrap();
+    assert!(z.to_u64() > 0);
+    let r = cluster.client(f).unwrap();
+    assert_eq!(r.get_children("/base", false).unwrap().len(), writes);
+}
+
+#[test]
+fn restarted_follower_catches_up_by_diff() {
+    catch_up(50, 0, false);
+}
+
+#[test]
+fn restarted_follower_catches_up_by_snap_and_everyone_recovers_from_snapshots() {
+    // More writes than the leader's in-memory commit window (500): SNAP.
+    catch_up(700, 200, true);
+}
+
+#[test]
+fn partitioned_node_disconnects_its_clients_who_move_elsewhere() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let c = cluster.client(f).unwrap();
+    c.create("/e", &b""[..], &open(), CreateMode::Ephemeral).unwrap();
+    cluster.partition(f);
+    wait_until("Disconnected", || {
+        c.events()
+            .try_iter()
+            .any(|e| e == Event::Session(SessionEvent::Disconnected))
+    });
+    assert!(c.wait_connected(T));
+    assert_ne!(c.node_id(), f);
+    // Same session, its ephemeral still there, writes work again.
+    assert!(c.exists("/e", false).unwrap().is_some());
+    c.set_data("/e", &b"moved"[..], -1).unwrap();
+    cluster.heal(f);
+    cluster.wait_converged(T).unwrap();
+}
+
+#[test]
+fn observers_serve_reads_and_forward_writes() {
+    let cluster = Cluster::builder(3).observers(1).start().unwrap();
+    cluster.wait_for_leader(T).unwrap();
+    let o = cluster.client(4).unwrap();
+    let stats = cluster.stats(4).unwrap();
+    assert_eq!(stats.server.role, zab_core::Role::Observing);
+    o.create("/from-observer", &b"o"[..], &open(), CreateMode::Persistent).unwrap();
+    let v = cluster.client(1).unwrap();
+    v.create("/from-voter", &b"v"[..], &open(), CreateMode::Persistent).unwrap();
+    o.sync("/").unwrap();
+    assert_eq!(&o.get_data("/from-voter", false).unwrap().0[..], b"v");
+    cluster.wait_converged(T).unwrap();
+}
+
+#[test]
+fn sync_then_read_sees_writes_committed_elsewhere() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let writer = cluster.client(leader).unwrap();
+    let reader = cluster.client(f).unwrap();
+    for i in 0..50 {
+        writer.set_data("/", format!("{i}").into_bytes(), -1).unwrap();
+        reader.sync("/").unwrap();
+        assert_eq!(reader.get_data("/", false).unwrap().0, format!("{i}").into_bytes());
+        assert_eq!(reader.get_data_linearizable("/").unwrap().0, format!("{i}").into_bytes());
+    }
+}
+
+#[test]
+fn watch_event_arrives_before_a_read_shows_the_change() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let w: Client = cluster.client(f).unwrap();
+    let writer = cluster.client(leader).unwrap();
+    writer.create("/w", &b"0"[..], &open(), CreateMode::Persistent).unwrap();
+    w.sync("/").unwrap();
+    for round in 1..=20 {
+        w.get_data("/w", true).unwrap();
+        writer.set_data("/w", format!("{round}").into_bytes(), -1).unwrap();
+        loop {
+            let (d, _) = w.get_data("/w", false).unwrap();
+            if d == format!("{round}").into_bytes() {
+                break;
+            }
+        }
+        let ev = w.events().try_iter().find_map(|e| match e {
+            Event::Watch(x) => Some(x),
+            _ => None,
+        });
+        let ev = ev.expect("the event precedes the read that shows the change");
+        assert_eq!(ev.event_type, EventType::NodeDataChanged);
+    }
+}
