@@ -27,6 +27,7 @@ struct Args {
     payload: usize,
     fsync: FsyncPolicy,
     prealloc_kib: u64,
+    flusher: bool,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +38,7 @@ fn parse_args() -> Args {
         payload: 100,
         fsync: FsyncPolicy::Always,
         prealloc_kib: FileLogOptions::default().prealloc_bytes >> 10,
+        flusher: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +46,7 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--dir" => args.dir = Some(PathBuf::from(value())),
             "--secs" => args.secs = value().parse().expect("--secs"),
+            "--flusher" => args.flusher = true,
             "--prealloc-kib" => args.prealloc_kib = value().parse().expect("--prealloc-kib"),
             "--payload" => args.payload = value().parse().expect("--payload"),
             "--appenders" => {
@@ -109,7 +112,12 @@ fn run_point(dir: &Path, appenders: usize, args: &Args) -> Point {
         prealloc_bytes: args.prealloc_kib << 10,
         ..FileLogOptions::default()
     };
-    let log = Arc::new(GroupCommitLog::new(FileLog::open(dir, opts).unwrap()));
+    let file_log = FileLog::open(dir, opts).unwrap();
+    let log = Arc::new(if args.flusher {
+        GroupCommitLog::with_flusher(file_log).unwrap()
+    } else {
+        GroupCommitLog::new(file_log)
+    });
     let body = Bytes::from(vec![0xabu8; payload]);
     let barrier = Arc::new(Barrier::new(appenders + 1));
     let deadline_holder = Arc::new(parking_lot::Mutex::new(None::<Instant>));

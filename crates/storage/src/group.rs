@@ -23,6 +23,14 @@ struct State<L> {
     syncing: bool,
     /// Threads parked until their entry is durable (or until they must re-check).
     waiters: Vec<Waiter>,
+    /// A flusher thread does every sync (see [`GroupCommitLog::with_flusher`]).
+    flusher: bool,
+    /// The flusher is waiting for work on `Inner::work`.
+    flusher_idle: bool,
+    /// The flusher must exit.
+    shutdown: bool,
+    /// A sync failed in flusher mode: every later wait fails.
+    failed: bool,
 }
 
 /// How a parked waiter was woken.
@@ -45,63 +53,108 @@ impl Waiter {
     }
 }
 
+struct Inner<L> {
+    state: Mutex<State<L>>,
+    /// Signalled when a sync ends (for `with_log`).
+    idle: Condvar,
+    /// Signalled when there is work for the flusher (or it must exit).
+    work: Condvar,
+    syncs: AtomicU64,
+    entries: AtomicU64,
+}
+
+/// Stops and joins the flusher thread when dropped.
+struct Flusher<L> {
+    inner: Arc<Inner<L>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<L> Drop for Flusher<L> {
+    fn drop(&mut self) {
+        self.inner.state.lock().shutdown = true;
+        self.inner.work.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A thread-safe front end for any [`LogStore`] that shares one write + fsync between
 /// every appender waiting at the time (group commit).
 ///
-/// Callers of [`GroupCommitLog::append_durable`] append under a short lock, then wait.
-/// The first waiter that finds no sync running becomes the *sync leader*: it takes the
-/// split sync ([`LogStore::start_sync`]), runs the fsync **without the lock** so that
-/// other threads keep appending into the next batch, records the result, and then,
-/// outside the lock, wakes every waiter whose entry is now durable (they return
-/// without touching the lock again) plus one waiter that is not, which leads the next
-/// sync. There is no timer and no extra thread: a batch is exactly what arrived during
-/// the previous fsync.
+/// Callers of [`GroupCommitLog::append_durable`] append under a short lock, then park.
+/// Two ways to run the syncs:
 ///
-/// For a Node's log writer (one producer that must not block), use
-/// [`GroupCommitLog::append`] from the core thread and call [`GroupCommitLog::sync`]
-/// from a writer thread, reporting the returned zxid as "durable up to".
+/// - [`GroupCommitLog::new`] (no extra thread): the first waiter that finds no sync
+///   running becomes the *sync leader*: it takes the split sync
+///   ([`LogStore::start_sync`]), runs the fsync **without the lock** so that other
+///   threads keep appending into the next batch, records the result, and then, outside
+///   the lock, wakes one waiter that is not yet durable (to lead the next sync) and
+///   every waiter whose entry is now durable (they return without touching the lock).
+/// - [`GroupCommitLog::with_flusher`]: a dedicated thread runs the syncs back to back
+///   while there is unsynced data, so no leader hand-off is needed; it sleeps when the
+///   log is fully durable.
+///
+/// Either way there is no timer: a batch is exactly what arrived during the previous
+/// fsync.
+///
+/// For a Node's log writer (one producer that must not block), see
+/// [`crate::LogWriter`], or use [`GroupCommitLog::append`] and
+/// [`GroupCommitLog::sync`] directly.
 ///
 /// # To ensure correctness
 /// - Entries become durable in zxid order; a returned zxid covers every earlier entry.
 /// - If a sync fails, every waiter whose entry was not yet durable gets an error, and
 ///   the store is poisoned (see [`LogStore`] rule 5): reopen it.
 pub struct GroupCommitLog<L> {
-    state: Mutex<State<L>>,
-    /// Signalled when a sync ends (for `with_log`).
-    idle: Condvar,
-    syncs: AtomicU64,
-    entries: AtomicU64,
+    inner: Arc<Inner<L>>,
+    flusher: Option<Flusher<L>>,
 }
 
 impl<L: LogStore> GroupCommitLog<L> {
-    /// Wraps `log`.
+    /// Wraps `log`; waiting callers take turns leading the syncs.
     pub fn new(log: L) -> Self {
         GroupCommitLog {
-            state: Mutex::new(State {
-                log,
-                syncing: false,
-                waiters: Vec::new(),
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    log,
+                    syncing: false,
+                    waiters: Vec::new(),
+                    flusher: false,
+                    flusher_idle: false,
+                    shutdown: false,
+                    failed: false,
+                }),
+                idle: Condvar::new(),
+                work: Condvar::new(),
+                syncs: AtomicU64::new(0),
+                entries: AtomicU64::new(0),
             }),
-            idle: Condvar::new(),
-            syncs: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
+            flusher: None,
         }
     }
 
-    /// Returns the wrapped store.
+    /// Returns the wrapped store (stopping the flusher thread, if any).
     pub fn into_inner(self) -> L {
-        self.state.into_inner().log
+        let GroupCommitLog { inner, flusher } = self;
+        drop(flusher);
+        match Arc::try_unwrap(inner) {
+            Ok(inner) => inner.state.into_inner().log,
+            // The flusher (the only other owner) has been joined above.
+            Err(_) => unreachable!("GroupCommitLog inner still shared after the flusher stopped"),
+        }
     }
 
     /// Appends `entries` and waits until they are durable; returns the durable zxid
     /// (at least the last zxid of `entries`).
     pub fn append_durable(&self, entries: &[LogEntry]) -> Result<u64, StorageError> {
-        let mut st = self.state.lock();
+        let mut st = self.inner.state.lock();
         st.log.append(entries)?;
-        self.entries
+        self.inner
+            .entries
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let target = entries.last().map_or(0, |e| e.zxid);
-        self.wait_durable(st, target)
+        self.inner.wait_durable(st, target)
     }
 
     /// Appends one entry whose zxid is the next free one (`last + 1`), built by `make`
@@ -111,50 +164,54 @@ impl<L: LogStore> GroupCommitLog<L> {
         &self,
         make: impl FnOnce(u64) -> Bytes,
     ) -> Result<u64, StorageError> {
-        let mut st = self.state.lock();
+        let mut st = self.inner.state.lock();
         let zxid = st.log.last_zxid().unwrap_or_else(|| st.log.base_zxid()) + 1;
         st.log.append(&[LogEntry {
             zxid,
             payload: make(zxid),
         }])?;
-        self.entries.fetch_add(1, Ordering::Relaxed);
-        self.wait_durable(st, zxid)?;
+        self.inner.entries.fetch_add(1, Ordering::Relaxed);
+        self.inner.wait_durable(st, zxid)?;
         Ok(zxid)
     }
 
-    /// Appends without waiting (buffered; see [`LogStore::append`]).
+    /// Appends without waiting (buffered; see [`LogStore::append`]). With a flusher,
+    /// the entries become durable soon without anyone asking.
     pub fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError> {
-        let mut st = self.state.lock();
+        let mut st = self.inner.state.lock();
         st.log.append(entries)?;
-        self.entries
+        self.inner
+            .entries
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.inner.maybe_wake_flusher(&mut st);
         Ok(())
     }
 
     /// Makes everything appended so far durable (joining a running sync if that is
     /// enough) and returns the durable zxid.
     pub fn sync(&self) -> Result<u64, StorageError> {
-        let st = self.state.lock();
+        let st = self.inner.state.lock();
         let target = st.log.last_zxid().unwrap_or(0);
-        self.wait_durable(st, target)
+        self.inner.wait_durable(st, target)
     }
 
     /// Waits until `zxid` is durable, running syncs as needed.
     pub fn wait_durable_zxid(&self, zxid: u64) -> Result<u64, StorageError> {
-        let st = self.state.lock();
-        self.wait_durable(st, zxid)
+        let st = self.inner.state.lock();
+        self.inner.wait_durable(st, zxid)
     }
 
     /// Runs `f` with exclusive access to the store (reads, truncation, purge). Waits
     /// for a running sync first, so a truncation never races an fsync; afterwards
     /// every waiter re-checks (an entry it waits on may have been truncated).
     pub fn with_log<T>(&self, f: impl FnOnce(&mut L) -> T) -> T {
-        let mut st = self.state.lock();
+        let mut st = self.inner.state.lock();
         while st.syncing {
-            self.idle.wait(&mut st);
+            self.inner.idle.wait(&mut st);
         }
         let out = f(&mut st.log);
         let woken = std::mem::take(&mut st.waiters);
+        self.inner.maybe_wake_flusher(&mut st);
         drop(st);
         for w in woken {
             w.wake(RECHECK);
@@ -164,14 +221,95 @@ impl<L: LogStore> GroupCommitLog<L> {
 
     /// The durable zxid.
     pub fn durable_zxid(&self) -> u64 {
-        self.state.lock().log.durable_zxid()
+        self.inner.state.lock().log.durable_zxid()
     }
 
     /// Counters since creation.
     pub fn stats(&self) -> GroupCommitStats {
         GroupCommitStats {
-            syncs: self.syncs.load(Ordering::Relaxed),
-            entries: self.entries.load(Ordering::Relaxed),
+            syncs: self.inner.syncs.load(Ordering::Relaxed),
+            entries: self.inner.entries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<L: LogStore + 'static> GroupCommitLog<L> {
+    /// Wraps `log` with a dedicated flusher thread (named `log-flusher`) that runs
+    /// every sync. Dropping the `GroupCommitLog` stops it.
+    pub fn with_flusher(log: L) -> Result<Self, StorageError> {
+        let mut gc = GroupCommitLog::new(log);
+        gc.inner.state.lock().flusher = true;
+        let inner = gc.inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("log-flusher".into())
+            .spawn(move || inner.flusher_loop())
+            .map_err(|e| StorageError::io("spawn log flusher", "<thread>", e))?;
+        gc.flusher = Some(Flusher {
+            inner: gc.inner.clone(),
+            thread: Some(thread),
+        });
+        Ok(gc)
+    }
+}
+
+impl<L: LogStore> Inner<L> {
+    fn maybe_wake_flusher(&self, st: &mut State<L>) {
+        if st.flusher_idle {
+            st.flusher_idle = false;
+            self.work.notify_one();
+        }
+    }
+
+    /// Runs one sync with `st.syncing` set and the lock released during the fsync,
+    /// then picks the waiters to wake. Returns them and the outcome.
+    fn run_sync(
+        &self,
+        st: &mut MutexGuard<'_, State<L>>,
+    ) -> (Vec<(Waiter, u8)>, Result<u64, StorageError>) {
+        st.syncing = true;
+        let result = st.log.start_sync().map(|mut pending| {
+            let run = MutexGuard::unlocked(st, || pending.run());
+            (pending, run)
+        });
+        let outcome = match result {
+            Ok((pending, run)) => st.log.finish_sync(pending, run),
+            Err(e) => Err(e),
+        };
+        st.syncing = false;
+        self.idle.notify_all();
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let durable = st.log.durable_zxid();
+        let failed = outcome.is_err();
+        if failed && st.flusher {
+            st.failed = true;
+        }
+        let lead_next = !st.flusher;
+        (take_waiters(st, durable, failed, lead_next), outcome)
+    }
+
+    fn flusher_loop(&self) {
+        let mut st = self.state.lock();
+        loop {
+            if st.shutdown {
+                return;
+            }
+            let unsynced = st.log.last_zxid().unwrap_or(0) > st.log.durable_zxid();
+            if st.failed || !unsynced {
+                st.flusher_idle = true;
+                self.work.wait(&mut st);
+                continue;
+            }
+            let (woken, outcome) = self.run_sync(&mut st);
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "log flusher: sync failed; the log is poisoned");
+            }
+            if !woken.is_empty() {
+                MutexGuard::unlocked(&mut st, || {
+                    for (w, how) in woken {
+                        w.wake(how);
+                    }
+                });
+            }
         }
     }
 
@@ -188,14 +326,18 @@ impl<L: LogStore> GroupCommitLog<L> {
             if st.log.last_zxid().unwrap_or(0) < target {
                 return Err(StorageError::Truncated { zxid: target });
             }
-            if st.syncing {
-                // Park until the leader says our entry is durable, or to re-check.
+            if st.failed {
+                return Err(StorageError::Poisoned);
+            }
+            if st.syncing || st.flusher {
+                // Park until our entry is durable, or to re-check.
                 let flag = Arc::new(AtomicU8::new(WAITING));
                 st.waiters.push(Waiter {
                     target,
                     thread: std::thread::current(),
                     flag: flag.clone(),
                 });
+                self.maybe_wake_flusher(&mut st);
                 drop(st);
                 let how = loop {
                     match flag.load(Ordering::Acquire) {
@@ -210,20 +352,7 @@ impl<L: LogStore> GroupCommitLog<L> {
                 continue;
             }
             // Become the sync leader.
-            st.syncing = true;
-            let result = st.log.start_sync().map(|mut pending| {
-                let run = MutexGuard::unlocked(&mut st, || pending.run());
-                (pending, run)
-            });
-            let outcome = match result {
-                Ok((pending, run)) => st.log.finish_sync(pending, run),
-                Err(e) => Err(e),
-            };
-            st.syncing = false;
-            self.idle.notify_all();
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            let durable = st.log.durable_zxid();
-            let woken = self.take_waiters(&mut st, durable, outcome.is_err());
+            let (woken, outcome) = self.run_sync(&mut st);
             drop(st);
             for (w, how) in woken {
                 w.wake(how);
@@ -232,31 +361,38 @@ impl<L: LogStore> GroupCommitLog<L> {
             st = self.state.lock();
         }
     }
+}
 
-    /// Picks the waiters to wake after a sync: everyone whose target is durable
-    /// (`DONE`), plus one other to lead the next sync (or everyone, after a failure).
-    fn take_waiters(&self, st: &mut State<L>, durable: u64, failed: bool) -> Vec<(Waiter, u8)> {
-        if failed {
-            return st.waiters.drain(..).map(|w| (w, RECHECK)).collect();
-        }
-        let mut woken = Vec::with_capacity(st.waiters.len());
-        // The next leader is woken first, so the next fsync overlaps the other wakeups.
+/// Picks the waiters to wake after a sync: everyone whose target is durable (`DONE`);
+/// after a failure everyone (`RECHECK`); and, when `lead_next`, one waiter that is not
+/// yet durable (`RECHECK`, woken first so the next fsync overlaps the other wakeups).
+fn take_waiters<L>(
+    st: &mut State<L>,
+    durable: u64,
+    failed: bool,
+    lead_next: bool,
+) -> Vec<(Waiter, u8)> {
+    if failed {
+        return st.waiters.drain(..).map(|w| (w, RECHECK)).collect();
+    }
+    let mut woken = Vec::with_capacity(st.waiters.len());
+    if lead_next {
         let next = (0..st.waiters.len())
             .filter(|&i| st.waiters[i].target > durable)
             .min_by_key(|&i| st.waiters[i].target);
         if let Some(next) = next {
             woken.push((st.waiters.swap_remove(next), RECHECK));
         }
-        let mut i = 0;
-        while i < st.waiters.len() {
-            if st.waiters[i].target <= durable {
-                woken.push((st.waiters.swap_remove(i), DONE));
-            } else {
-                i += 1;
-            }
-        }
-        woken
     }
+    let mut i = 0;
+    while i < st.waiters.len() {
+        if st.waiters[i].target <= durable {
+            woken.push((st.waiters.swap_remove(i), DONE));
+        } else {
+            i += 1;
+        }
+    }
+    woken
 }
 
 #[cfg(test)]
@@ -265,9 +401,8 @@ mod tests {
     use super::*;
     use crate::MemLog;
 
-    #[test]
-    fn many_threads_get_increasing_durable_zxids() {
-        let log = Arc::new(GroupCommitLog::new(MemLog::new()));
+    fn many_threads(log: GroupCommitLog<MemLog>) {
+        let log = Arc::new(log);
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let log = log.clone();
@@ -293,5 +428,40 @@ mod tests {
         assert!(all
             .iter()
             .all(|e| e.payload.as_ref() == e.zxid.to_le_bytes()));
+    }
+
+    #[test]
+    fn many_threads_get_increasing_durable_zxids() {
+        many_threads(GroupCommitLog::new(MemLog::new()));
+    }
+
+    #[test]
+    fn many_threads_with_a_flusher_thread() {
+        many_threads(GroupCommitLog::with_flusher(MemLog::new()).unwrap());
+    }
+
+    #[test]
+    fn flusher_makes_plain_appends_durable_and_stops_on_drop() {
+        let gc = GroupCommitLog::with_flusher(MemLog::new()).unwrap();
+        gc.append(&[LogEntry::new(1, "a"), LogEntry::new(2, "b")])
+            .unwrap();
+        assert_eq!(gc.wait_durable_zxid(2).unwrap(), 2);
+        gc.with_log(|l| l.truncate_after(1)).unwrap();
+        assert!(matches!(
+            gc.wait_durable_zxid(2),
+            Err(StorageError::Truncated { zxid: 2 })
+        ));
+        let log = gc.into_inner();
+        assert_eq!(log.last_zxid(), Some(1));
+    }
+
+    #[test]
+    fn flusher_reports_a_failed_sync_to_every_waiter() {
+        let mut inner = crate::FaultyLog::new(MemLog::new());
+        inner.fail_next_sync();
+        let gc = GroupCommitLog::with_flusher(inner).unwrap();
+        assert!(gc.append_durable(&[LogEntry::new(1, "a")]).is_err());
+        assert!(gc.append_durable(&[LogEntry::new(2, "b")]).is_err());
+        assert_eq!(gc.durable_zxid(), 0);
     }
 }
