@@ -551,9 +551,9 @@ impl Envelope {
                             R_OK => OpResult::Ok,
                             R_ERR => match get_error(&mut r)? {
                                 Error::Tree(e) => OpResult::Error(e),
-                                other => OpResult::Error(datatree::Error::SystemError(
-                                    other.to_string(),
-                                )),
+                                other => {
+                                    OpResult::Error(datatree::Error::SystemError(other.to_string()))
+                                }
                             },
                             t => return Err(CodecError::Tag(t)),
                         });

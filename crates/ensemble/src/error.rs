@@ -50,7 +50,9 @@ fn first_multi_error(results: &[OpResult]) -> String {
     results
         .iter()
         .find_map(|r| match r {
-            OpResult::Error(e) if *e != datatree::Error::RuntimeInconsistency => Some(e.to_string()),
+            OpResult::Error(e) if *e != datatree::Error::RuntimeInconsistency => {
+                Some(e.to_string())
+            }
             _ => None,
         })
         .unwrap_or_else(|| "runtime inconsistency".to_string())

@@ -10,16 +10,18 @@ pub mod node;
 pub mod ops;
 pub mod server;
 
+pub use client::{Call, Client, ClientOptions, EventStream};
+pub use cluster::{Cluster, ClusterBuilder};
+pub use datatree::{
+    Acl, CreateMode, EventType, OpResult, Stat, WatchedEvent, WatcherType, WriteOp,
+};
 pub use error::Error;
+pub use node::{
+    ConfigError, Fsync, Node, NodeConfig, NodeConfigBuilder, NodeError, NodeHandle, NodeStats,
+    StorageKind, Stores,
+};
 pub use ops::{
     AddWatchMode, ConnId, Event, ReadOp, ReadResult, Request, Response, SessionEvent, SessionId,
     Xid,
 };
 pub use server::{Server, ServerAction, ServerConfig, ServerStats, StorageDone, StorageOp};
-pub use client::{Call, Client, ClientOptions, EventStream};
-pub use node::{
-    ConfigError, Fsync, Node, NodeConfig, NodeConfigBuilder, NodeError, NodeHandle, NodeStats,
-    StorageKind, Stores,
-};
-pub use datatree::{Acl, CreateMode, EventType, OpResult, Stat, WatchedEvent, WatcherType, WriteOp};
-pub use cluster::{Cluster, ClusterBuilder};

@@ -190,11 +190,15 @@ impl Request {
     /// Approximate encoded size, for the request size limit.
     pub fn size_bytes(&self) -> usize {
         fn acl_len(acl: &[Acl]) -> usize {
-            acl.iter().map(|a| 8 + a.id.scheme.len() + a.id.id.len()).sum()
+            acl.iter()
+                .map(|a| 8 + a.id.scheme.len() + a.id.id.len())
+                .sum()
         }
         fn op_len(op: &WriteOp) -> usize {
             match op {
-                WriteOp::Create { path, data, acl, .. } => 16 + path.len() + data.len() + acl_len(acl),
+                WriteOp::Create {
+                    path, data, acl, ..
+                } => 16 + path.len() + data.len() + acl_len(acl),
                 WriteOp::SetData { path, data, .. } => 8 + path.len() + data.len(),
                 WriteOp::SetAcl { path, acl, .. } => 8 + path.len() + acl_len(acl),
                 WriteOp::Delete { path, .. } | WriteOp::Check { path, .. } => 8 + path.len(),
@@ -203,7 +207,9 @@ impl Request {
             }
         }
         match self {
-            Request::Create { path, data, acl, .. } => 16 + path.len() + data.len() + acl_len(acl),
+            Request::Create {
+                path, data, acl, ..
+            } => 16 + path.len() + data.len() + acl_len(acl),
             Request::SetData { path, data, .. } => 8 + path.len() + data.len(),
             Request::SetAcl { path, acl, .. } => 8 + path.len() + acl_len(acl),
             Request::Multi(ops) => ops.iter().map(op_len).sum(),

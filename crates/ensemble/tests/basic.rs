@@ -28,7 +28,8 @@ fn single_node_create_get_set_and_watch() {
     .unwrap();
     let c = node.client().unwrap();
     assert_eq!(
-        c.create("/a", &b"1"[..], &Acl::open_unsafe(), CreateMode::Persistent).unwrap(),
+        c.create("/a", &b"1"[..], &Acl::open_unsafe(), CreateMode::Persistent)
+            .unwrap(),
         "/a"
     );
     let (d, s) = c.get_data("/a", true).unwrap();
@@ -39,17 +40,29 @@ fn single_node_create_get_set_and_watch() {
     let e = c.set_data("/a", &b"3"[..], 0).unwrap_err();
     assert_eq!(e.code(), -103);
     c.close().unwrap();
-    assert!(matches!(c.get_data("/a", false), Err(Error::SessionExpired)));
+    assert!(matches!(
+        c.get_data("/a", false),
+        Err(Error::SessionExpired)
+    ));
 }
 
 #[test]
 fn three_nodes_every_node_serves_writes_and_reads() {
     let cluster = Cluster::builder(3).start().unwrap();
     cluster.wait_for_leader(T).unwrap();
-    let clients: Vec<Client> = cluster.ids().iter().map(|i| cluster.client(*i).unwrap()).collect();
+    let clients: Vec<Client> = cluster
+        .ids()
+        .iter()
+        .map(|i| cluster.client(*i).unwrap())
+        .collect();
     for (i, c) in clients.iter().enumerate() {
-        c.create(&format!("/n{i}"), &b"x"[..], &Acl::open_unsafe(), CreateMode::Persistent)
-            .unwrap();
+        c.create(
+            &format!("/n{i}"),
+            &b"x"[..],
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .unwrap();
     }
     for c in &clients {
         c.sync("/").unwrap();
@@ -65,7 +78,13 @@ fn connect_opts_negotiate_timeouts() {
     let cluster = Cluster::builder(1).start().unwrap();
     cluster.wait_for_leader(T).unwrap();
     let c = cluster
-        .client_with(1, ClientOptions { session_timeout_ms: 1, ..ClientOptions::default() })
+        .client_with(
+            1,
+            ClientOptions {
+                session_timeout_ms: 1,
+                ..ClientOptions::default()
+            },
+        )
         .unwrap();
     assert_eq!(c.session_timeout_ms(), 20);
     assert!(matches!(

@@ -31,24 +31,40 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn ephemerals_vanish_on_expiry_and_when_their_node_crashes() {
-    let mut cluster = Cluster::builder(3).session_timeout_ms(40, 200).start().unwrap();
+    let mut cluster = Cluster::builder(3)
+        .session_timeout_ms(40, 200)
+        .start()
+        .unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let f = follower_of(&cluster, leader);
-    let opts = ClientOptions { session_timeout_ms: 100, ..ClientOptions::default() };
+    let opts = ClientOptions {
+        session_timeout_ms: 100,
+        ..ClientOptions::default()
+    };
     // A client that goes away without closing: its session expires.
     let dropped = cluster.client_with(leader, opts.clone()).unwrap();
-    dropped.create("/gone", &b""[..], &open(), CreateMode::Ephemeral).unwrap();
+    dropped
+        .create("/gone", &b""[..], &open(), CreateMode::Ephemeral)
+        .unwrap();
     drop(dropped);
     // A client bound to one node only: the node crashes, the session cannot move.
     let bound = ensemble::Client::connect(&[cluster.handle(f).unwrap()], opts).unwrap();
-    bound.create("/bound", &b""[..], &open(), CreateMode::Ephemeral).unwrap();
+    bound
+        .create("/bound", &b""[..], &open(), CreateMode::Ephemeral)
+        .unwrap();
     let watcher = cluster.client(leader).unwrap();
     assert!(watcher.exists("/bound", true).unwrap().is_some());
     cluster.crash(f);
     wait_until("Disconnected", || {
-        matches!(bound.events().try_recv(), Ok(Event::Session(SessionEvent::Disconnected)))
+        matches!(
+            bound.events().try_recv(),
+            Ok(Event::Session(SessionEvent::Disconnected))
+        )
     });
-    assert!(matches!(bound.get_data("/bound", false), Err(Error::ConnectionLoss)));
+    assert!(matches!(
+        bound.get_data("/bound", false),
+        Err(Error::ConnectionLoss)
+    ));
     wait_until("ephemerals deleted", || {
         watcher.exists("/gone", false).unwrap().is_none()
             && watcher.exists("/bound", false).unwrap().is_none()
@@ -58,7 +74,10 @@ fn ephemerals_vanish_on_expiry_and_when_their_node_crashes() {
             break w;
         }
     };
-    assert_eq!((deleted.event_type, &*deleted.path), (EventType::NodeDeleted, "/bound"));
+    assert_eq!(
+        (deleted.event_type, &*deleted.path),
+        (EventType::NodeDeleted, "/bound")
+    );
     cluster.restart(f).unwrap();
     cluster.wait_converged(T).unwrap();
 }
@@ -77,7 +96,10 @@ fn leader_crash_during_a_write_stream_loses_no_acknowledged_write() {
             .map(|_| {
                 i += 1;
                 let p = format!("/w{i}");
-                (p.clone(), c.create_async(&p, &b"v"[..], &open(), CreateMode::Persistent))
+                (
+                    p.clone(),
+                    c.create_async(&p, &b"v"[..], &open(), CreateMode::Persistent),
+                )
             })
             .collect();
         for (p, call) in calls {
@@ -105,10 +127,17 @@ fn leader_crash_during_a_write_stream_loses_no_acknowledged_write() {
     for id in cluster.running() {
         let r = cluster.client(id).unwrap();
         r.sync("/").unwrap();
-        let kids: BTreeSet<String> =
-            r.get_children("/", false).unwrap().into_iter().map(|k| format!("/{k}")).collect();
+        let kids: BTreeSet<String> = r
+            .get_children("/", false)
+            .unwrap()
+            .into_iter()
+            .map(|k| format!("/{k}"))
+            .collect();
         let missing: Vec<_> = acked.difference(&kids).collect();
-        assert!(missing.is_empty(), "node {id} lost acknowledged writes {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "node {id} lost acknowledged writes {missing:?}"
+        );
     }
     cluster.restart(leader).unwrap();
     cluster.wait_converged(T).unwrap();
@@ -125,11 +154,19 @@ fn catch_up(writes: usize, snapshot_every: u64, expect_snap: bool) {
     let leader = cluster.wait_for_leader(T).unwrap();
     let f = follower_of(&cluster, leader);
     let c = cluster.client(leader).unwrap();
-    c.create("/base", &b""[..], &open(), CreateMode::Persistent).unwrap();
+    c.create("/base", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap();
     cluster.wait_converged(T).unwrap();
     cluster.crash(f);
     let calls: Vec<_> = (0..writes)
-        .map(|i| c.create_async(&format!("/base/k{i}"), &b"x"[..], &open(), CreateMode::Persistent))
+        .map(|i| {
+            c.create_async(
+                &format!("/base/k{i}"),
+                &b"x"[..],
+                &open(),
+                CreateMode::Persistent,
+            )
+        })
         .collect();
     for call in calls {
         call.wait().unwrap();
@@ -173,7 +210,8 @@ fn partitioned_node_disconnects_its_clients_who_move_elsewhere() {
     let leader = cluster.wait_for_leader(T).unwrap();
     let f = follower_of(&cluster, leader);
     let c = cluster.client(f).unwrap();
-    c.create("/e", &b""[..], &open(), CreateMode::Ephemeral).unwrap();
+    c.create("/e", &b""[..], &open(), CreateMode::Ephemeral)
+        .unwrap();
     cluster.partition(f);
     wait_until("Disconnected", || {
         c.events()
@@ -196,9 +234,11 @@ fn observers_serve_reads_and_forward_writes() {
     let o = cluster.client(4).unwrap();
     let stats = cluster.stats(4).unwrap();
     assert_eq!(stats.server.role, zab_core::Role::Observing);
-    o.create("/from-observer", &b"o"[..], &open(), CreateMode::Persistent).unwrap();
+    o.create("/from-observer", &b"o"[..], &open(), CreateMode::Persistent)
+        .unwrap();
     let v = cluster.client(1).unwrap();
-    v.create("/from-voter", &b"v"[..], &open(), CreateMode::Persistent).unwrap();
+    v.create("/from-voter", &b"v"[..], &open(), CreateMode::Persistent)
+        .unwrap();
     o.sync("/").unwrap();
     assert_eq!(&o.get_data("/from-voter", false).unwrap().0[..], b"v");
     cluster.wait_converged(T).unwrap();
@@ -212,10 +252,18 @@ fn sync_then_read_sees_writes_committed_elsewhere() {
     let writer = cluster.client(leader).unwrap();
     let reader = cluster.client(f).unwrap();
     for i in 0..50 {
-        writer.set_data("/", format!("{i}").into_bytes(), -1).unwrap();
+        writer
+            .set_data("/", format!("{i}").into_bytes(), -1)
+            .unwrap();
         reader.sync("/").unwrap();
-        assert_eq!(reader.get_data("/", false).unwrap().0, format!("{i}").into_bytes());
-        assert_eq!(reader.get_data_linearizable("/").unwrap().0, format!("{i}").into_bytes());
+        assert_eq!(
+            reader.get_data("/", false).unwrap().0,
+            format!("{i}").into_bytes()
+        );
+        assert_eq!(
+            reader.get_data_linearizable("/").unwrap().0,
+            format!("{i}").into_bytes()
+        );
     }
 }
 
@@ -226,11 +274,15 @@ fn watch_event_arrives_before_a_read_shows_the_change() {
     let f = follower_of(&cluster, leader);
     let w: Client = cluster.client(f).unwrap();
     let writer = cluster.client(leader).unwrap();
-    writer.create("/w", &b"0"[..], &open(), CreateMode::Persistent).unwrap();
+    writer
+        .create("/w", &b"0"[..], &open(), CreateMode::Persistent)
+        .unwrap();
     w.sync("/").unwrap();
     for round in 1..=20 {
         w.get_data("/w", true).unwrap();
-        writer.set_data("/w", format!("{round}").into_bytes(), -1).unwrap();
+        writer
+            .set_data("/w", format!("{round}").into_bytes(), -1)
+            .unwrap();
         loop {
             let (d, _) = w.get_data("/w", false).unwrap();
             if d == format!("{round}").into_bytes() {

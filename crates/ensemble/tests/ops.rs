@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ensemble::ops::{ReadOp, ReadResult};
 use ensemble::{
-    AddWatchMode, Acl, Client, Cluster, CreateMode, Error, Event, EventType, OpResult,
-    WatcherType, WriteOp,
+    Acl, AddWatchMode, Client, Cluster, CreateMode, Error, Event, EventType, OpResult, WatcherType,
+    WriteOp,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -32,27 +32,68 @@ fn exercise(c: &Client, base: &str) {
     let open = Acl::open_unsafe();
     let p = |s: &str| format!("{base}{s}");
     // create: all modes
-    assert_eq!(c.create(base, &b""[..], &open, CreateMode::Persistent).unwrap(), base);
-    assert_eq!(code(c.create(base, &b""[..], &open, CreateMode::Persistent)), -110);
-    assert_eq!(code(c.create(&p("/x/y"), &b""[..], &open, CreateMode::Persistent)), -101);
-    assert_eq!(code(c.create("bad", &b""[..], &open, CreateMode::Persistent)), -8);
-    let s1 = c.create(&p("/s-"), &b""[..], &open, CreateMode::PersistentSequential).unwrap();
+    assert_eq!(
+        c.create(base, &b""[..], &open, CreateMode::Persistent)
+            .unwrap(),
+        base
+    );
+    assert_eq!(
+        code(c.create(base, &b""[..], &open, CreateMode::Persistent)),
+        -110
+    );
+    assert_eq!(
+        code(c.create(&p("/x/y"), &b""[..], &open, CreateMode::Persistent)),
+        -101
+    );
+    assert_eq!(
+        code(c.create("bad", &b""[..], &open, CreateMode::Persistent)),
+        -8
+    );
+    let s1 = c
+        .create(&p("/s-"), &b""[..], &open, CreateMode::PersistentSequential)
+        .unwrap();
     assert_eq!(s1, p("/s-0000000000"));
-    let e = c.create(&p("/e"), &b"eph"[..], &open, CreateMode::Ephemeral).unwrap();
-    assert_eq!(code(c.create(&p("/e/child"), &b""[..], &open, CreateMode::Persistent)), -108);
-    let es = c.create(&p("/es-"), &b""[..], &open, CreateMode::EphemeralSequential).unwrap();
+    let e = c
+        .create(&p("/e"), &b"eph"[..], &open, CreateMode::Ephemeral)
+        .unwrap();
+    assert_eq!(
+        code(c.create(&p("/e/child"), &b""[..], &open, CreateMode::Persistent)),
+        -108
+    );
+    let es = c
+        .create(&p("/es-"), &b""[..], &open, CreateMode::EphemeralSequential)
+        .unwrap();
     assert_eq!(es, p("/es-0000000002"));
-    c.create(&p("/cont"), &b""[..], &open, CreateMode::Container).unwrap();
+    c.create(&p("/cont"), &b""[..], &open, CreateMode::Container)
+        .unwrap();
     let (ttl, st) = c
-        .create_with_stat(&p("/ttl"), &b"t"[..], &open, CreateMode::PersistentWithTtl, 60_000)
+        .create_with_stat(
+            &p("/ttl"),
+            &b"t"[..],
+            &open,
+            CreateMode::PersistentWithTtl,
+            60_000,
+        )
         .unwrap();
     assert_eq!((ttl.as_str(), st.ephemeral_owner), (p("/ttl").as_str(), 0));
     assert_eq!(
-        code(c.create_with_stat(&p("/ttl2"), &b""[..], &open, CreateMode::PersistentWithTtl, 0)),
+        code(c.create_with_stat(
+            &p("/ttl2"),
+            &b""[..],
+            &open,
+            CreateMode::PersistentWithTtl,
+            0
+        )),
         -8
     );
-    c.create_with_stat(&p("/ttls-"), &b""[..], &open, CreateMode::PersistentSequentialWithTtl, 1000)
-        .unwrap();
+    c.create_with_stat(
+        &p("/ttls-"),
+        &b""[..],
+        &open,
+        CreateMode::PersistentSequentialWithTtl,
+        1000,
+    )
+    .unwrap();
     // exists / getData / setData / versions
     let st = c.exists(&e, false).unwrap().unwrap();
     assert_eq!(st.ephemeral_owner, c.session_id().0);
@@ -78,10 +119,14 @@ fn exercise(c: &Client, base: &str) {
     let (acl, st) = c.get_acl(base).unwrap();
     assert_eq!((acl, st.aversion), (open.clone(), 0));
     assert_eq!(code(c.set_acl(base, &open, 5)), -103);
-    c.create(&p("/acl"), &b""[..], &open, CreateMode::Persistent).unwrap();
+    c.create(&p("/acl"), &b""[..], &open, CreateMode::Persistent)
+        .unwrap();
     let st = c.set_acl(&p("/acl"), &Acl::read_unsafe(), 0).unwrap();
     assert_eq!(st.aversion, 1);
-    assert_eq!(code(c.create(&p("/acl/denied"), &b""[..], &open, CreateMode::Persistent)), -102);
+    assert_eq!(
+        code(c.create(&p("/acl/denied"), &b""[..], &open, CreateMode::Persistent)),
+        -102
+    );
     assert_eq!(code(c.set_acl(&p("/acl"), &open, 1)), -102);
     assert_eq!(code(c.set_data(&p("/acl"), &b""[..], -1)), -102);
     // delete
@@ -99,17 +144,33 @@ fn exercise(c: &Client, base: &str) {
                 mode: CreateMode::PersistentSequential,
                 ttl_ms: 0,
             },
-            WriteOp::Check { path: base.to_string(), version: -1 },
-            WriteOp::SetData { path: e.clone(), data: Bytes::from_static(b"m"), version: 1 },
+            WriteOp::Check {
+                path: base.to_string(),
+                version: -1,
+            },
+            WriteOp::SetData {
+                path: e.clone(),
+                data: Bytes::from_static(b"m"),
+                version: 1,
+            },
         ])
         .unwrap();
     assert!(matches!(&r[0], OpResult::Created { path, .. } if path.starts_with(&p("/m"))));
     assert_eq!(r[1], OpResult::Checked);
     let err = c
         .multi(vec![
-            WriteOp::Delete { path: e.clone(), version: -1 },
-            WriteOp::Check { path: p("/none"), version: -1 },
-            WriteOp::Delete { path: es.clone(), version: -1 },
+            WriteOp::Delete {
+                path: e.clone(),
+                version: -1,
+            },
+            WriteOp::Check {
+                path: p("/none"),
+                version: -1,
+            },
+            WriteOp::Delete {
+                path: es.clone(),
+                version: -1,
+            },
         ])
         .unwrap_err();
     match err {
@@ -120,7 +181,10 @@ fn exercise(c: &Client, base: &str) {
         }
         other => panic!("{other:?}"),
     }
-    assert!(c.exists(&e, false).unwrap().is_some(), "failed multi applied nothing");
+    assert!(
+        c.exists(&e, false).unwrap().is_some(),
+        "failed multi applied nothing"
+    );
     // multiRead
     let rs = c
         .multi_read(vec![
@@ -134,28 +198,44 @@ fn exercise(c: &Client, base: &str) {
     c.sync(&p("/none")).unwrap();
     // watches: one-shot, persistent, recursive, removal
     assert_eq!(c.exists(&p("/w"), true).unwrap(), None);
-    c.create(&p("/w"), &b""[..], &open, CreateMode::Persistent).unwrap();
+    c.create(&p("/w"), &b""[..], &open, CreateMode::Persistent)
+        .unwrap();
     assert_eq!(watch_events(c, 1), vec![(EventType::NodeCreated, p("/w"))]);
     c.get_children(&p("/w"), true).unwrap();
     c.get_data(&p("/w"), true).unwrap();
-    c.create(&p("/w/k"), &b""[..], &open, CreateMode::Persistent).unwrap();
-    assert_eq!(watch_events(c, 1), vec![(EventType::NodeChildrenChanged, p("/w"))]);
-    c.add_watch(&p("/w"), AddWatchMode::PersistentRecursive).unwrap();
+    c.create(&p("/w/k"), &b""[..], &open, CreateMode::Persistent)
+        .unwrap();
+    assert_eq!(
+        watch_events(c, 1),
+        vec![(EventType::NodeChildrenChanged, p("/w"))]
+    );
+    c.add_watch(&p("/w"), AddWatchMode::PersistentRecursive)
+        .unwrap();
     c.set_data(&p("/w/k"), &b"1"[..], -1).unwrap();
     c.set_data(&p("/w/k"), &b"2"[..], -1).unwrap();
     assert_eq!(
         watch_events(c, 2),
-        vec![(EventType::NodeDataChanged, p("/w/k")), (EventType::NodeDataChanged, p("/w/k"))]
+        vec![
+            (EventType::NodeDataChanged, p("/w/k")),
+            (EventType::NodeDataChanged, p("/w/k"))
+        ]
     );
-    c.remove_watches(&p("/w"), WatcherType::PersistentRecursive).unwrap();
-    assert_eq!(code(c.remove_watches(&p("/w"), WatcherType::PersistentRecursive)), -121);
+    c.remove_watches(&p("/w"), WatcherType::PersistentRecursive)
+        .unwrap();
+    assert_eq!(
+        code(c.remove_watches(&p("/w"), WatcherType::PersistentRecursive)),
+        -121
+    );
     c.remove_watches(&p("/w"), WatcherType::Data).unwrap();
     c.add_watch(&p("/w"), AddWatchMode::Persistent).unwrap();
     c.delete(&p("/w/k"), -1).unwrap();
     c.delete(&p("/w"), -1).unwrap();
     assert_eq!(
         watch_events(c, 2),
-        vec![(EventType::NodeChildrenChanged, p("/w")), (EventType::NodeDeleted, p("/w"))]
+        vec![
+            (EventType::NodeChildrenChanged, p("/w")),
+            (EventType::NodeDeleted, p("/w"))
+        ]
     );
 }
 
@@ -172,7 +252,11 @@ fn every_operation_and_error_through_every_node() {
         let other = cluster.client(id % 3 + 1).unwrap();
         other.sync("/").unwrap();
         for p in eph {
-            assert_eq!(other.exists(&p, false).unwrap(), None, "ephemeral {p} gone after close");
+            assert_eq!(
+                other.exists(&p, false).unwrap(),
+                None,
+                "ephemeral {p} gone after close"
+            );
         }
     }
     cluster.wait_converged(T).unwrap();
@@ -191,5 +275,9 @@ fn futures_and_blocking_calls_share_one_fifo() {
     let read = c.get_children_async("/", false);
     let results = futures::executor::block_on(futures::future::join_all(calls));
     assert!(results.iter().all(|r| r.is_ok()));
-    assert_eq!(read.wait().unwrap().0.len(), 201, "a read after pipelined writes sees them all");
+    assert_eq!(
+        read.wait().unwrap().0.len(),
+        201,
+        "a read after pipelined writes sees them all"
+    );
 }

@@ -248,7 +248,7 @@ impl Client {
                 Err(e) => {
                     let _ = node.send(Inbound::Closed(conn));
                     last_err = e;
-                    if i % nodes.len() == 0 {
+                    if i.checked_rem(nodes.len()) == Some(0) {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
@@ -317,11 +317,7 @@ impl Client {
         self.submit(req, Ok)
     }
 
-    pub(crate) fn submit<T>(
-        &self,
-        req: Request,
-        map: fn(Response) -> Result<T, Error>,
-    ) -> Call<T> {
+    pub(crate) fn submit<T>(&self, req: Request, map: fn(Response) -> Result<T, Error>) -> Call<T> {
         let (tx, rx) = futures::channel::oneshot::channel();
         let mut st = self.inner.st.lock();
         let err = match st.status {
@@ -387,8 +383,7 @@ fn start_reattach(inner: &Arc<Inner>) {
 fn reattach(inner: &Arc<Inner>) {
     let n = inner.nodes.len();
     let start = inner.st.lock().node;
-    let deadline =
-        Instant::now() + Duration::from_millis(u64::from(inner.timeout_ms).max(500) * 2);
+    let deadline = Instant::now() + Duration::from_millis(u64::from(inner.timeout_ms).max(500) * 2);
     let mut i = 1;
     while Instant::now() < deadline {
         if inner.st.lock().status != Status::Disconnected {
@@ -412,16 +407,14 @@ fn reattach(inner: &Arc<Inner>) {
                 st.conn = conn;
             }
             let (tx, rx) = crossbeam_channel::bounded(1);
-            let opened = node
-                .send(Inbound::Open { conn, listener })
-                .and_then(|_| {
-                    node.send(Inbound::Request {
-                        conn,
-                        xid: Xid(0),
-                        req,
-                        done: Completion::Channel(tx),
-                    })
-                });
+            let opened = node.send(Inbound::Open { conn, listener }).and_then(|_| {
+                node.send(Inbound::Request {
+                    conn,
+                    xid: Xid(0),
+                    req,
+                    done: Completion::Channel(tx),
+                })
+            });
             let answer = match opened {
                 Ok(()) => rx
                     .recv_timeout(Duration::from_millis(500))

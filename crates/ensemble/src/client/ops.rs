@@ -217,7 +217,12 @@ impl Client {
     }
 
     /// setData(path, data, version): the Stat after the change.
-    pub fn set_data(&self, path: &str, data: impl Into<Bytes>, version: i32) -> Result<Stat, Error> {
+    pub fn set_data(
+        &self,
+        path: &str,
+        data: impl Into<Bytes>,
+        version: i32,
+    ) -> Result<Stat, Error> {
         self.set_data_async(path, data, version).wait()
     }
 

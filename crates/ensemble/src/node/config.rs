@@ -297,9 +297,17 @@ mod tests {
     fn bad_settings_name_their_key() {
         let e = NodeConfig::builder(1).tick_ms(0).build().unwrap_err();
         assert!(e.to_string().contains("tick_ms"));
-        let e = NodeConfig::builder(4).voter(1).voter(2).build().unwrap_err();
+        let e = NodeConfig::builder(4)
+            .voter(1)
+            .voter(2)
+            .build()
+            .unwrap_err();
         assert!(e.to_string().contains("peers"));
-        let e = NodeConfig::builder(1).voter(1).voter(1).build().unwrap_err();
+        let e = NodeConfig::builder(1)
+            .voter(1)
+            .voter(1)
+            .build()
+            .unwrap_err();
         assert!(e.to_string().contains("twice"));
         let e = NodeConfig::builder(1)
             .session_timeout_ms(500, 100)

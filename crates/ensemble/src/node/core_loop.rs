@@ -123,7 +123,9 @@ pub(crate) fn spawn(
             alive.store(false, Ordering::Release);
             shell.disconnect_all();
             shell.transport.shutdown();
-            let Shell { log_tx, snap_tx, .. } = shell;
+            let Shell {
+                log_tx, snap_tx, ..
+            } = shell;
             drop(snap_tx);
             let _ = snap_thread.join();
             drop(log_tx);
@@ -138,7 +140,12 @@ impl Shell {
         self.start_wall_ms + self.start.elapsed().as_millis() as i64
     }
 
-    fn run(&mut self, inbox: &Receiver<Inbound>, done: &Receiver<Vec<StorageDone>>, tick: Duration) {
+    fn run(
+        &mut self,
+        inbox: &Receiver<Inbound>,
+        done: &Receiver<Vec<StorageDone>>,
+        tick: Duration,
+    ) {
         let ticker = crossbeam_channel::tick(tick);
         let events = self.transport.events().clone();
         loop {
@@ -237,7 +244,11 @@ impl Shell {
     fn stats(&self) -> NodeStats {
         NodeStats {
             server: self.server.stats(),
-            latency_min_us: if self.requests == 0 { 0 } else { self.lat_min_us },
+            latency_min_us: if self.requests == 0 {
+                0
+            } else {
+                self.lat_min_us
+            },
             latency_avg_us: self.lat_sum_us.checked_div(self.requests).unwrap_or(0),
             latency_max_us: self.lat_max_us,
             requests: self.requests,

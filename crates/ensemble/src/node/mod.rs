@@ -251,4 +251,3 @@ impl Drop for Node {
         let _ = self.stop_inner();
     }
 }
-

@@ -136,6 +136,9 @@ impl Stores {
     }
 }
 
+/// What the log-writer thread hands back when it stops.
+pub(crate) type LogStores = (Box<dyn LogStore>, Box<dyn EpochStore>);
+
 /// Commands for the log-writer thread.
 pub(crate) enum LogCmd {
     /// Storage ops, in order.
@@ -172,7 +175,7 @@ pub(crate) fn spawn_log_writer(
     snaps: Arc<dyn SnapshotStore>,
     cmds: Receiver<LogCmd>,
     done: Sender<Vec<StorageDone>>,
-) -> Result<JoinHandle<(Box<dyn LogStore>, Box<dyn EpochStore>)>, NodeError> {
+) -> Result<JoinHandle<LogStores>, NodeError> {
     std::thread::Builder::new()
         .name(format!("ensemble-log-{id}"))
         .spawn(move || {
@@ -212,8 +215,8 @@ fn run_batch(
 ) -> Result<(), StorageError> {
     let mut unsynced: Option<Zxid> = None;
     let flush = |log: &mut dyn LogStore,
-                     unsynced: &mut Option<Zxid>,
-                     reports: &mut Vec<StorageDone>|
+                 unsynced: &mut Option<Zxid>,
+                 reports: &mut Vec<StorageDone>|
      -> Result<(), StorageError> {
         if let Some(z) = unsynced.take() {
             let _span = tracing::trace_span!("fsync", upto = %z).entered();

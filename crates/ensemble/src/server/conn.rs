@@ -61,11 +61,21 @@ impl Server {
     /// Pushes a reply now, or records it in the FIFO when earlier slots are pending.
     fn answer(&mut self, conn: ConnId, xid: Xid, result: Result<Response, Error>) {
         let Some(c) = self.conns.get_mut(&conn) else {
-            self.out.push(ServerAction::Reply { conn, xid, zxid: self.applied.to_u64() as i64, result });
+            self.out.push(ServerAction::Reply {
+                conn,
+                xid,
+                zxid: self.applied.to_u64() as i64,
+                result,
+            });
             return;
         };
         if c.slots.is_empty() {
-            self.out.push(ServerAction::Reply { conn, xid, zxid: self.applied.to_u64() as i64, result });
+            self.out.push(ServerAction::Reply {
+                conn,
+                xid,
+                zxid: self.applied.to_u64() as i64,
+                result,
+            });
         } else {
             c.slots.push_back(Slot {
                 xid,
@@ -100,10 +110,14 @@ impl Server {
 
     /// The wait kind of slot `xid` on `conn`, if it is waiting.
     pub(crate) fn waiting_kind(&self, conn: ConnId, xid: Xid) -> Option<&WaitKind> {
-        self.conns.get(&conn)?.slots.iter().find_map(|s| match &s.state {
-            SlotState::Waiting(k) if s.xid == xid => Some(k),
-            _ => None,
-        })
+        self.conns
+            .get(&conn)?
+            .slots
+            .iter()
+            .find_map(|s| match &s.state {
+                SlotState::Waiting(k) if s.xid == xid => Some(k),
+                _ => None,
+            })
     }
 
     /// Emits every answered slot at the front, serving held reads as they come up.
@@ -112,13 +126,13 @@ impl Server {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            let ready = match c.slots.front() {
+            let ready = matches!(
+                c.slots.front(),
                 Some(Slot {
                     state: SlotState::Done(_) | SlotState::Read(_),
                     ..
-                }) => true,
-                _ => false,
-            };
+                })
+            );
             if !ready {
                 return;
             }

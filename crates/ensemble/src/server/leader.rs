@@ -123,7 +123,8 @@ impl Server {
                 let tracked = if local {
                     Ok(())
                 } else {
-                    self.sessions.track_create(sid, timeout_ms, owner, self.tick)
+                    self.sessions
+                        .track_create(sid, timeout_ms, owner, self.tick)
                 };
                 match tracked {
                     Ok(()) => Body::CreateSession { timeout_ms },
@@ -247,7 +248,7 @@ impl Server {
                 self.leader_propose_close(SessionId(id.0), 0, ConnId(0), Xid(0));
             }
         }
-        if self.tick % self.housekeeping_ticks == 0 {
+        if self.tick.checked_rem(self.housekeeping_ticks) == Some(0) {
             for path in self.tree.expired_nodes(self.now_ms) {
                 let Some(zxid) = self.next_zxid() else {
                     return;

@@ -428,7 +428,9 @@ impl Server {
     pub fn handle_peer_frame(&mut self, from: ServerId, frame: &Bytes) {
         match Message::decode(frame) {
             Ok(msg) => self.handle_message(from, msg),
-            Err(e) => tracing::warn!(id = %self.id, %from, error = %e, "dropping undecodable frame"),
+            Err(e) => {
+                tracing::warn!(id = %self.id, %from, error = %e, "dropping undecodable frame")
+            }
         }
     }
 
@@ -458,7 +460,8 @@ impl Server {
                 if self.by_session.get(&s) == Some(&conn) {
                     self.by_session.remove(&s);
                 }
-                self.sessions.detach(session::SessionId(s.0), self.owner(conn));
+                self.sessions
+                    .detach(session::SessionId(s.0), self.owner(conn));
             }
         }
     }
@@ -492,12 +495,12 @@ impl Server {
     fn handle_action(&mut self, action: Action) {
         match action {
             Action::Send { to, msg } => self.out.push(ServerAction::Send { to, msg }),
-            Action::AppendLog { entries } => {
-                self.out.push(ServerAction::Storage(StorageOp::Append(entries)))
-            }
-            Action::TruncateLog { after } => {
-                self.out.push(ServerAction::Storage(StorageOp::Truncate(after)))
-            }
+            Action::AppendLog { entries } => self
+                .out
+                .push(ServerAction::Storage(StorageOp::Append(entries))),
+            Action::TruncateLog { after } => self
+                .out
+                .push(ServerAction::Storage(StorageOp::Truncate(after))),
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, data),
             Action::SaveAcceptedEpoch { epoch } => self
                 .out
@@ -552,7 +555,10 @@ impl Server {
                 self.prep.reset();
                 self.snapshots_installed += 1;
                 self.out
-                    .push(ServerAction::Storage(StorageOp::InstallSnapshot { zxid, data }));
+                    .push(ServerAction::Storage(StorageOp::InstallSnapshot {
+                        zxid,
+                        data,
+                    }));
             }
             Err(e) => self.diverge(zxid, format!("undecodable snapshot from leader: {e}")),
         }
@@ -608,7 +614,8 @@ impl Server {
                 });
             }
             if let Some(s) = c.session {
-                self.sessions.detach(session::SessionId(s.0), self.owner(id));
+                self.sessions
+                    .detach(session::SessionId(s.0), self.owner(id));
             }
             self.out.push(ServerAction::Session {
                 conn: id,

@@ -36,7 +36,12 @@ fn config(id: u64, n: u64) -> ServerConfig {
 impl Sim {
     pub fn new(n: u64) -> Sim {
         let servers = (1..=n)
-            .map(|i| (i, Server::new(config(i, n), Persisted::default(), None).unwrap()))
+            .map(|i| {
+                (
+                    i,
+                    Server::new(config(i, n), Persisted::default(), None).unwrap(),
+                )
+            })
             .collect();
         Sim {
             servers,
@@ -70,9 +75,9 @@ impl Sim {
                         };
                         self.servers.get_mut(&id).unwrap().handle_storage_done(done);
                     }
-                    ServerAction::Reply { conn, xid, result, .. } => {
-                        self.replies.push((id, conn, xid, result))
-                    }
+                    ServerAction::Reply {
+                        conn, xid, result, ..
+                    } => self.replies.push((id, conn, xid, result)),
                     ServerAction::Watch { conn, event } => self.events.push((id, conn, event)),
                     ServerAction::Session { conn, event } => {
                         self.session_events.push((id, conn, event))
@@ -105,7 +110,10 @@ impl Sim {
             if self.down.contains(&to.0) || self.down.contains(&from.0) {
                 continue;
             }
-            self.servers.get_mut(&to.0).unwrap().handle_message(from, msg);
+            self.servers
+                .get_mut(&to.0)
+                .unwrap()
+                .handle_message(from, msg);
             self.run_actions(to.0);
         }
     }
@@ -126,7 +134,13 @@ impl Sim {
         panic!("cluster never served");
     }
 
-    pub fn request(&mut self, id: u64, conn: u64, xid: u64, req: Request) -> Result<Response, Error> {
+    pub fn request(
+        &mut self,
+        id: u64,
+        conn: u64,
+        xid: u64,
+        req: Request,
+    ) -> Result<Response, Error> {
         self.send(id, conn, xid, req);
         self.wait_reply(id, conn, xid)
     }
@@ -155,7 +169,10 @@ impl Sim {
     }
 
     pub fn connect(&mut self, id: u64, conn: u64) -> SessionId {
-        match self.request(id, conn, 0, Request::Connect { timeout_ms: 100 }).unwrap() {
+        match self
+            .request(id, conn, 0, Request::Connect { timeout_ms: 100 })
+            .unwrap()
+        {
             Response::Connected { session, .. } => session,
             other => panic!("{other:?}"),
         }
@@ -177,17 +194,31 @@ fn single_server_creates_reads_and_fires_watches() {
     let mut sim = Sim::new(1);
     sim.run_until_serving();
     sim.connect(1, 1);
-    let r = sim.request(1, 1, 1, create("/a", CreateMode::Persistent)).unwrap();
+    let r = sim
+        .request(1, 1, 1, create("/a", CreateMode::Persistent))
+        .unwrap();
     assert!(matches!(r, Response::Created { ref path, .. } if path == "/a"));
     let r = sim
-        .request(1, 1, 2, Request::GetData { path: "/a".into(), watch: true })
+        .request(
+            1,
+            1,
+            2,
+            Request::GetData {
+                path: "/a".into(),
+                watch: true,
+            },
+        )
         .unwrap();
     assert!(matches!(r, Response::Data(ref d, _) if &d[..] == b"d"));
     sim.request(
         1,
         1,
         3,
-        Request::SetData { path: "/a".into(), data: Bytes::from_static(b"e"), version: 0 },
+        Request::SetData {
+            path: "/a".into(),
+            data: Bytes::from_static(b"e"),
+            version: 0,
+        },
     )
     .unwrap();
     assert_eq!(sim.events.len(), 1);
@@ -197,7 +228,11 @@ fn single_server_creates_reads_and_fires_watches() {
             1,
             1,
             4,
-            Request::SetData { path: "/a".into(), data: Bytes::new(), version: 0 },
+            Request::SetData {
+                path: "/a".into(),
+                data: Bytes::new(),
+                version: 0,
+            },
         )
         .unwrap_err();
     assert_eq!(e.code(), -103);
@@ -214,8 +249,21 @@ fn pipelined_writes_and_reads_complete_in_fifo_order() {
         let conn = 10 + id;
         let base = format!("/n{id}");
         sim.send(id, conn, 1, create(&base, CreateMode::Persistent));
-        sim.send(id, conn, 2, create(&format!("{base}/b"), CreateMode::Persistent));
-        sim.send(id, conn, 3, Request::GetChildren { path: base.clone(), watch: false });
+        sim.send(
+            id,
+            conn,
+            2,
+            create(&format!("{base}/b"), CreateMode::Persistent),
+        );
+        sim.send(
+            id,
+            conn,
+            3,
+            Request::GetChildren {
+                path: base.clone(),
+                watch: false,
+            },
+        );
         sim.send(id, conn, 4, create(&base, CreateMode::Persistent));
         for _ in 0..50 {
             sim.step();
@@ -227,7 +275,9 @@ fn pipelined_writes_and_reads_complete_in_fifo_order() {
             .collect();
         let order: Vec<u64> = mine.iter().map(|r| r.2 .0).collect();
         assert_eq!(order, vec![1, 2, 3, 4], "FIFO per connection");
-        assert!(matches!(mine[2].3, Ok(Response::Children(ref c, _)) if c == &vec!["b".to_string()]));
+        assert!(
+            matches!(mine[2].3, Ok(Response::Children(ref c, _)) if c == &vec!["b".to_string()])
+        );
         assert_eq!(mine[3].3.as_ref().unwrap_err().code(), -110);
     }
     let digests: Vec<u64> = sim.servers.values().map(|s| s.digest()).collect();
@@ -246,9 +296,13 @@ fn ephemerals_vanish_when_the_session_closes_on_a_learner() {
         .id()
         .0;
     sim.connect(learner, 1);
-    sim.request(learner, 1, 1, create("/e", CreateMode::Ephemeral)).unwrap();
+    sim.request(learner, 1, 1, create("/e", CreateMode::Ephemeral))
+        .unwrap();
     assert!(sim.servers.values().all(|s| s.tree().contains("/e")));
-    assert_eq!(sim.request(learner, 1, 2, Request::Close).unwrap(), Response::Closed);
+    assert_eq!(
+        sim.request(learner, 1, 2, Request::Close).unwrap(),
+        Response::Closed
+    );
     sim.deliver();
     assert!(sim.servers.values().all(|s| !s.tree().contains("/e")));
 }
@@ -258,8 +312,12 @@ fn silent_sessions_expire_and_lose_their_ephemerals() {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
     sim.connect(2, 1);
-    sim.request(2, 1, 1, create("/e", CreateMode::Ephemeral)).unwrap();
-    sim.servers.get_mut(&2).unwrap().handle_conn_closed(ConnId(1));
+    sim.request(2, 1, 1, create("/e", CreateMode::Ephemeral))
+        .unwrap();
+    sim.servers
+        .get_mut(&2)
+        .unwrap()
+        .handle_conn_closed(ConnId(1));
     for _ in 0..100 {
         sim.step();
     }
