@@ -131,7 +131,9 @@ pub enum Action {
     /// [`SnapshotRequest::into_message`] to the learner before any later `Send` to it.
     SendSnapshot(SnapshotRequest),
     /// Leader: a learner forwarded a client request; prepare it and call
-    /// [`Core::propose`](crate::Core::propose) with the resulting txn.
+    /// [`Core::propose`](crate::Core::propose) with the resulting txn. Forwarding is
+    /// best effort: a request in flight during a leader change is lost, so the server
+    /// holding the client must time out and retry or fail it.
     Request {
         /// The server the request came from.
         origin: ServerId,

@@ -25,6 +25,7 @@ fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str
     let small_window = matches!(seed % 3, 0);
     // Some 5-server seeds use hierarchical quorums: groups {1,2} {3,4} {5}.
     let hierarchical = voters == 5 && matches!(seed % 7, 0);
+    let harsh = matches!(seed % 6, 1);
     let mut c = Cluster::new(seed, voters, observers, |cfg| {
         if hierarchical {
             let g = |ids: &[u64]| ids.iter().map(|i| (ServerId(*i), 1)).collect::<Vec<_>>();
@@ -37,11 +38,26 @@ fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str
         if small_window {
             cfg.commit_log_max = 2;
         }
+        if harsh {
+            cfg.sync_limit_ticks = 2;
+            cfg.init_limit_ticks = 4;
+            cfg.finalize_wait_ticks = 0;
+            cfg.resend_ticks = 1;
+        }
     });
-    let faults = Faults {
-        drop_pct: c.rng.gen_range(0..8),
-        dup_pct: c.rng.gen_range(0..5),
-        reorder_pct: c.rng.gen_range(0..30),
+    // Harsh seeds: a very lossy, duplicating, reordering network and tight limits.
+    let faults = if harsh {
+        Faults {
+            drop_pct: c.rng.gen_range(5..25),
+            dup_pct: c.rng.gen_range(5..15),
+            reorder_pct: c.rng.gen_range(30..80),
+        }
+    } else {
+        Faults {
+            drop_pct: c.rng.gen_range(0..8),
+            dup_pct: c.rng.gen_range(0..5),
+            reorder_pct: c.rng.gen_range(0..30),
+        }
     };
     // Slow disks on some seeds: storage completions lag far behind the network.
     let flush_pct: u32 = if c.rng.gen_bool(0.3) {
