@@ -94,8 +94,8 @@ pub enum StorageError {
         /// The log's base zxid.
         base: u64,
     },
-    /// An entry that a caller waited on was removed by a truncation before it became
-    /// durable.
+    /// An entry that a caller waited on was (or may have been) removed by a truncation
+    /// before it became durable.
     #[error("entry {zxid:#x} was truncated before it became durable")]
     Truncated {
         /// The zxid waited on.

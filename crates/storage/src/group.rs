@@ -31,6 +31,9 @@ struct State<L> {
     shutdown: bool,
     /// A sync failed in flusher mode: every later wait fails.
     failed: bool,
+    /// Bumped whenever `with_log` removed entries, so that a waiter whose entry was
+    /// removed (and maybe re-appended by someone else under the same zxid) is told so.
+    generation: u64,
 }
 
 /// How a parked waiter was woken.
@@ -124,6 +127,7 @@ impl<L: LogStore> GroupCommitLog<L> {
                     flusher_idle: false,
                     shutdown: false,
                     failed: false,
+                    generation: 0,
                 }),
                 idle: Condvar::new(),
                 work: Condvar::new(),
@@ -154,7 +158,8 @@ impl<L: LogStore> GroupCommitLog<L> {
             .entries
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let target = entries.last().map_or(0, |e| e.zxid);
-        self.inner.wait_durable(st, target)
+        let generation = st.generation;
+        self.inner.wait_durable(st, target, generation)
     }
 
     /// Appends one entry whose zxid is the next free one (`last + 1`), built by `make`
@@ -171,7 +176,8 @@ impl<L: LogStore> GroupCommitLog<L> {
             payload: make(zxid),
         }])?;
         self.inner.entries.fetch_add(1, Ordering::Relaxed);
-        self.inner.wait_durable(st, zxid)?;
+        let generation = st.generation;
+        self.inner.wait_durable(st, zxid, generation)?;
         Ok(zxid)
     }
 
@@ -192,31 +198,54 @@ impl<L: LogStore> GroupCommitLog<L> {
     pub fn sync(&self) -> Result<u64, StorageError> {
         let st = self.inner.state.lock();
         let target = st.log.last_zxid().unwrap_or(0);
-        self.inner.wait_durable(st, target)
+        let generation = st.generation;
+        self.inner.wait_durable(st, target, generation)
     }
 
     /// Waits until `zxid` is durable, running syncs as needed.
     pub fn wait_durable_zxid(&self, zxid: u64) -> Result<u64, StorageError> {
         let st = self.inner.state.lock();
-        self.inner.wait_durable(st, zxid)
+        let generation = st.generation;
+        self.inner.wait_durable(st, zxid, generation)
     }
 
-    /// Runs `f` with exclusive access to the store (reads, truncation, purge). Waits
-    /// for a running sync first, so a truncation never races an fsync; afterwards
-    /// every waiter re-checks (an entry it waits on may have been truncated).
+    /// Runs `f` with exclusive access to the store (reads, truncation, purge, reset).
+    /// Waits for a running sync first, so a truncation never races an fsync. If `f`
+    /// removed entries (the last zxid went down or the base went up), every waiter
+    /// whose entry was not yet durable gets [`StorageError::Truncated`], even if its
+    /// zxid is appended again later. (`f` itself must not remove entries and append
+    /// past the old last zxid in one call: that removal would go unnoticed.)
     pub fn with_log<T>(&self, f: impl FnOnce(&mut L) -> T) -> T {
         let mut st = self.inner.state.lock();
         while st.syncing {
             self.inner.idle.wait(&mut st);
         }
+        let before = (st.log.last_zxid().unwrap_or(0), st.log.base_zxid());
         let out = f(&mut st.log);
-        let woken = std::mem::take(&mut st.waiters);
+        let after = (st.log.last_zxid().unwrap_or(0), st.log.base_zxid());
+        let removed = after.0 < before.0 || after.1 > before.1;
+        let woken = if removed {
+            st.generation += 1;
+            std::mem::take(&mut st.waiters)
+        } else {
+            Vec::new()
+        };
         self.inner.maybe_wake_flusher(&mut st);
         drop(st);
         for w in woken {
             w.wake(RECHECK);
         }
         out
+    }
+
+    /// [`LogStore::read_range`] on the wrapped store.
+    pub fn read_range(&self, from: u64, to_inclusive: u64) -> Result<Vec<LogEntry>, StorageError> {
+        self.inner.state.lock().log.read_range(from, to_inclusive)
+    }
+
+    /// [`LogStore::last_zxid`] on the wrapped store.
+    pub fn last_zxid(&self) -> Option<u64> {
+        self.inner.state.lock().log.last_zxid()
     }
 
     /// The durable zxid.
@@ -313,13 +342,22 @@ impl<L: LogStore> Inner<L> {
         }
     }
 
+    /// Waits until `target` is durable. `generation` is the value of
+    /// `State::generation` when the caller appended (or started waiting).
     fn wait_durable<'a>(
         &'a self,
         mut st: MutexGuard<'a, State<L>>,
         target: u64,
+        generation: u64,
     ) -> Result<u64, StorageError> {
         loop {
             let durable = st.log.durable_zxid();
+            if st.generation != generation {
+                // Entries were removed since we appended; ours may be among them, and
+                // the same zxid may since have been appended (and synced) by someone
+                // else, so "durable" would be a lie.
+                return Err(StorageError::Truncated { zxid: target });
+            }
             if durable >= target {
                 return Ok(durable);
             }

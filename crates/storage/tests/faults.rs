@@ -193,3 +193,53 @@ fn group_commit_writer_thread_pattern() {
     writer.join().unwrap();
     assert_eq!(last, 100);
 }
+
+fn truncation_races(gc: GroupCommitLog<FileLog>) {
+    let gc = Arc::new(gc);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut truncated) = (0, 0);
+                for _ in 0..200 {
+                    match gc.append_next_durable(|z| Bytes::from(format!("z{z}"))) {
+                        Ok(_) => ok += 1,
+                        Err(StorageError::Truncated { .. }) => truncated += 1,
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+                (ok, truncated)
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        gc.with_log(|l| {
+            let last = l.last_zxid().unwrap_or(0);
+            l.truncate_after(last.saturating_sub(3)).unwrap();
+        });
+        std::thread::yield_now();
+    }
+    let mut total = 0;
+    for t in threads {
+        let (ok, truncated) = t.join().unwrap();
+        total += ok + truncated;
+    }
+    assert_eq!(total, 800);
+    let log = Arc::try_unwrap(gc).ok().unwrap().into_inner();
+    let last = log.last_zxid().unwrap();
+    assert_eq!(log.durable_zxid(), last);
+    let all = log.read_range(1, last).unwrap();
+    assert!(all.iter().all(|e| e.payload == format!("z{}", e.zxid)));
+}
+
+#[test]
+fn truncation_while_appenders_wait_never_hangs_or_lies() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions::default();
+    truncation_races(GroupCommitLog::new(
+        FileLog::open(dir.path().join("a"), opts.clone()).unwrap(),
+    ));
+    truncation_races(
+        GroupCommitLog::with_flusher(FileLog::open(dir.path().join("b"), opts).unwrap()).unwrap(),
+    );
+}
