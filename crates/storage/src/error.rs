@@ -101,6 +101,12 @@ pub enum StorageError {
         /// The zxid waited on.
         zxid: u64,
     },
+    /// Store options out of range.
+    #[error("invalid options: {reason}")]
+    InvalidOptions {
+        /// Which rule was broken.
+        reason: &'static str,
+    },
     /// Protocol epochs may not go backwards.
     #[error("epoch regression: {what} {new} < {old}")]
     EpochRegression {

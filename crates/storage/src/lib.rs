@@ -59,7 +59,10 @@ mod writer;
 pub use epoch::{EpochStore, Epochs, FileEpochStore, MemEpochStore};
 pub use error::StorageError;
 pub use fault::{FaultyLog, SimLog};
-pub use file_log::{FileLog, FileLogOptions, FsyncPolicy, RecoveryReport};
+pub use file_log::{
+    FileLog, FileLogOptions, FsyncPolicy, RecoveryReport, MAX_PREALLOC_BYTES, MAX_SEGMENT_BYTES,
+    MAX_SEGMENT_FILE_BYTES,
+};
 pub use group::{GroupCommitLog, GroupCommitStats};
 pub use log::{check_log_continues_snapshot, LogEntry, LogStore, PendingSync};
 pub use mem_log::MemLog;

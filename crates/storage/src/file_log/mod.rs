@@ -21,6 +21,15 @@ use crate::{LogEntry, LogStore, PendingSync, StorageError, MAX_RECORD_BYTES};
 pub use recover::RecoveryReport;
 use segment::Segment;
 
+/// Largest accepted [`FileLogOptions::segment_bytes`] (1 GiB).
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// Largest accepted [`FileLogOptions::prealloc_bytes`] (256 MiB).
+pub const MAX_PREALLOC_BYTES: u64 = 256 << 20;
+/// Largest segment file recovery will read (a segment holds at most `segment_bytes`
+/// plus one record plus one preallocation step); anything larger is corruption.
+pub const MAX_SEGMENT_FILE_BYTES: u64 =
+    MAX_SEGMENT_BYTES + MAX_PREALLOC_BYTES + (MAX_RECORD_BYTES as u64) * 2;
+
 /// When `sync` really calls fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -36,13 +45,16 @@ pub enum FsyncPolicy {
 /// Tuning of a [`FileLog`].
 #[derive(Clone, Debug)]
 pub struct FileLogOptions {
-    /// A segment rolls over once it holds at least this many bytes. Default 64 MiB.
+    /// A segment rolls over once it holds at least this many bytes. Default 64 MiB,
+    /// at most [`MAX_SEGMENT_BYTES`]. Recovery reads one whole segment at a time.
     pub segment_bytes: u64,
-    /// Zeros are preallocated in steps of this size. Default 4 MiB; 0 disables.
+    /// Zeros are preallocated in steps of this size. Default 4 MiB; 0 disables; at
+    /// most [`MAX_PREALLOC_BYTES`].
     pub prealloc_bytes: u64,
     /// The fsync policy. Default [`FsyncPolicy::Always`].
     pub fsync: FsyncPolicy,
-    /// Largest payload accepted and read back. Default [`MAX_RECORD_BYTES`].
+    /// Largest payload accepted and read back. Default (and at most)
+    /// [`MAX_RECORD_BYTES`].
     pub max_record_bytes: usize,
 }
 
@@ -89,6 +101,16 @@ impl FileLog {
     /// last_zxid()` afterwards. Also check [`crate::check_log_continues_snapshot`] once
     /// the newest snapshot is known.
     pub fn open(dir: impl AsRef<Path>, opts: FileLogOptions) -> Result<FileLog, StorageError> {
+        if opts.segment_bytes == 0
+            || opts.segment_bytes > MAX_SEGMENT_BYTES
+            || opts.prealloc_bytes > MAX_PREALLOC_BYTES
+            || opts.max_record_bytes > MAX_RECORD_BYTES
+        {
+            return Err(StorageError::InvalidOptions {
+                reason: "segment_bytes must be in 1..=MAX_SEGMENT_BYTES, prealloc_bytes at most \
+                         MAX_PREALLOC_BYTES, max_record_bytes at most MAX_RECORD_BYTES",
+            });
+        }
         let dir = ensure_dir(dir.as_ref())?;
         let rec = recover::recover_dir(&dir, opts.max_record_bytes)?;
         let mut log = FileLog {

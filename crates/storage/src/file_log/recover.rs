@@ -187,6 +187,17 @@ pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, S
     let count = files.len();
     for (i, (name_zxid, path)) in files.into_iter().enumerate() {
         let is_last = i + 1 == count;
+        let len = std::fs::metadata(&path)
+            .map_err(|e| StorageError::io("stat segment", &path, e))?
+            .len();
+        if len > super::MAX_SEGMENT_FILE_BYTES {
+            // Checked before reading the file into memory.
+            return Err(StorageError::corrupt(
+                &path,
+                0,
+                format!("segment file of {len} bytes is larger than any segment this log writes"),
+            ));
+        }
         let bytes = std::fs::read(&path).map_err(|e| StorageError::io("read segment", &path, e))?;
         let Some(scanned) = scan_segment(&path, name_zxid, &bytes, is_last, max_payload)? else {
             tracing::warn!(file = %path.display(), "removing last segment with a torn header");

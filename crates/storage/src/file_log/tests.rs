@@ -404,3 +404,40 @@ mod damage {
         }
     }
 }
+
+#[test]
+fn options_out_of_range_are_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for opts in [
+        FileLogOptions {
+            segment_bytes: 0,
+            ..FileLogOptions::default()
+        },
+        FileLogOptions {
+            segment_bytes: MAX_SEGMENT_BYTES + 1,
+            ..FileLogOptions::default()
+        },
+        FileLogOptions {
+            max_record_bytes: MAX_RECORD_BYTES + 1,
+            ..FileLogOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            FileLog::open(dir.path(), opts),
+            Err(StorageError::InvalidOptions { .. })
+        ));
+    }
+}
+
+#[test]
+fn oversized_segment_file_is_corrupt_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("log.{:016x}", 1));
+    let f = std::fs::File::create(&path).unwrap();
+    // Sparse: no disk space is used, and recovery must not try to read it.
+    f.set_len(MAX_SEGMENT_FILE_BYTES + 1).unwrap();
+    assert!(matches!(
+        FileLog::open(dir.path(), FileLogOptions::default()),
+        Err(StorageError::Corrupt { offset: 0, .. })
+    ));
+}
