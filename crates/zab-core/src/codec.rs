@@ -347,20 +347,21 @@ impl Reader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use proptest::prelude::*;
 
-    fn zxid() -> impl Strategy<Value = Zxid> {
+    pub(crate) fn zxid() -> impl Strategy<Value = Zxid> {
         any::<u64>().prop_map(Zxid::from_u64)
     }
 
-    fn bytes() -> impl Strategy<Value = Bytes> {
+    pub(crate) fn bytes() -> impl Strategy<Value = Bytes> {
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
     }
 
-    fn message() -> impl Strategy<Value = Message> {
+    /// Any message, for property tests elsewhere too.
+    pub(crate) fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
             (any::<u64>(), zxid(), any::<u32>(), any::<u64>(), 0u8..4).prop_map(
                 |(l, z, p, e, s)| Message::Notification {

@@ -453,3 +453,59 @@ pub(crate) mod testkit {
         c.handle_tick();
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::codec::tests::{message, zxid};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Message(u64, Message),
+        Tick,
+        Durable(Zxid),
+        AcceptedSaved(u32),
+        CurrentSaved(u32),
+        Propose,
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            6 => (1u64..=5, message()).prop_map(|(f, m)| Input::Message(f, m)),
+            2 => Just(Input::Tick),
+            1 => zxid().prop_map(Input::Durable),
+            1 => (0u32..4).prop_map(Input::AcceptedSaved),
+            1 => (0u32..4).prop_map(Input::CurrentSaved),
+            1 => Just(Input::Propose),
+        ]
+    }
+
+    proptest! {
+        /// Arbitrary peer messages (and stray completions) never make a core panic,
+        /// and its basic invariants hold throughout.
+        #[test]
+        fn arbitrary_inputs_never_panic(id in 1u64..=4, inputs in proptest::collection::vec(input(), 0..200)) {
+            let cfg = Config::majority(ServerId(id), (1..=3).map(ServerId), [ServerId(4)]).unwrap();
+            let mut c = Core::new(cfg, Persisted::default()).unwrap();
+            let mut last_epochs = (0, 0);
+            for i in inputs {
+                match i {
+                    Input::Message(f, m) => c.handle_message(ServerId(f), m),
+                    Input::Tick => c.handle_tick(),
+                    Input::Durable(z) => c.handle_log_durable(z),
+                    Input::AcceptedSaved(e) => c.handle_accepted_epoch_saved(e),
+                    Input::CurrentSaved(e) => c.handle_current_epoch_saved(e),
+                    Input::Propose => { let _ = c.propose(Bytes::from_static(b"x")); }
+                }
+                c.drain_actions();
+                let s = c.status();
+                prop_assert!(s.committed <= s.last_zxid);
+                prop_assert!(s.durable_zxid <= s.last_zxid);
+                prop_assert!((s.accepted_epoch, s.current_epoch) >= last_epochs);
+                last_epochs = (s.accepted_epoch, s.current_epoch);
+            }
+        }
+    }
+}

@@ -107,3 +107,79 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod model {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::messages::Entry;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn entries(zs: &[Zxid]) -> Vec<Entry> {
+        zs.iter()
+            .map(|z| Entry {
+                zxid: *z,
+                payload: Bytes::new(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Model: the leader's history `h` (epochs 1..=3), a learner holding a prefix of
+        /// it plus a tail the leader never had (later counters of the epoch where they
+        /// diverge, as ZAB allows). Applying the plan and the stream after it always
+        /// leaves the learner with exactly the leader's history (beyond the snapshot).
+        #[test]
+        fn plan_then_stream_yields_the_leader_history(
+            per_epoch in proptest::collection::vec(0u32..4, 3),
+            shared in 0usize..12,
+            extra in 0u32..3,
+            base_at in 0usize..12,
+            committed_at in 0usize..12,
+        ) {
+            let mut h = Vec::new();
+            for (i, n) in per_epoch.iter().enumerate() {
+                for c in 1..=*n {
+                    h.push(Zxid::new(i as u32 + 1, c));
+                }
+            }
+            let shared = shared.min(h.len());
+            let mut learner: Vec<Zxid> = h[..shared].to_vec();
+            // The learner's own tail: later counters in the epoch of its last shared
+            // entry, which the leader's history skipped (its next entry, if any, is of
+            // a later epoch).
+            let last = learner.last().copied().unwrap_or(Zxid::ZERO);
+            let next_epoch = h.get(shared).map_or(u32::MAX, |z| z.epoch);
+            if last.epoch > 0 && next_epoch > last.epoch {
+                for k in 1..=extra {
+                    learner.push(Zxid::new(last.epoch, last.counter + k));
+                }
+            }
+            let committed_at = committed_at.min(h.len());
+            let base_at = base_at.min(committed_at);
+            let idx = |i: usize| if i == 0 { Zxid::ZERO } else { h[i - 1] };
+            let log = Log::new(idx(base_at), entries(&h[base_at..]), idx(committed_at), 100);
+            let learner_last = learner.last().copied().unwrap_or(Zxid::ZERO);
+            let plan = plan_sync(&log, learner_last);
+            let mut after: Vec<Zxid> = match plan {
+                SyncPlan::Diff { from } => {
+                    prop_assert_eq!(from, learner_last);
+                    learner.clone()
+                }
+                SyncPlan::Trunc { to } => {
+                    // Only entries the leader never had are cut (so nothing committed).
+                    prop_assert!(learner.iter().filter(|z| **z > to).all(|z| !h.contains(z)));
+                    learner.iter().copied().filter(|z| *z <= to).collect()
+                }
+                SyncPlan::Snap { at } => {
+                    prop_assert!(learner_last < log.base());
+                    prop_assert_eq!(at, log.committed());
+                    h.iter().copied().filter(|z| *z <= at).collect()
+                }
+            };
+            after.extend(log.range(plan.start(), log.last()).iter().map(|e| e.zxid));
+            prop_assert_eq!(after, h);
+        }
+    }
+}
