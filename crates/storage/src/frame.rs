@@ -100,6 +100,9 @@ impl SegmentHeader {
         if stored != crc32c::crc32c(&bytes[..24]) {
             return Err("segment header checksum mismatch");
         }
+        if bytes[28..32] != [0, 0, 0, 0] {
+            return Err("segment header reserved bytes are not zero");
+        }
         Ok(SegmentHeader {
             prev_zxid: u64_at(bytes, 8),
             name_zxid: u64_at(bytes, 16),
@@ -202,10 +205,13 @@ mod tests {
             prev_zxid: 3,
             name_zxid: 4,
         };
-        let mut bytes = h.encode();
+        let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
-        bytes[10] ^= 1;
-        assert!(SegmentHeader::decode(&bytes).is_err());
+        for bit in 0..SEGMENT_HEADER_BYTES * 8 {
+            let mut damaged = bytes;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(SegmentHeader::decode(&damaged).is_err(), "bit {bit}");
+        }
     }
 
     proptest! {

@@ -135,6 +135,9 @@ fn read_header<R: Read>(r: &mut R, total_len: u64) -> Result<u64, Damage> {
     if u32_at(&h, 16) != crc32c::crc32c(&h[..16]) {
         return Err((0, "snapshot header checksum mismatch".into()));
     }
+    if u32_at(&h, 20) != 0 {
+        return Err((20, "snapshot header reserved bytes are not zero".into()));
+    }
     Ok(u64_at(&h, 8))
 }
 
