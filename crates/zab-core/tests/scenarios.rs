@@ -286,6 +286,63 @@ fn leader_crash_right_after_snap_zk_3642() {
 }
 
 #[test]
+fn a_new_leader_cannot_diff_sync_over_an_unsaved_snapshot_zk_3642() {
+    // ZOOKEEPER-3642: the learner got SNAP, the leader died before NEWLEADER, a new
+    // leader DIFF-synced the learner from the snapshot's zxid although the snapshot
+    // was only in memory; a restart then lost everything up to it. Here the learner's
+    // disk stalls right after SNAP: its ACKEPOCH for the new epoch waits for the
+    // accepted-epoch save, which FIFO storage orders after the install, so no new
+    // leader can sync it over the unsaved snapshot.
+    let mut c = Cluster::new(16, 3, 0, |cfg| cfg.commit_log_max = 1);
+    let leader = elect(&mut c);
+    let lagger = if leader == s(1) { 2 } else { 1 };
+    c.crash(s(lagger));
+    for _ in 0..4 {
+        commit_write(&mut c);
+    }
+    c.restart(s(lagger));
+    c.frozen.insert(s(lagger));
+    for _ in 0..500 {
+        if delivered(&c, leader.0, lagger, "SNAP") {
+            break;
+        }
+        if c.net.is_empty() {
+            c.flush_all();
+            for id in c.ids() {
+                c.tick(id);
+            }
+        } else {
+            c.deliver_at(0);
+        }
+    }
+    assert!(delivered(&c, leader.0, lagger, "SNAP"));
+    assert!(c.pending_ops(lagger) > 0, "the install is not durable");
+    c.crash(leader);
+    let mark = c.delivered.len();
+    for _ in 0..40 {
+        c.round();
+    }
+    let since = &c.delivered[mark..];
+    assert!(!since
+        .iter()
+        .any(|(f, _, k)| *f == lagger && *k == "ACKEPOCH"));
+    assert!(!since
+        .iter()
+        .any(|(_, t, k)| *t == lagger && ["DIFF", "TRUNC", "SNAP"].contains(k)));
+    // The disk stays stalled until the crash: the install and everything after it are lost.
+    c.crash(s(lagger));
+    c.frozen.clear();
+    c.restart(s(lagger));
+    commit_write(&mut c);
+    c.restart(leader);
+    elect(&mut c);
+    let a = applied_zxids(&c, 1);
+    assert_eq!(applied_zxids(&c, 2), a);
+    assert_eq!(applied_zxids(&c, 3), a);
+    assert_eq!(a.len(), 5);
+}
+
+#[test]
 fn no_ack_of_newleader_before_the_synced_txns_are_durable_zk_3911() {
     // ZOOKEEPER-3911: a learner acknowledged NEWLEADER before logging the DIFF
     // proposals; the leader then committed txns a crash erased from the learner.

@@ -84,6 +84,8 @@ pub struct Cluster {
     pub mutation: Mutation,
     /// Do not print the trace on failure.
     pub quiet: bool,
+    /// Servers whose storage makes no progress (a stalled disk).
+    pub frozen: BTreeSet<ServerId>,
     /// Counts of interesting events, for coverage reports.
     pub stats: BTreeMap<&'static str, u64>,
     next_write: u64,
@@ -140,6 +142,7 @@ impl Cluster {
             delivered: Vec::new(),
             mutation: Mutation::None,
             quiet: false,
+            frozen: BTreeSet::new(),
             stats: BTreeMap::new(),
             next_write: 0,
             proposed: BTreeMap::new(),

@@ -81,6 +81,9 @@ pub fn decode_snapshot(mut data: Bytes) -> Vec<Entry> {
 impl Cluster {
     /// Makes up to `max` pending storage operations of `id` durable, in order.
     pub fn flush(&mut self, id: ServerId, max: usize) {
+        if self.frozen.contains(&id) {
+            return;
+        }
         for _ in 0..max {
             let Some(op) = self.node(id).pending.pop_front() else {
                 return;
