@@ -3,6 +3,7 @@
 //! machine (its list of applied txns).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use rand::Rng;
 use zab_core::{Core, Entry, Persisted, ServerId, Zxid};
 
 use super::{Cluster, Mutation};
@@ -152,10 +153,27 @@ impl Cluster {
     pub fn crash(&mut self, id: ServerId) {
         self.log(format!("{id} CRASH"));
         *self.stats.entry("crash").or_insert(0) += 1;
+        // A crash in the middle of a group commit leaves a prefix of it on disk (a
+        // torn tail at an entry boundary; the log store's CRCs cut partial entries).
+        let torn = self.rng.gen_range(0..4) == 0;
+        let frozen = self.frozen.contains(&id);
+        let cut = self.rng.gen_range(0..8usize);
         let n = self.node(id);
+        if torn && !frozen {
+            if let Some(StorageOp::Append(entries)) = n.pending.front() {
+                let keep = cut.min(entries.len());
+                let kept: Vec<Entry> = entries[..keep].to_vec();
+                if keep > 0 {
+                    n.disk.log.extend(kept);
+                }
+            }
+        }
         n.core = None;
         n.pending.clear();
         n.applied.clear();
+        if torn {
+            *self.stats.entry("torn tail").or_insert(0) += 1;
+        }
         self.check();
     }
 
