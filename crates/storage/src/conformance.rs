@@ -57,6 +57,7 @@ pub fn run_all<F: LogFactory>(f: &mut F) {
     purge_before_keeps_later_entries(f);
     reset_restarts_after_base(f);
     read_range_bounds(f);
+    read_chunk_pages_through_the_log(f);
     payload_sizes_round_trip(f);
     reopen_keeps_synced_entries(f);
     reopen_keeps_base_after_purge_and_reset(f);
@@ -320,6 +321,36 @@ pub fn read_range_bounds<F: LogFactory>(f: &mut F) {
         log.read_range(0, 9),
         Err(StorageError::OutOfRange { .. })
     ));
+}
+
+/// `read_chunk` pages through the log (sparse zxids, unsynced tail included).
+pub fn read_chunk_pages_through_the_log<F: LogFactory>(f: &mut F) {
+    let mut log = f.create();
+    log.append(&entries((1..=300).map(|i| i * 3))).unwrap();
+    log.sync().unwrap();
+    log.append(&entries((301..=320).map(|i| i * 3))).unwrap();
+    let mut from = 1;
+    let mut seen = Vec::new();
+    loop {
+        let chunk = log.read_chunk(from, 7).unwrap();
+        assert!(chunk.len() <= 7);
+        let Some(last) = chunk.last() else { break };
+        from = last.zxid + 1;
+        check_payloads(&chunk);
+        seen.extend(zxids_of(&chunk));
+    }
+    assert_eq!(seen, (1..=320).map(|i| i * 3).collect::<Vec<_>>());
+    assert!(log.read_chunk(10_000, 5).unwrap().is_empty());
+    assert!(log.read_chunk(4, 0).unwrap().is_empty());
+    log.purge_before(600).unwrap();
+    let base = log.base_zxid();
+    if base > 0 {
+        assert!(matches!(
+            log.read_chunk(base, 5),
+            Err(StorageError::OutOfRange { .. })
+        ));
+    }
+    assert_eq!(log.read_chunk(600, 2).unwrap().len(), 2);
 }
 
 /// Empty, small and large payloads come back byte for byte.

@@ -370,6 +370,10 @@ impl<L: LogStore> LogStore for FaultyLog<L> {
         self.inner.read_range(from, to_inclusive)
     }
 
+    fn read_chunk(&self, from: u64, max_entries: usize) -> Result<Vec<LogEntry>, StorageError> {
+        self.inner.read_chunk(from, max_entries)
+    }
+
     fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
         self.check_alive()?;
         self.inner.truncate_after(zxid)?;

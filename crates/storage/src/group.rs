@@ -243,6 +243,11 @@ impl<L: LogStore> GroupCommitLog<L> {
         self.inner.state.lock().log.read_range(from, to_inclusive)
     }
 
+    /// [`LogStore::read_chunk`] on the wrapped store.
+    pub fn read_chunk(&self, from: u64, max_entries: usize) -> Result<Vec<LogEntry>, StorageError> {
+        self.inner.state.lock().log.read_chunk(from, max_entries)
+    }
+
     /// [`LogStore::last_zxid`] on the wrapped store.
     pub fn last_zxid(&self) -> Option<u64> {
         self.inner.state.lock().log.last_zxid()

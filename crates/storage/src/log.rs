@@ -173,6 +173,20 @@ pub trait LogStore: Send {
     /// (some requested entries may have been purged).
     fn read_range(&self, from: u64, to_inclusive: u64) -> Result<Vec<LogEntry>, StorageError>;
 
+    /// At most `max_entries` held entries with `zxid >= from`, in order: a long range
+    /// (a DIFF, a replay at startup) read in chunks without one giant `Vec`. Same
+    /// [`StorageError::OutOfRange`] rule as `read_range`. The default reads the whole
+    /// tail and cuts it; stores with an index override it.
+    fn read_chunk(&self, from: u64, max_entries: usize) -> Result<Vec<LogEntry>, StorageError> {
+        let Some(last) = self.last_zxid() else {
+            check_range(from, from, self.base_zxid())?;
+            return Ok(Vec::new());
+        };
+        let mut out = self.read_range(from, last.max(from))?;
+        out.truncate(max_entries);
+        Ok(out)
+    }
+
     /// Removes every entry with a zxid above `zxid` (ZAB's TRUNC), durably.
     /// [`StorageError::TruncateBelowBase`] if `zxid < base_zxid()`.
     fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError>;
@@ -278,6 +292,9 @@ impl<L: LogStore + ?Sized> LogStore for Box<L> {
     }
     fn read_range(&self, from: u64, to_inclusive: u64) -> Result<Vec<LogEntry>, StorageError> {
         (**self).read_range(from, to_inclusive)
+    }
+    fn read_chunk(&self, from: u64, max_entries: usize) -> Result<Vec<LogEntry>, StorageError> {
+        (**self).read_chunk(from, max_entries)
     }
     fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
         (**self).truncate_after(zxid)

@@ -79,6 +79,17 @@ impl LogStore for MemLog {
         Ok(self.entries.range(start..end.max(start)).cloned().collect())
     }
 
+    fn read_chunk(&self, from: u64, max_entries: usize) -> Result<Vec<LogEntry>, StorageError> {
+        check_range(from, from, self.base_zxid)?;
+        let start = self.lower_bound(from);
+        Ok(self
+            .entries
+            .range(start..)
+            .take(max_entries)
+            .cloned()
+            .collect())
+    }
+
     fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
         if zxid < self.base_zxid {
             return Err(StorageError::TruncateBelowBase {

@@ -403,6 +403,33 @@ impl LogStore for FileLog {
         Ok(out)
     }
 
+    fn read_chunk(&self, from: u64, max_entries: usize) -> Result<Vec<LogEntry>, StorageError> {
+        check_range(from, from, self.base_zxid())?;
+        // Find the zxid of the `max_entries`-th held entry at or after `from` through
+        // the indexes, then read exactly that range.
+        let mut left = max_entries;
+        let mut to = None;
+        let start = self
+            .segments
+            .partition_point(|s| s.header.name_zxid <= from)
+            .saturating_sub(1);
+        for seg in &self.segments[start..] {
+            if left == 0 {
+                break;
+            }
+            let a = seg.index.partition_point(|r| r.0 < from);
+            let n = (seg.index.len() - a).min(left);
+            if n > 0 {
+                to = Some(seg.index[a + n - 1].0);
+                left -= n;
+            }
+        }
+        match to {
+            Some(to) => self.read_range(from, to),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
         self.check_alive()?;
         let base = self.base_zxid();
