@@ -12,8 +12,9 @@ pub struct RecoveryPlan {
     pub snapshot: Option<OpenedSnapshot>,
     /// The zxid the snapshot covers (0 without a snapshot).
     pub snapshot_zxid: u64,
-    /// Replay every log entry with a zxid in `(snapshot_zxid, replay_to]`; `None` when
-    /// the log holds nothing after the snapshot.
+    /// Replay every log entry with a zxid in `(snapshot_zxid, replay_to]` (page through
+    /// it with [`LogStore::read_chunk`]); `None` when the log holds nothing after the
+    /// snapshot.
     pub replay_to: Option<u64>,
 }
 
