@@ -93,19 +93,24 @@ impl Segment {
         Ok(())
     }
 
-    /// Cuts the segment to `end` (zeroing what follows, keeping the preallocation when
-    /// `keep_allocation`), durably.
+    /// Cuts the segment to `end` durably, then (with `keep_allocation`) restores the
+    /// preallocation with fresh zeros. The shrink is made durable first: it is one
+    /// journaled metadata change, so after a power loss the cut-off records can never
+    /// reappear (a zero-fill that was only partly written could otherwise leave old,
+    /// valid records behind zeros).
     pub fn cut(&mut self, end: u64, keep_allocation: bool) -> Result<(), StorageError> {
         let map = |e| StorageError::io("truncate segment", &self.path, e);
         self.file.set_len(end).map_err(map)?;
+        self.sync()?;
+        self.written = end;
+        self.index.retain(|r| r.1 < end);
         if keep_allocation && self.allocated > end {
             self.zero_fill(end, self.allocated)?;
+            self.sync()?;
         } else {
             self.allocated = end;
         }
-        self.written = end;
-        self.index.retain(|r| r.1 < end);
-        self.sync()
+        Ok(())
     }
 
     /// Fsyncs the segment's data.
