@@ -180,4 +180,9 @@ pub struct Status {
     pub committed: Zxid,
     /// Election round.
     pub election_epoch: u64,
+    /// Leader: learners that acknowledged NEWLEADER (ZooKeeper's synced followers,
+    /// observers included); 0 otherwise.
+    pub synced_learners: usize,
+    /// Entries logged but not yet known committed (the leader's outstanding proposals).
+    pub uncommitted: usize,
 }

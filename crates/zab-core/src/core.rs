@@ -145,6 +145,8 @@ impl Core {
             durable_zxid: self.log.durable(),
             committed: self.log.committed(),
             election_epoch: self.logical_clock,
+            synced_learners: self.synced_learners(),
+            uncommitted: self.log.uncommitted(),
         }
     }
 

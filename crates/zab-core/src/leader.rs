@@ -94,6 +94,16 @@ impl Core {
         }
     }
 
+    /// Learners that acknowledged NEWLEADER, when leading.
+    pub(crate) fn synced_learners(&self) -> usize {
+        self.leader_ref().map_or(0, |l| {
+            l.learners
+                .values()
+                .filter(|h| h.stage == Stage::Synced)
+                .count()
+        })
+    }
+
     /// Called by `become_leading`.
     pub(crate) fn leader_start(&mut self) {
         self.maybe_choose_epoch();

@@ -63,6 +63,7 @@ fn election_with_equal_logs_picks_the_highest_id() {
     let mut c = Cluster::new(1, 3, 0, |_| {});
     assert_eq!(elect(&mut c), s(3));
     assert_eq!(c.status(3).leader_epoch, 1);
+    assert_eq!(c.status(3).synced_learners, 2);
     assert_eq!(c.status(1).leader, Some(s(3)));
 }
 
