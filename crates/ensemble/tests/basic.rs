@@ -86,7 +86,7 @@ fn connect_opts_negotiate_timeouts() {
             },
         )
         .unwrap();
-    assert_eq!(c.session_timeout_ms(), 20);
+    assert_eq!(c.session_timeout_ms(), 40, "clamped to the 4-tick minimum");
     assert!(matches!(
         c.events().recv_timeout(T).unwrap(),
         Event::Session(SessionEvent::Connected)

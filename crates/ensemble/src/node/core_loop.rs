@@ -10,7 +10,11 @@ use crossbeam_channel::{select, Receiver, Sender};
 use transport::{NodeId, Transport, TransportEvent};
 use zab_core::ServerId;
 
-use super::storage::{spawn_log_writer, write_snapshot, LogCmd, NodeError, Stores};
+use super::config::StorageKind;
+use super::storage::{
+    run_batch, spawn_log_writer, write_snapshot, LogCmd, LogStores, NodeError, Stores,
+};
+use crate::codec::{split_batch, BatchWriter};
 use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
@@ -21,13 +25,28 @@ struct ConnEntry {
     pending: VecDeque<(Xid, Completion, Instant)>,
 }
 
+/// Where storage ops go: the log-writer thread, or (memory stores, where a "sync" is
+/// free) executed inline on the core thread, saving two thread hand-offs per write.
+enum LogSink {
+    Thread(Sender<LogCmd>),
+    Inline {
+        /// Keeps the completion channel open (the core selects on it).
+        _done: Sender<Vec<StorageDone>>,
+        log: Box<dyn storage::LogStore>,
+        epochs: Box<dyn storage::EpochStore>,
+        snaps: Arc<dyn storage::SnapshotStore>,
+    },
+}
+
 struct Shell {
     id: u64,
     server: Server,
     transport: Arc<dyn Transport>,
     conns: HashMap<ConnId, ConnEntry>,
-    log_tx: Sender<LogCmd>,
+    log: LogSink,
+    purge_rx: Receiver<u64>,
     snap_tx: Sender<StateCopy>,
+    outgoing: BatchWriter,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,
     start: Instant,
@@ -69,14 +88,26 @@ pub(crate) fn spawn(
         state.as_deref(),
     )?;
     let Stores { log, epochs, snaps } = stores;
-    let (log_tx, log_rx) = crossbeam_channel::bounded(LOG_QUEUE_MAX);
+    let inline = *cfg.storage() == StorageKind::Memory;
+    let (purge_tx, purge_rx) = crossbeam_channel::unbounded::<u64>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
-    let writer = spawn_log_writer(id, log, epochs, Arc::clone(&snaps), log_rx, done_tx)?;
+    let (sink, writer) = if inline {
+        let sink = LogSink::Inline {
+            _done: done_tx,
+            log,
+            epochs,
+            snaps: Arc::clone(&snaps),
+        };
+        (sink, None)
+    } else {
+        let (log_tx, log_rx) = crossbeam_channel::bounded(LOG_QUEUE_MAX);
+        let writer = spawn_log_writer(id, log, epochs, Arc::clone(&snaps), log_rx, done_tx)?;
+        (LogSink::Thread(log_tx), Some(writer))
+    };
     let (snap_tx, snap_rx) = crossbeam_channel::bounded::<StateCopy>(1);
     let snapshots = Arc::new(AtomicU64::new(0));
     let snap_thread = {
         let snaps = Arc::clone(&snaps);
-        let log_tx = log_tx.clone();
         let count = Arc::clone(&snapshots);
         std::thread::Builder::new()
             .name(format!("ensemble-snap-{id}"))
@@ -88,7 +119,7 @@ pub(crate) fn spawn(
                     match write_snapshot(&*snaps, zxid, &data) {
                         Ok(()) => {
                             count.fetch_add(1, Ordering::Relaxed);
-                            let _ = log_tx.send(LogCmd::Purge(zxid));
+                            let _ = purge_tx.send(zxid);
                         }
                         Err(e) => tracing::error!(id, zxid, error = %e, "snapshot failed"),
                     }
@@ -105,8 +136,10 @@ pub(crate) fn spawn(
                 server,
                 transport,
                 conns: HashMap::new(),
-                log_tx,
+                log: sink,
+                purge_rx,
                 snap_tx,
+                outgoing: BatchWriter::default(),
                 actions: Vec::new(),
                 storage_batch: Vec::new(),
                 start: Instant::now(),
@@ -118,19 +151,24 @@ pub(crate) fn spawn(
                 snapshots,
                 stall_max_us: 0,
             };
-            shell.execute();
+            shell.flush();
             shell.run(&inbox, &done_rx, tick);
             alive.store(false, Ordering::Release);
             shell.disconnect_all();
             shell.transport.shutdown();
-            let Shell {
-                log_tx, snap_tx, ..
-            } = shell;
+            let Shell { log, snap_tx, .. } = shell;
             drop(snap_tx);
             let _ = snap_thread.join();
-            drop(log_tx);
-            let (log, epochs) = writer.join().ok()?;
-            Some(Stores { log, epochs, snaps })
+            match log {
+                LogSink::Inline {
+                    log, epochs, snaps, ..
+                } => Some(Stores { log, epochs, snaps }),
+                LogSink::Thread(log_tx) => {
+                    drop(log_tx);
+                    let (log, epochs): LogStores = writer?.join().ok()?;
+                    Some(Stores { log, epochs, snaps })
+                }
+            }
         })
         .map_err(|e| NodeError::Thread(e.to_string()))
 }
@@ -187,7 +225,7 @@ impl Shell {
                     self.server.handle_tick(now);
                 }
             }
-            self.execute();
+            self.flush();
         }
     }
 
@@ -199,7 +237,15 @@ impl Shell {
 
     fn peer_event(&mut self, ev: TransportEvent) {
         if let TransportEvent::Frame { from, payload } = ev {
-            self.server.handle_peer_frame(ServerId(from.0), &payload);
+            let from = ServerId(from.0);
+            match split_batch(&payload) {
+                Some(frames) => {
+                    for f in frames {
+                        self.server.handle_peer_frame(from, &f);
+                    }
+                }
+                None => self.server.handle_peer_frame(from, &payload),
+            }
         }
     }
 
@@ -269,11 +315,62 @@ impl Shell {
                 self.action(a);
             }
         }
-        if !self.storage_batch.is_empty() {
+    }
+
+    /// Sends the batched peer messages and hands the storage ops of this iteration to
+    /// storage (inline for memory stores, whose completions loop back at once).
+    fn flush(&mut self) {
+        loop {
+            self.execute();
+            for (to, frame) in self.outgoing.drain() {
+                if let Err(e) = self.transport.send(NodeId(to), frame) {
+                    tracing::debug!(id = self.id, to, error = %e, "send failed");
+                }
+            }
+            while let Ok(z) = self.purge_rx.try_recv() {
+                self.purge(z);
+            }
+            if self.storage_batch.is_empty() {
+                return;
+            }
             let ops = std::mem::take(&mut self.storage_batch);
-            // Bounded: a slow disk pushes back on the core thread.
-            if self.log_tx.send(LogCmd::Ops(ops)).is_err() {
-                tracing::error!(id = self.id, "log writer gone");
+            match &mut self.log {
+                LogSink::Thread(tx) => {
+                    // Bounded: a slow disk pushes back on the core thread.
+                    if tx.send(LogCmd::Ops(ops)).is_err() {
+                        tracing::error!(id = self.id, "log writer gone");
+                    }
+                    return;
+                }
+                LogSink::Inline {
+                    log, epochs, snaps, ..
+                } => {
+                    let mut done = Vec::new();
+                    let r = run_batch(
+                        &mut **log,
+                        &mut **epochs,
+                        &**snaps,
+                        std::iter::once(LogCmd::Ops(ops)),
+                        &mut done,
+                    );
+                    if let Err(e) = r {
+                        tracing::error!(id = self.id, error = %e, "memory storage failed");
+                    }
+                    self.storage_done(done);
+                }
+            }
+        }
+    }
+
+    fn purge(&mut self, z: u64) {
+        match &mut self.log {
+            LogSink::Thread(tx) => {
+                let _ = tx.send(LogCmd::Purge(z));
+            }
+            LogSink::Inline { log, .. } => {
+                if let Err(e) = log.purge_before(z) {
+                    tracing::warn!(id = self.id, error = %e, "purge failed");
+                }
             }
         }
     }
@@ -281,8 +378,10 @@ impl Shell {
     fn action(&mut self, a: ServerAction) {
         match a {
             ServerAction::Send { to, msg } => {
-                if let Err(e) = self.transport.send(NodeId(to.0), msg.encode()) {
-                    tracing::debug!(id = self.id, %to, error = %e, "send failed");
+                if let Some((to, frame)) = self.outgoing.push(to.0, msg.encode()) {
+                    if let Err(e) = self.transport.send(NodeId(to), frame) {
+                        tracing::debug!(id = self.id, to, error = %e, "send failed");
+                    }
                 }
             }
             ServerAction::Storage(op) => self.storage_batch.push(op),

@@ -206,7 +206,7 @@ pub(crate) fn spawn_log_writer(
         .map_err(|e| NodeError::Thread(e.to_string()))
 }
 
-fn run_batch(
+pub(crate) fn run_batch(
     log: &mut dyn LogStore,
     epochs: &mut dyn EpochStore,
     snaps: &dyn SnapshotStore,
