@@ -20,15 +20,8 @@ impl Server {
             return None;
         }
         let epoch = st.leader_epoch;
-        let (last, committed) = (st.last_zxid, st.committed);
-        let uncommitted = if last.epoch != epoch {
-            0
-        } else if committed.epoch == epoch {
-            last.counter.saturating_sub(committed.counter)
-        } else {
-            last.counter
-        };
-        if uncommitted as usize >= self.outstanding_max {
+        let last = st.last_zxid;
+        if st.uncommitted >= self.outstanding_max {
             return None;
         }
         let counter = if last.epoch == epoch {

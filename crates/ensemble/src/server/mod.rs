@@ -183,6 +183,11 @@ pub struct ServerStats {
     pub applied_zxid: Zxid,
     /// ZAB commit point.
     pub committed_zxid: Zxid,
+    /// Leader: learners synced with it (ZooKeeper's `synced_followers`, observers
+    /// included); 0 elsewhere.
+    pub synced_learners: usize,
+    /// Leader: proposals not yet committed.
+    pub uncommitted_proposals: usize,
     /// Znodes in the tree.
     pub znode_count: usize,
     /// Registered watches.
@@ -362,6 +367,8 @@ impl Server {
             serving: self.serving,
             applied_zxid: self.applied,
             committed_zxid: st.committed,
+            synced_learners: st.synced_learners,
+            uncommitted_proposals: st.uncommitted,
             znode_count: self.tree.node_count(),
             watch_count: self.watches.watch_count(),
             ephemeral_count: self.tree.ephemeral_count(),
