@@ -815,7 +815,10 @@ mod tests {
         let out: Vec<(u64, Bytes)> = w.drain().collect();
         assert_eq!(out.len(), 2);
         let parts = split_batch(&out[0].1).unwrap();
-        assert_eq!(parts, vec![Bytes::from_static(&[1, 9]), Bytes::from_static(&[1, 8, 7])]);
+        assert_eq!(
+            parts,
+            vec![Bytes::from_static(&[1, 9]), Bytes::from_static(&[1, 8, 7])]
+        );
         assert_eq!(out[1].1, Bytes::from_static(&[1]));
         assert!(split_batch(&out[1].1).is_none());
         assert_eq!(w.drain().count(), 0);

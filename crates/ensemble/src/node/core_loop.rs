@@ -14,8 +14,8 @@ use super::config::StorageKind;
 use super::storage::{
     run_batch, spawn_log_writer, write_snapshot, LogCmd, LogStores, NodeError, Stores,
 };
-use crate::codec::{split_batch, BatchWriter};
 use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
+use crate::codec::{split_batch, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
 use crate::server::{Server, ServerAction, StateCopy, StorageDone, StorageOp};

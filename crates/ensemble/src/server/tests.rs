@@ -18,6 +18,7 @@ pub(crate) struct Sim {
     pub events: Vec<(u64, ConnId, WatchedEvent)>,
     pub session_events: Vec<(u64, ConnId, SessionEvent)>,
     pub down: Vec<u64>,
+    pub diverged: Vec<(u64, String)>,
     now: i64,
 }
 
@@ -50,6 +51,7 @@ impl Sim {
             events: Vec::new(),
             session_events: Vec::new(),
             down: Vec::new(),
+            diverged: Vec::new(),
             now: 0,
         }
     }
@@ -83,7 +85,7 @@ impl Sim {
                         self.session_events.push((id, conn, event))
                     }
                     ServerAction::SnapshotDue => {}
-                    ServerAction::Diverged { reason, .. } => panic!("diverged: {reason}"),
+                    ServerAction::Diverged { reason, .. } => self.diverged.push((id, reason)),
                 }
             }
         }
@@ -345,4 +347,231 @@ fn a_node_out_of_quorum_disconnects_its_clients() {
         .session_events
         .iter()
         .any(|(id, c, e)| *id == f && *c == ConnId(1) && *e == SessionEvent::Disconnected));
+}
+
+#[test]
+fn a_replica_whose_tree_diverged_stops_serving_loudly() {
+    let mut sim = Sim::new(3);
+    sim.run_until_serving();
+    let leader = sim
+        .servers
+        .values()
+        .find(|s| s.status().role == Role::Leading)
+        .unwrap()
+        .id()
+        .0;
+    let f = (1..=3).find(|i| *i != leader).unwrap();
+    sim.connect(f, 1);
+    sim.request(f, 1, 1, create("/a", CreateMode::Persistent))
+        .unwrap();
+    // Corrupt one follower's tree behind the protocol's back.
+    let bad = datatree::Txn {
+        zxid: 1,
+        time_ms: 0,
+        op: datatree::TxnOp::SetData {
+            path: "/a".into(),
+            data: Bytes::from_static(b"corrupt"),
+            version: 1,
+        },
+    };
+    sim.servers.get_mut(&f).unwrap().tree.apply(&bad).unwrap();
+    sim.connect(leader, 2);
+    sim.request(leader, 2, 1, create("/b", CreateMode::Persistent))
+        .unwrap();
+    sim.request(leader, 2, 2, create("/c", CreateMode::Persistent))
+        .unwrap();
+    assert!(sim
+        .diverged
+        .iter()
+        .any(|(id, r)| *id == f && r.contains("digest mismatch")));
+    let s = sim.servers.get(&f).unwrap();
+    assert!(!s.is_serving());
+    assert!(s.stats().diverged.is_some());
+    assert!(sim
+        .session_events
+        .iter()
+        .any(|(id, c, e)| *id == f && *c == ConnId(1) && *e == SessionEvent::Disconnected));
+    assert!(matches!(
+        sim.request(f, 3, 1, Request::Connect { timeout_ms: 100 }),
+        Err(Error::NotServing(_))
+    ));
+}
+
+mod model {
+    //! A proptest model test: random pipelined ops of one session, through a random
+    //! server of a 3-server ensemble, against a plain map model.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create(usize, u8),
+        Delete(usize, i32),
+        Set(usize, u8, i32),
+        Get(usize),
+        Children(usize),
+    }
+
+    const PATHS: [&str; 4] = ["/a", "/a/b", "/c", "/a/b/d"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..4usize, any::<u8>()).prop_map(|(p, d)| Op::Create(p, d)),
+            (0..4usize, -1..2i32).prop_map(|(p, v)| Op::Delete(p, v)),
+            (0..4usize, any::<u8>(), -1..3i32).prop_map(|(p, d, v)| Op::Set(p, d, v)),
+            (0..4usize).prop_map(Op::Get),
+            (0..4usize).prop_map(Op::Children),
+        ]
+    }
+
+    /// path -> (data, version)
+    type Model = BTreeMap<String, (u8, i32)>;
+
+    fn parent(p: &str) -> String {
+        match p.rfind('/') {
+            Some(0) | None => "/".to_string(),
+            Some(i) => p[..i].to_string(),
+        }
+    }
+
+    fn expect(m: &mut Model, op: &Op) -> Result<String, i32> {
+        match op {
+            Op::Create(i, d) => {
+                let p = PATHS[*i].to_string();
+                if m.contains_key(&p) {
+                    return Err(-110);
+                }
+                let par = parent(&p);
+                if par != "/" && !m.contains_key(&par) {
+                    return Err(-101);
+                }
+                m.insert(p.clone(), (*d, 0));
+                Ok(p)
+            }
+            Op::Delete(i, v) => {
+                let p = PATHS[*i].to_string();
+                let Some((_, ver)) = m.get(&p) else {
+                    return Err(-101);
+                };
+                if *v != -1 && v != ver {
+                    return Err(-103);
+                }
+                if m.keys().any(|k| parent(k) == p) {
+                    return Err(-111);
+                }
+                m.remove(&p);
+                Ok(String::new())
+            }
+            Op::Set(i, d, v) => {
+                let p = PATHS[*i].to_string();
+                let Some((data, ver)) = m.get_mut(&p) else {
+                    return Err(-101);
+                };
+                if *v != -1 && v != ver {
+                    return Err(-103);
+                }
+                *data = *d;
+                *ver += 1;
+                Ok(format!("v{ver}"))
+            }
+            Op::Get(i) => match m.get(PATHS[*i]) {
+                Some((d, v)) => Ok(format!("{d}@{v}")),
+                None => Err(-101),
+            },
+            Op::Children(i) => {
+                let p = PATHS[*i];
+                if !m.contains_key(p) {
+                    return Err(-101);
+                }
+                let kids: Vec<String> = m
+                    .keys()
+                    .filter(|k| parent(k) == p)
+                    .map(|k| k[p.len() + 1..].to_string())
+                    .collect();
+                Ok(kids.join(","))
+            }
+        }
+    }
+
+    fn request(op: &Op) -> Request {
+        match op {
+            Op::Create(i, d) => Request::Create {
+                path: PATHS[*i].into(),
+                data: Bytes::from(vec![*d]),
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: 0,
+            },
+            Op::Delete(i, v) => Request::Delete {
+                path: PATHS[*i].into(),
+                version: *v,
+            },
+            Op::Set(i, d, v) => Request::SetData {
+                path: PATHS[*i].into(),
+                data: Bytes::from(vec![*d]),
+                version: *v,
+            },
+            Op::Get(i) => Request::GetData {
+                path: PATHS[*i].into(),
+                watch: false,
+            },
+            Op::Children(i) => Request::GetChildren {
+                path: PATHS[*i].into(),
+                watch: false,
+            },
+        }
+    }
+
+    fn observed(r: &Result<Response, Error>) -> Result<String, i32> {
+        match r {
+            Err(e) => Err(e.code()),
+            Ok(Response::Created { path, .. }) => Ok(path.clone()),
+            Ok(Response::Deleted) => Ok(String::new()),
+            Ok(Response::Stat(s)) => Ok(format!("v{}", s.version)),
+            Ok(Response::Data(d, s)) => {
+                Ok(format!("{}@{}", d.first().copied().unwrap_or(0), s.version))
+            }
+            Ok(Response::Children(c, _)) => {
+                let mut c = c.clone();
+                c.sort();
+                Ok(c.join(","))
+            }
+            Ok(other) => Ok(format!("{other:?}")),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn pipelined_ops_match_the_model(server in 1..=3u64, ops in proptest::collection::vec(op(), 1..40)) {
+            let mut sim = Sim::new(3);
+            sim.run_until_serving();
+            sim.connect(server, 1);
+            for (i, op) in ops.iter().enumerate() {
+                sim.send(server, 1, i as u64 + 1, request(op));
+            }
+            for _ in 0..30 {
+                sim.step();
+            }
+            let got: Vec<(Xid, Result<String, i32>)> = sim
+                .replies
+                .iter()
+                .filter(|r| r.0 == server && r.1 == ConnId(1))
+                .map(|r| (r.2, observed(&r.3)))
+                .collect();
+            let mut model = Model::new();
+            let want: Vec<(Xid, Result<String, i32>)> = ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (Xid(i as u64 + 1), expect(&mut model, op)))
+                .collect();
+            prop_assert_eq!(got, want);
+            let digests: Vec<u64> = sim.servers.values().map(|s| s.digest()).collect();
+            prop_assert!(digests.windows(2).all(|w| w[0] == w[1]));
+        }
+    }
 }
