@@ -30,6 +30,8 @@ pub struct Reference {
     pub closed_sessions: HashMap<SessionId, (u64, bool)>,
     /// Sessions whose creation committed.
     pub created_sessions: BTreeSet<SessionId>,
+    /// Requests committed more than once: (origin, conn, xid) and both zxids.
+    pub duplicates: Vec<((u64, ConnId, Xid), u64, u64)>,
     /// zxids whose replay digest differs from a replica's.
     pub digest_mismatches: Vec<(u64, u64, u64)>,
     /// Payloads that could not be decoded.
@@ -56,7 +58,12 @@ impl Reference {
             };
             let txn = match env.body {
                 Body::Tree(txn) => {
-                    r.writes.insert((env.origin, env.conn, env.xid), zx);
+                    let key = (env.origin, env.conn, env.xid);
+                    if env.conn.0 != 0 {
+                        if let Some(first) = r.writes.insert(key, zx) {
+                            r.duplicates.push((key, first, zx));
+                        }
+                    }
                     Some(txn)
                 }
                 Body::CloseSession(txn) => {
@@ -100,6 +107,15 @@ impl Reference {
         } else {
             h[i - 1].1.clone()
         }
+    }
+
+    /// The zxid committed right after `zxid`, if any.
+    pub fn successor(&self, zxid: u64) -> Option<u64> {
+        if zxid == 0 {
+            return self.order.first().copied();
+        }
+        let i = self.index.get(&zxid)?;
+        self.order.get(i + 1).copied()
     }
 
     /// Whether `zxid` is in the replayed history (0, the empty history, always is).

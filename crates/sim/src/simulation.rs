@@ -73,8 +73,16 @@ impl fmt::Display for SimFailure {
             self.faults.join(", ")
         )?;
         writeln!(f, "violations ({}):", self.violations.len())?;
-        for v in self.violations.iter().take(20) {
-            writeln!(f, "  {v}")?;
+        let mut shown: std::collections::BTreeMap<&str, usize> = Default::default();
+        for v in &self.violations {
+            let n = shown.entry(v.check.as_str()).or_default();
+            *n += 1;
+            if *n <= 4 {
+                writeln!(f, "  {v}")?;
+            }
+        }
+        for (check, n) in shown.iter().filter(|(_, n)| **n > 4) {
+            writeln!(f, "  ... {} more from {check}", n - 4)?;
         }
         writeln!(f, "last events:")?;
         for l in &self.trace {
@@ -346,6 +354,7 @@ fn server_states<W: Workload>(w: &World<W>) -> String {
 /// The history checkers, after quiescence.
 fn end_checks<W: Workload>(w: &mut World<W>) {
     let calm = w.kinds.is_empty();
+    let strict = w.cfg.strict_reply_zxid;
     let committed = w.zab.committed();
     let reference = Reference::replay(&committed);
     let servers: Vec<(u64, &ensemble::Server)> = w
@@ -356,11 +365,11 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
     let history: &History = &w.history;
     let mut found = Vec::new();
     found.extend(check::quiescence::check(&servers, &reference));
-    found.extend(check::durability::check(history, &reference));
+    found.extend(check::durability::check(history, &reference, strict));
     found.extend(check::fifo::check(history, &reference));
-    found.extend(check::reads::check(history, &reference));
+    found.extend(check::reads::check(history, &reference, strict));
     found.extend(check::linearizable::check(history));
-    found.extend(check::watches::check(history, &reference));
+    found.extend(check::watches::check(history, &reference, strict));
     found.extend(check::sessions::check(history, &reference, &servers, calm));
     let now = w.now_us;
     for (name, message) in found {

@@ -26,12 +26,18 @@ pub(crate) struct Disk {
     /// Durable snapshots (zxid, state bytes), oldest first.
     snapshots: Vec<(u64, Bytes)>,
     /// Ops waiting for the device, with the time each may start.
-    queue: VecDeque<(u64, StorageOp)>,
+    queue: VecDeque<(u64, DiskOp)>,
     /// Last appended zxid not yet synced (and not yet reported Durable).
     unsynced: Option<Zxid>,
     /// Completions reported ahead of durability (AckBeforeDurable sabotage).
     early_acked: Option<Zxid>,
     sabotage: Sabotage,
+}
+
+/// One queued op: a server's storage op, or the purge that follows a snapshot.
+enum DiskOp {
+    Storage(StorageOp),
+    Purge(u64),
 }
 
 /// Ops queued on a disk before its device stalls the server (bounds the loop).
@@ -64,7 +70,7 @@ impl Disk {
             }
         }
         let due = self.queue.back().map_or(due_us, |(d, _)| (*d).max(due_us));
-        self.queue.push_back((due, op));
+        self.queue.push_back((due, DiskOp::Storage(op)));
         early
     }
 
@@ -84,10 +90,14 @@ impl Disk {
             if *due > now_us {
                 break;
             }
-            let Some((_, op)) = self.queue.pop_front() else {
-                break;
-            };
-            self.run(op, &mut done)?;
+            match self.queue.pop_front() {
+                Some((_, DiskOp::Storage(op))) => self.run(op, &mut done)?,
+                Some((_, DiskOp::Purge(z))) => {
+                    self.flush(&mut done)?;
+                    self.log.purge_before(z)?;
+                }
+                None => break,
+            }
         }
         // The device syncs what it wrote before reporting (group commit of one batch).
         self.flush(&mut done)?;
@@ -163,12 +173,14 @@ impl Disk {
         }
     }
 
-    /// A periodic snapshot of the server's state at `zxid` (durable at once), then the
-    /// log before it is purged, as the Node's snapshot thread does.
-    pub(crate) fn save_snapshot(&mut self, zxid: u64, data: Bytes) -> Result<(), StorageError> {
+    /// A periodic snapshot of the server's state at `zxid` (durable at once); the
+    /// purge of the log before it queues behind the pending ops, as the Node's
+    /// snapshot thread asks its log writer.
+    pub(crate) fn save_snapshot(&mut self, now_us: u64, zxid: u64, data: Bytes) {
         self.snapshots.push((zxid, data));
         self.retain_snapshots();
-        self.log.purge_before(zxid)
+        let due = self.queue.back().map_or(now_us, |(d, _)| (*d).max(now_us));
+        self.queue.push_back((due, DiskOp::Purge(zxid)));
     }
 
     /// The machine crashed: queued ops are lost, unsynced log writes may be lost or
