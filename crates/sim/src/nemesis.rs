@@ -127,12 +127,13 @@ pub fn schedule(
                 let id = ids[rng.gen_range(0..ids.len())];
                 out.push((t, Fault::Pause(id, len / 1000)));
             }
-            "lossy-links" | "duplicates" => {
+            "lossy-links" | "duplicates" | "reorder" => {
                 let dup = if kind == "duplicates" { 0.1 } else { 0.0 };
+                let reorder = if kind == "reorder" { 0.2 } else { 0.0 };
                 let f = LinkFaults {
                     drop_probability: rng.gen_range(0.0..0.2),
                     duplicate_probability: rng.gen_range(0.0..=dup),
-                    reorder_probability: rng.gen_range(0.0..0.2),
+                    reorder_probability: rng.gen_range(0.0..=reorder),
                     reorder_window_us: rng.gen_range(1..20_000),
                     delay_us: rng.gen_range(0..5_000),
                     jitter_us: rng.gen_range(0..20_000),

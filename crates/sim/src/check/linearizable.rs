@@ -400,30 +400,46 @@ fn check_key(ops: &mut [LinOp]) -> Verdict {
 pub fn check(history: &History) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for (key, mut ops) in per_key(history) {
-        if check_key(&mut ops) == Verdict::NotLinearizable {
-            let tail: Vec<String> = ops
-                .iter()
-                .rev()
-                .take(12)
-                .rev()
-                .map(|o| {
-                    let ret = if o.ret == u64::MAX {
-                        "?".to_string()
-                    } else {
-                        format!("{:.3}", o.ret as f64 / 1000.0)
-                    };
-                    format!("[{:.3}..{ret}ms] {} => {:?}", o.invoke as f64 / 1000.0, o.what, o.outcome)
-                })
-                .collect();
-            out.push((
-                NAME,
-                format!(
-                    "history of {key} ({} ops) is not linearizable; last ops:\n      {}",
-                    ops.len(),
-                    tail.join("\n      ")
-                ),
-            ));
+        if check_key(&mut ops) != Verdict::NotLinearizable {
+            continue;
         }
+        // The shortest failing prefix (by invocation) points at the culprit: prefixes
+        // of a linearizable history are linearizable.
+        let (mut lo, mut hi) = (1, ops.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let mut prefix = ops[..mid].to_vec();
+            if check_key(&mut prefix) == Verdict::NotLinearizable {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let end = hi.min(ops.len());
+        let tail: Vec<String> = ops[end.saturating_sub(12)..end]
+            .iter()
+            .map(|o| {
+                let ret = if o.ret == u64::MAX {
+                    "?".to_string()
+                } else {
+                    format!("{:.3}", o.ret as f64 / 1000.0)
+                };
+                format!(
+                    "[{:.3}..{ret}ms] {} => {:?}",
+                    o.invoke as f64 / 1000.0,
+                    o.what,
+                    o.outcome
+                )
+            })
+            .collect();
+        out.push((
+            NAME,
+            format!(
+                "history of {key} ({} ops) is not linearizable; it fails at op {end}, the last ops up to it:\n      {}",
+                ops.len(),
+                tail.join("\n      ")
+            ),
+        ));
     }
     out
 }

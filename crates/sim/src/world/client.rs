@@ -117,7 +117,9 @@ impl<W: Workload> World<W> {
         let ids: Vec<u64> = self
             .nodes
             .iter()
-            .filter(|n| n.server.is_some() && Some(n.id) != avoid)
+            .filter(|n| {
+                n.server.is_some() && Some(n.id) != avoid && n.paused_until_us <= self.now_us
+            })
             .map(|n| n.id)
             .collect();
         if ids.is_empty() {
@@ -130,7 +132,7 @@ impl<W: Workload> World<W> {
         let avoid = self.clients[c].conn.map(|(s, _)| s);
         let server = self.pick_server(avoid);
         let i = self.index_of(server);
-        if self.nodes[i].server.is_none() {
+        if self.nodes[i].server.is_none() || self.node_paused(server) {
             return;
         }
         self.next_conn += 1;

@@ -122,6 +122,14 @@ impl<W: Workload> World<W> {
         workload: W,
         checks: Vec<Box<dyn Check<W>>>,
     ) -> Result<World<W>, String> {
+        let mut cfg = cfg;
+        // Debug aid: SIM_TRACE_LINES=<n> keeps a longer trace for a replayed seed.
+        if let Some(n) = std::env::var("SIM_TRACE_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.trace_lines = n;
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let n = cfg.voters + cfg.observers;
         let net = MemNetwork::new_virtual(rng.gen());
@@ -328,15 +336,11 @@ impl<W: Workload> World<W> {
             } => self.handle_reply(conn, xid, zxid, result),
             ServerAction::Watch { conn, event } => self.handle_watch(conn, event),
             ServerAction::Session { conn, event } => self.handle_session_event(conn, event),
-            ServerAction::SnapshotDue => {
-                let node = &mut self.nodes[i];
-                if let Some(s) = node.server.as_ref() {
-                    let copy = s.state_copy();
-                    let data = Bytes::from(copy.encode());
-                    let line = format!("s{id}: snapshot at {}", copy.zxid);
-                    node.disk.save_snapshot(self.now_us, copy.zxid.to_u64(), data);
-                    self.trace(line);
-                }
+            ServerAction::SnapshotReady { zxid, data } => {
+                self.nodes[i]
+                    .disk
+                    .save_snapshot(self.now_us, zxid.to_u64(), Bytes::from(data));
+                self.trace(format!("s{id}: snapshot at {zxid}"));
             }
             ServerAction::Diverged { zxid, reason } => {
                 self.violation(
@@ -588,7 +592,10 @@ impl<W: Workload> World<W> {
             .iter()
             .map(|e| (e.zxid.to_u64(), e.payload.clone()))
             .collect();
-        match Server::new(self.server_cfgs[i].clone(), r.persisted, r.state.as_deref()) {
+        // Like the Node, a restarted server seeds its session ids from the current time.
+        let mut scfg = self.server_cfgs[i].clone();
+        scfg.start_time_ms = 1_000_000 + self.now_us / 1000;
+        match Server::new(scfg, r.persisted, r.state.as_deref()) {
             Ok(s) => {
                 self.trace(format!("s{id} restarted from snapshot {snapshot_zxid:#x}"));
                 self.nodes[i].server = Some(s);
