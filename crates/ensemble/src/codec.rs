@@ -586,6 +586,16 @@ fn decode_txn(r: &mut Reader) -> Result<Txn, CodecError> {
 
 /// Encodes the state machine: the session table then the tree.
 pub fn encode_state(sessions: &[(SessionId, u32)], tree: &datatree::DataTree) -> Vec<u8> {
+    let mut out = encode_state_header(sessions);
+    // Writing to a Vec cannot fail.
+    let _ = tree.serialize(&mut out);
+    out
+}
+
+/// The state's header (magic and session table); the tree's bytes follow it, written
+/// at once ([`datatree::DataTree::serialize`]) or incrementally
+/// ([`datatree::DataTree::begin_snapshot`]).
+pub fn encode_state_header(sessions: &[(SessionId, u32)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + sessions.len() * 12);
     out.extend_from_slice(STATE_MAGIC);
     out.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
@@ -593,8 +603,6 @@ pub fn encode_state(sessions: &[(SessionId, u32)], tree: &datatree::DataTree) ->
         out.extend_from_slice(&id.0.to_be_bytes());
         out.extend_from_slice(&t.to_be_bytes());
     }
-    // Writing to a Vec cannot fail.
-    let _ = tree.serialize(&mut out);
     out
 }
 

@@ -179,6 +179,11 @@ fn catch_up(writes: usize, snapshot_every: u64, expect_snap: bool) {
     let r = cluster.client(f).unwrap();
     assert_eq!(r.get_children("/base", false).unwrap().len(), writes);
     assert_eq!(&r.get_data("/base", false).unwrap().0[..], b"after");
+    if snapshot_every > 0 {
+        wait_until("a periodic snapshot", || {
+            cluster.stats(leader).is_some_and(|s| s.snapshots > 0)
+        });
+    }
     // A full restart of every node recovers from snapshot + log.
     for id in cluster.ids() {
         cluster.crash(id);

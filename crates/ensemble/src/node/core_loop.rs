@@ -18,7 +18,7 @@ use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX,
 use crate::codec::{split_batch, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
-use crate::server::{Server, ServerAction, StateCopy, StorageDone, StorageOp};
+use crate::server::{Server, ServerAction, StorageDone, StorageOp};
 
 struct ConnEntry {
     listener: Arc<dyn ConnListener>,
@@ -45,7 +45,7 @@ struct Shell {
     conns: HashMap<ConnId, ConnEntry>,
     log: LogSink,
     purge_rx: Receiver<u64>,
-    snap_tx: Sender<StateCopy>,
+    snap_tx: Sender<(u64, Vec<u8>)>,
     outgoing: BatchWriter,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,
@@ -104,7 +104,7 @@ pub(crate) fn spawn(
         let writer = spawn_log_writer(id, log, epochs, Arc::clone(&snaps), log_rx, done_tx)?;
         (LogSink::Thread(log_tx), Some(writer))
     };
-    let (snap_tx, snap_rx) = crossbeam_channel::bounded::<StateCopy>(1);
+    let (snap_tx, snap_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(2);
     let snapshots = Arc::new(AtomicU64::new(0));
     let snap_thread = {
         let snaps = Arc::clone(&snaps);
@@ -112,10 +112,7 @@ pub(crate) fn spawn(
         std::thread::Builder::new()
             .name(format!("ensemble-snap-{id}"))
             .spawn(move || {
-                for copy in snap_rx {
-                    let zxid = copy.zxid.to_u64();
-                    let data = copy.encode();
-                    drop(copy);
+                for (zxid, data) in snap_rx {
                     match write_snapshot(&*snaps, zxid, &data) {
                         Ok(()) => {
                             count.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +219,14 @@ impl Shell {
                 }
                 recv(ticker) -> _ => {
                     let now = self.now_ms();
+                    let snapshotting = self.server.snapshot_in_progress();
+                    let t0 = Instant::now();
                     self.server.handle_tick(now);
+                    if snapshotting {
+                        // A tick writes one snapshot step: the stall it causes.
+                        let us = t0.elapsed().as_micros() as u64;
+                        self.stall_max_us = self.stall_max_us.max(us);
+                    }
                 }
             }
             self.flush();
@@ -424,13 +428,9 @@ impl Shell {
                     c.listener.on_event(conn, Event::Session(event));
                 }
             }
-            ServerAction::SnapshotDue => {
-                let t0 = Instant::now();
-                let copy = self.server.state_copy();
-                let us = t0.elapsed().as_micros() as u64;
-                self.stall_max_us = self.stall_max_us.max(us);
-                if self.snap_tx.try_send(copy).is_err() {
-                    tracing::debug!(id = self.id, "snapshot still being written: skipped one");
+            ServerAction::SnapshotReady { zxid, data } => {
+                if self.snap_tx.try_send((zxid.to_u64(), data)).is_err() {
+                    tracing::debug!(id = self.id, "snapshots still being written: skipped one");
                 }
             }
             ServerAction::Diverged { zxid, reason } => {

@@ -145,8 +145,8 @@ pub struct NodeStats {
     pub requests: u64,
     /// Snapshots written since start.
     pub snapshots: u64,
-    /// Longest time the core thread spent copying the state for a snapshot, in µs
-    /// (the write stall a snapshot causes).
+    /// Longest tick of the core thread while an incremental snapshot ran (each tick
+    /// writes one step), in µs: the write stall a snapshot causes.
     pub snapshot_stall_max_us: u64,
 }
 

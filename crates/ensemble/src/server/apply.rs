@@ -5,7 +5,7 @@ use zab_core::{Entry, Zxid};
 
 use super::conn::WaitKind;
 use super::{Server, ServerAction, DIGEST_WINDOW_MAX};
-use crate::codec::{Body, Envelope};
+use crate::codec::{self, Body, Envelope};
 use crate::error::Error;
 use crate::ops::{ConnId, Response, SessionEvent, SessionId, Xid};
 
@@ -37,6 +37,9 @@ impl Server {
                 return;
             }
         }
+        // Replies (and reads held behind this txn) carry this txn's zxid, as
+        // ZooKeeper's reply header does: set it before any slot completes.
+        self.applied = zxid;
         let mine = env.origin == self.id.0 && env.conn.0 != 0;
         let (conn, xid, session) = (env.conn, env.xid, env.session);
         match env.body {
@@ -91,7 +94,6 @@ impl Server {
                 }
             }
         }
-        self.applied = zxid;
         self.applied_txns += 1;
         self.prep.handle_applied(zxid.to_u64() as i64);
         if self.digests.len() >= DIGEST_WINDOW_MAX {
@@ -99,9 +101,51 @@ impl Server {
         }
         self.digests.push_back((zxid.to_u64(), self.tree.digest()));
         self.since_snapshot += 1;
-        if self.snapshot_every_txns > 0 && self.since_snapshot >= self.snapshot_every_txns {
+        if self.snapshot_every_txns > 0
+            && self.since_snapshot >= self.snapshot_every_txns
+            && self.snap.is_none()
+        {
             self.since_snapshot = 0;
-            self.out.push(ServerAction::SnapshotDue);
+            self.begin_snapshot();
+        }
+    }
+
+    /// Starts an incremental snapshot at the last applied zxid: the session table now,
+    /// the tree in steps (see [`Server::handle_tick`]); later applies save the
+    /// pre-images the snapshot still needs, so the result is exactly this point.
+    fn begin_snapshot(&mut self) {
+        let mut buf = codec::encode_state_header(&self.session_table());
+        // Reserve about the final size up front, so no step pays for regrowing it.
+        let estimate = self.tree.data_bytes() as usize + self.tree.node_count() * 96;
+        buf.reserve(estimate);
+        match self.tree.begin_snapshot(&mut buf) {
+            Ok(()) => {
+                self.snap = Some(super::SnapInProgress {
+                    zxid: self.applied,
+                    buf,
+                })
+            }
+            Err(e) => tracing::warn!(id = %self.id, error = %e, "could not start a snapshot"),
+        }
+    }
+
+    /// Writes the next step of a running snapshot; emits it when complete.
+    pub(super) fn snapshot_step(&mut self, max_nodes: usize) {
+        let Some(mut snap) = self.snap.take() else {
+            return;
+        };
+        match self.tree.snapshot_step(max_nodes, &mut snap.buf) {
+            Ok(datatree::SnapshotProgress::Continue) => self.snap = Some(snap),
+            Ok(datatree::SnapshotProgress::Done) => {
+                self.out.push(ServerAction::SnapshotReady {
+                    zxid: snap.zxid,
+                    data: snap.buf,
+                });
+            }
+            Err(_) => {
+                tracing::warn!(id = %self.id, "snapshot step failed: snapshot abandoned");
+                self.tree.abort_snapshot();
+            }
         }
     }
 

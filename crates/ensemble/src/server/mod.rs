@@ -37,6 +37,8 @@ pub const REQUEST_MAX_BYTES_DEFAULT: usize = (1 << 20) - 1;
 pub const DEFERRED_MAX: usize = 100_000;
 /// Applied zxids whose digest a replica remembers to check the leader's claims.
 pub const DIGEST_WINDOW_MAX: usize = 4096;
+/// Znodes written per tick by a running incremental snapshot (about 1 µs each).
+pub const SNAPSHOT_STEP_NODES: usize = 4_096;
 /// Outstanding requests per connection before further ones fail with Throttled.
 pub const CONN_PENDING_MAX: usize = 100_000;
 
@@ -154,10 +156,15 @@ pub enum ServerAction {
         /// The event.
         event: SessionEvent,
     },
-    /// Time for a periodic snapshot: call [`Server::state_copy`] (before the next
-    /// input), serialize the copy off the hot path, store it, then purge log entries
-    /// before its zxid.
-    SnapshotDue,
+    /// A periodic snapshot is complete ([`crate::codec::encode_state`] format): store
+    /// it, then purge log entries before `zxid`. It was written incrementally, a step
+    /// of [`SNAPSHOT_STEP_NODES`] per tick, so it never stalled the server for long.
+    SnapshotReady {
+        /// The zxid it covers.
+        zxid: Zxid,
+        /// The state.
+        data: Vec<u8>,
+    },
     /// This replica's tree diverged from the leader's (digest mismatch or a txn that
     /// does not fit): it stopped serving. Loud by design.
     Diverged {
@@ -210,6 +217,11 @@ pub struct ServerStats {
     pub diverged: Option<String>,
 }
 
+struct SnapInProgress {
+    zxid: Zxid,
+    buf: Vec<u8>,
+}
+
 /// The deterministic server. See the module docs.
 pub struct Server {
     id: ServerId,
@@ -233,6 +245,7 @@ pub struct Server {
     snapshots_installed: u64,
     since_snapshot: u64,
     digests: VecDeque<(u64, u64)>,
+    snap: Option<SnapInProgress>,
     conns: HashMap<ConnId, conn::Conn>,
     by_session: HashMap<SessionId, ConnId>,
     deferred: VecDeque<(ServerId, Forward)>,
@@ -317,6 +330,7 @@ impl Server {
             snapshots_installed: 0,
             since_snapshot: 0,
             digests,
+            snap: None,
             conns: HashMap::new(),
             by_session: HashMap::new(),
             deferred: VecDeque::new(),
@@ -335,6 +349,11 @@ impl Server {
     /// The ZAB status.
     pub fn status(&self) -> zab_core::Status {
         self.core.status()
+    }
+
+    /// Whether an incremental snapshot is being written.
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.snap.is_some()
     }
 
     /// Whether the server serves clients (in Broadcast and not diverged).
@@ -409,6 +428,7 @@ impl Server {
         self.now_ms = self.now_ms.max(now_ms);
         self.core.handle_tick();
         self.pump();
+        self.snapshot_step(SNAPSHOT_STEP_NODES);
         if self.serving {
             // In-process connections are alive while their client handle is: touch
             // every attached session once per tick (the client's heartbeat).
@@ -554,6 +574,8 @@ impl Server {
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
         match codec::decode_state(&data) {
             Ok((table, tree)) => {
+                // A running periodic snapshot described the old tree: drop it.
+                self.snap = None;
                 self.tree = tree;
                 self.sessions.install_table(table_of(&table));
                 self.applied = zxid;
