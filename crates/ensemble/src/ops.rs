@@ -161,6 +161,15 @@ pub enum Request {
         /// Persistent or persistent recursive.
         mode: AddWatchMode,
     },
+    /// setWatches: re-registers a re-attached session's watches on this server. For
+    /// each one-shot watch whose node changed after `relative_zxid` the matching event
+    /// fires at once instead (ZooKeeper's semantics); persistent ones are re-added.
+    SetWatches {
+        /// The last zxid the client saw.
+        relative_zxid: i64,
+        /// The watches: path and kind.
+        watches: Vec<(String, datatree::WatcherKind)>,
+    },
     /// removeWatches(path, type).
     RemoveWatches {
         /// The path.

@@ -302,3 +302,60 @@ fn watch_event_arrives_before_a_read_shows_the_change() {
         assert_eq!(ev.event_type, EventType::NodeDataChanged);
     }
 }
+
+#[test]
+fn watches_follow_a_session_that_moves_to_another_node() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let writer = cluster.client(leader).unwrap();
+    writer
+        .create("/quiet", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap();
+    writer
+        .create("/busy", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap();
+    let c = cluster.client(f).unwrap();
+    c.get_data("/quiet", true).unwrap();
+    c.get_data("/busy", true).unwrap();
+    c.exists("/later", true).unwrap();
+    cluster.partition(f);
+    wait_until("Disconnected", || {
+        c.events()
+            .try_iter()
+            .any(|e| e == Event::Session(SessionEvent::Disconnected))
+    });
+    // A change the moving session misses while it is disconnected...
+    writer.set_data("/busy", &b"changed"[..], -1).unwrap();
+    assert!(c.wait_connected(T));
+    // ...fires as soon as its watches are re-registered on the new node.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline && seen.len() < 2 {
+        if let Ok(Event::Watch(w)) = c.events().recv_timeout(Duration::from_millis(50)) {
+            seen.push((w.event_type, w.path.to_string()));
+        }
+        if seen.len() == 1 {
+            // And a watch that was quiet keeps working on the new node.
+            let _ = writer.create("/later", &b""[..], &open(), CreateMode::Persistent);
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (EventType::NodeDataChanged, "/busy".to_string()),
+            (EventType::NodeCreated, "/later".to_string())
+        ]
+    );
+    writer.set_data("/quiet", &b"now"[..], -1).unwrap();
+    let w = loop {
+        if let Event::Watch(w) = c.events().recv_timeout(T).unwrap() {
+            break w;
+        }
+    };
+    assert_eq!(
+        (w.event_type, &*w.path),
+        (EventType::NodeDataChanged, "/quiet")
+    );
+    cluster.heal(f);
+}

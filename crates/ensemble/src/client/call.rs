@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use futures::channel::oneshot;
 
+use super::watchbook::{Note, WatchBook};
 use crate::error::Error;
 use crate::node::Reply;
 use crate::ops::Response;
@@ -24,6 +25,7 @@ enum CallInner {
     Pending {
         rx: oneshot::Receiver<Reply>,
         last_zxid: Arc<AtomicI64>,
+        note: Option<(Arc<WatchBook>, Note)>,
     },
     Failed(Option<Error>),
 }
@@ -41,9 +43,21 @@ impl<T> Call<T> {
         last_zxid: Arc<AtomicI64>,
     ) -> Self {
         Call {
-            inner: CallInner::Pending { rx, last_zxid },
+            inner: CallInner::Pending {
+                rx,
+                last_zxid,
+                note: None,
+            },
             map,
         }
+    }
+
+    /// Records `note` in `book` when the call succeeds.
+    pub(crate) fn with_note(mut self, book: &Arc<WatchBook>, note: Note) -> Self {
+        if let CallInner::Pending { note: n, .. } = &mut self.inner {
+            *n = Some((Arc::clone(book), note));
+        }
+        self
     }
 
     pub(crate) fn failed(e: Error) -> Self {
@@ -68,12 +82,19 @@ impl<T> Future for Call<T> {
         let this = self.get_mut();
         match &mut this.inner {
             CallInner::Failed(e) => Poll::Ready(Err(e.take().unwrap_or(Error::ConnectionLoss))),
-            CallInner::Pending { rx, last_zxid } => match Pin::new(rx).poll(cx) {
+            CallInner::Pending {
+                rx,
+                last_zxid,
+                note,
+            } => match Pin::new(rx).poll(cx) {
                 Poll::Pending => Poll::Pending,
                 // The node dropped the request (it stopped): the outcome is unknown.
                 Poll::Ready(Err(_)) => Poll::Ready(Err(Error::ConnectionLoss)),
                 Poll::Ready(Ok((result, zxid))) => {
                     last_zxid.fetch_max(zxid, Ordering::Relaxed);
+                    if let (Ok(reply), Some((book, n))) = (&result, note.take()) {
+                        book.apply(n, reply);
+                    }
                     Poll::Ready(result.and_then(this.map))
                 }
             },

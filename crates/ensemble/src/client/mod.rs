@@ -4,6 +4,7 @@
 mod call;
 mod events;
 mod ops;
+mod watchbook;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use parking_lot::Mutex;
 
 pub use self::call::Call;
 pub use self::events::EventStream;
+use self::watchbook::WatchBook;
 use crate::error::Error;
 use crate::node::{Completion, ConnListener, Inbound, NodeHandle};
 use crate::ops::{ConnId, Event, Request, Response, SessionEvent, SessionId, Xid};
@@ -68,6 +70,7 @@ pub(crate) struct Inner {
     events_rx: Receiver<Event>,
     waker: Arc<AtomicWaker>,
     reattaching: AtomicBool,
+    book: Arc<WatchBook>,
 }
 
 impl Inner {
@@ -86,6 +89,7 @@ impl ConnListener for Inner {
         match event {
             Event::Watch(ref w) => {
                 self.last_zxid.fetch_max(w.zxid, Ordering::Relaxed);
+                self.book.fired(&w.path, w.event_type);
             }
             Event::Session(SessionEvent::Disconnected) => {
                 if st.status != Status::Connected {
@@ -230,6 +234,7 @@ impl Client {
                         events_rx,
                         waker: Arc::new(AtomicWaker::new()),
                         reattaching: AtomicBool::new(false),
+                        book: Arc::new(WatchBook::default()),
                     });
                     inner.push_event(Event::Session(SessionEvent::Connected));
                     *fwd.target.lock() = Some(Arc::downgrade(&inner));
@@ -429,6 +434,23 @@ fn reattach(inner: &Arc<Inner>) {
                         st.node = idx;
                         st.next_xid = 1;
                         st.status = Status::Connected;
+                        // Re-register the session's watches first (FIFO: before any
+                        // later request); changes missed meanwhile fire at once.
+                        let watches = inner.book.all();
+                        if !watches.is_empty() {
+                            let (tx, _rx) = crossbeam_channel::bounded(1);
+                            let xid = Xid(st.next_xid);
+                            st.next_xid += 1;
+                            let _ = node.send(Inbound::Request {
+                                conn,
+                                xid,
+                                req: Request::SetWatches {
+                                    relative_zxid: inner.last_zxid.load(Ordering::Relaxed),
+                                    watches,
+                                },
+                                done: Completion::Channel(tx),
+                            });
+                        }
                         drop(st);
                         inner.push_event(Event::Session(SessionEvent::Connected));
                     }

@@ -4,9 +4,11 @@
 use bytes::Bytes;
 use datatree::{Acl, CreateMode, OpResult, Stat, WatcherType, WriteOp};
 
+use super::watchbook::Note;
 use super::{Call, Client};
 use crate::error::Error;
 use crate::ops::{AddWatchMode, ReadOp, ReadResult, Request, Response};
+use datatree::WatcherKind;
 
 fn unexpected<T>(r: Response) -> Result<T, Error> {
     Err(Error::Marshalling(format!("unexpected reply {r:?}")))
@@ -181,13 +183,14 @@ impl Client {
 
     /// Future of [`Client::exists`].
     pub fn exists_async(&self, path: &str, watch: bool) -> Call<Option<Stat>> {
-        self.submit(
+        let call = self.submit(
             Request::Exists {
                 path: path.to_string(),
                 watch,
             },
             exists,
-        )
+        );
+        self.noted(call, watch.then(|| Note::Exists(path.to_string())))
     }
 
     /// getData(path, watch).
@@ -197,13 +200,14 @@ impl Client {
 
     /// Future of [`Client::get_data`].
     pub fn get_data_async(&self, path: &str, watch: bool) -> Call<(Bytes, Stat)> {
-        self.submit(
+        let call = self.submit(
             Request::GetData {
                 path: path.to_string(),
                 watch,
             },
             data,
-        )
+        );
+        self.noted(call, watch.then(|| Note::Data(path.to_string())))
     }
 
     /// A linearizable getData: a sync through the quorum, then the read, pipelined.
@@ -254,13 +258,14 @@ impl Client {
 
     /// Future of [`Client::get_children_with_stat`].
     pub fn get_children_async(&self, path: &str, watch: bool) -> Call<(Vec<String>, Stat)> {
-        self.submit(
+        let call = self.submit(
             Request::GetChildren {
                 path: path.to_string(),
                 watch,
             },
             children,
-        )
+        );
+        self.noted(call, watch.then(|| Note::Child(path.to_string())))
     }
 
     /// getAllChildrenNumber(path): descendants of `path`.
@@ -370,13 +375,18 @@ impl Client {
 
     /// Future of [`Client::add_watch`].
     pub fn add_watch_async(&self, path: &str, mode: AddWatchMode) -> Call<()> {
-        self.submit(
+        let kind = match mode {
+            AddWatchMode::PersistentRecursive => WatcherKind::PersistentRecursive,
+            _ => WatcherKind::Persistent,
+        };
+        let call = self.submit(
             Request::AddWatch {
                 path: path.to_string(),
                 mode,
             },
             unit,
-        )
+        );
+        self.noted(call, Some(Note::Persistent(path.to_string(), kind)))
     }
 
     /// removeWatches(path, type): NoWatcher if nothing matched.
@@ -386,12 +396,20 @@ impl Client {
 
     /// Future of [`Client::remove_watches`].
     pub fn remove_watches_async(&self, path: &str, which: WatcherType) -> Call<()> {
-        self.submit(
+        let call = self.submit(
             Request::RemoveWatches {
                 path: path.to_string(),
                 which,
             },
             unit,
-        )
+        );
+        self.noted(call, Some(Note::Remove(path.to_string(), which)))
+    }
+
+    fn noted<T>(&self, call: Call<T>, note: Option<Note>) -> Call<T> {
+        match note {
+            Some(n) => call.with_note(&self.inner.book, n),
+            None => call,
+        }
     }
 }

@@ -143,7 +143,7 @@ impl Server {
             let result = match slot.state {
                 SlotState::Done(r) => r,
                 SlotState::Read(req) => match session {
-                    Some(s) => self.read(s, req),
+                    Some(s) => self.read(conn, s, req),
                     None => Err(Error::SessionExpired),
                 },
                 SlotState::Waiting(_) => continue,
@@ -211,7 +211,7 @@ impl Server {
                 if other.is_write() {
                     self.write(conn, xid, session, other);
                 } else if self.conns.get(&conn).is_some_and(|c| c.slots.is_empty()) {
-                    let r = self.read(session, other);
+                    let r = self.read(conn, session, other);
                     self.out.push(ServerAction::Reply {
                         conn,
                         xid,
@@ -435,7 +435,12 @@ impl Server {
     }
 
     /// Serves a read from the applied tree; registers its watch.
-    pub(crate) fn read(&mut self, session: SessionId, req: Request) -> Result<Response, Error> {
+    pub(crate) fn read(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        req: Request,
+    ) -> Result<Response, Error> {
         match req {
             Request::Exists { path, watch } => {
                 path::validate(&path)?;
@@ -507,6 +512,13 @@ impl Server {
                 self.watches.add(session, &path, kind);
                 Ok(Response::Done)
             }
+            Request::SetWatches {
+                relative_zxid,
+                watches,
+            } => {
+                self.set_watches(conn, session, relative_zxid, watches);
+                Ok(Response::Done)
+            }
             Request::RemoveWatches { path, which } => {
                 path::validate(&path)?;
                 self.watches
@@ -515,6 +527,42 @@ impl Server {
                 Ok(Response::Done)
             }
             _ => Err(datatree::Error::BadArguments("not a read".into()).into()),
+        }
+    }
+
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        rel: i64,
+        watches: Vec<(String, WatcherKind)>,
+    ) {
+        use datatree::EventType as E;
+        for (path, kind) in watches {
+            if path::validate(&path).is_err() {
+                continue;
+            }
+            let stat = self.tree.stat(&path);
+            let fire = match (kind, stat) {
+                (WatcherKind::Data, None) | (WatcherKind::Child, None) => Some(E::NodeDeleted),
+                (WatcherKind::Data, Some(s)) if s.mzxid > rel => Some(E::NodeDataChanged),
+                (WatcherKind::Child, Some(s)) if s.pzxid > rel => Some(E::NodeChildrenChanged),
+                (WatcherKind::Exists, Some(_)) => Some(E::NodeCreated),
+                _ => None,
+            };
+            match fire {
+                Some(event_type) => self.out.push(ServerAction::Watch {
+                    conn,
+                    event: datatree::WatchedEvent {
+                        event_type,
+                        path: path.as_str().into(),
+                        zxid: self.applied.to_u64() as i64,
+                    },
+                }),
+                None => {
+                    self.watches.add(session, &path, kind);
+                }
+            }
         }
     }
 
