@@ -359,3 +359,39 @@ fn watches_follow_a_session_that_moves_to_another_node() {
     );
     cluster.heal(f);
 }
+
+#[test]
+fn a_session_can_be_attached_elsewhere_by_id_and_password() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let others: Vec<u64> = cluster.ids().into_iter().filter(|i| *i != leader).collect();
+    let a = cluster.client(others[0]).unwrap();
+    a.create("/mine", &b""[..], &open(), CreateMode::Ephemeral)
+        .unwrap();
+    let b = Client::attach(
+        &[cluster.handle(others[1]).unwrap()],
+        a.session_id(),
+        a.password(),
+        a.last_zxid_seen(),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(b.session_id(), a.session_id());
+    assert_eq!(b.get_ephemerals("/").unwrap(), vec!["/mine".to_string()]);
+    b.set_data("/mine", &b"b"[..], -1).unwrap();
+    assert!(matches!(
+        a.set_data("/mine", &b"a"[..], -1),
+        Err(Error::SessionMoved)
+    ));
+    let mut wrong = a.password();
+    wrong[0] ^= 1;
+    let e = Client::attach(
+        &[cluster.handle(leader).unwrap()],
+        a.session_id(),
+        wrong,
+        0,
+        ClientOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::SessionExpired));
+}

@@ -186,6 +186,36 @@ impl Client {
     /// until `opts.connect_timeout`. The session re-attaches to another of `nodes`
     /// when its node leaves the quorum.
     pub fn connect(nodes: &[NodeHandle], opts: ClientOptions) -> Result<Client, Error> {
+        let req = Request::Connect {
+            timeout_ms: opts.session_timeout_ms,
+        };
+        Client::open(nodes, opts, req)
+    }
+
+    /// Attaches to an existing session (for example one opened by another process and
+    /// handed over, or a remote client's session moving to this server) with its id
+    /// and password. `last_zxid_seen` keeps the session from going back in time: a
+    /// node that has applied less refuses it and the next one is tried.
+    pub fn attach(
+        nodes: &[NodeHandle],
+        session: SessionId,
+        password: [u8; 16],
+        last_zxid_seen: i64,
+        opts: ClientOptions,
+    ) -> Result<Client, Error> {
+        let req = Request::Reattach {
+            session,
+            password,
+            last_zxid_seen,
+        };
+        let c = Client::open(nodes, opts, req)?;
+        c.inner
+            .last_zxid
+            .fetch_max(last_zxid_seen, Ordering::Relaxed);
+        Ok(c)
+    }
+
+    fn open(nodes: &[NodeHandle], opts: ClientOptions, req: Request) -> Result<Client, Error> {
         if nodes.is_empty() {
             return Err(datatree::Error::BadArguments("no nodes given".into()).into());
         }
@@ -203,14 +233,7 @@ impl Client {
                 },
             });
             let wait = deadline.saturating_duration_since(Instant::now());
-            let (conn, r) = open_and_ask(
-                node,
-                fwd.clone(),
-                Request::Connect {
-                    timeout_ms: opts.session_timeout_ms,
-                },
-                wait,
-            );
+            let (conn, r) = open_and_ask(node, fwd.clone(), req.clone(), wait);
             match r {
                 Ok(Response::Connected {
                     session,
@@ -249,6 +272,10 @@ impl Client {
                 Ok(other) => {
                     last_err = Error::Marshalling(format!("unexpected reply {other:?}"));
                     let _ = node.send(Inbound::Closed(conn));
+                }
+                Err(e @ (Error::SessionExpired | Error::SessionMoved)) => {
+                    let _ = node.send(Inbound::Closed(conn));
+                    return Err(e);
                 }
                 Err(e) => {
                     let _ = node.send(Inbound::Closed(conn));
