@@ -280,15 +280,24 @@ fn run_world<W: Workload>(w: &mut World<W>) {
         );
         return;
     }
-    // Liveness: a fresh client writes; it must commit within the budget.
+    // Liveness: a fresh client writes; it must commit within the budget. It retries
+    // after a connection loss, as a real client would; NodeExists means an earlier
+    // attempt committed.
     let probe = w.cfg.clients;
     w.clients[probe].silent_until_us = 0;
     let deadline = w.now_us + budget;
-    w.run_until(deadline, false, &|w| {
-        !w.violations.is_empty() || w.clients[probe].phase == Phase::Connected
-    });
-    let probe_op = w.history.ops.len();
-    if w.clients[probe].phase == Phase::Connected {
+    let mut done = false;
+    for _ in 0..1_000 {
+        if done || w.now_us >= deadline || !w.violations.is_empty() {
+            break;
+        }
+        w.run_until(deadline, false, &|w| {
+            !w.violations.is_empty() || w.clients[probe].phase == Phase::Connected
+        });
+        if w.clients[probe].phase != Phase::Connected {
+            break;
+        }
+        let probe_op = w.history.ops.len();
         w.send(
             probe,
             Request::Create {
@@ -299,15 +308,21 @@ fn run_world<W: Workload>(w: &mut World<W>) {
                 ttl_ms: 0,
             },
         );
-    }
-    let done = w.run_until(deadline, false, &|w| {
-        !w.violations.is_empty()
-            || w.history.ops.get(probe_op).is_some_and(|o| {
-                o.reply
-                    .as_ref()
-                    .is_some_and(|r| matches!(r.result, Ok(Response::Created { .. })))
+        let answered = |w: &World<W>| {
+            w.history.ops.get(probe_op).is_some_and(|o| o.reply.is_some())
+                || w.clients[probe].outstanding.is_empty()
+        };
+        w.run_until(deadline, false, &|w| !w.violations.is_empty() || answered(w));
+        done = w.history.ops.get(probe_op).is_some_and(|o| {
+            o.reply.as_ref().is_some_and(|r| {
+                matches!(
+                    r.result,
+                    Ok(Response::Created { .. })
+                        | Err(ensemble::Error::Tree(datatree::Error::NodeExists(_)))
+                )
             })
-    });
+        });
+    }
     if !w.violations.is_empty() {
         return;
     }

@@ -23,17 +23,32 @@ fn seeds(default: u64) -> (u64, u64) {
 
 fn run(sim: &Simulation<RandomWorkload>, default: u64) {
     let (first, count) = seeds(default);
+    // SIM_KEEP_GOING=1: run every seed and print one line per failure.
+    let keep_going = std::env::var("SIM_KEEP_GOING").is_ok();
     let mut passed = 0;
+    let mut failed = Vec::new();
     for seed in first..first + count {
         match sim.run(seed) {
             Ok(report) => {
                 passed += 1;
                 println!("{report}");
             }
+            Err(failure) if keep_going => {
+                let mut checks: Vec<&str> =
+                    failure.violations.iter().map(|v| v.check.as_str()).collect();
+                checks.dedup();
+                println!(
+                    "seed {seed}: FAILED [{}] {}",
+                    checks.join(","),
+                    failure.violations[0].message.lines().next().unwrap_or("")
+                );
+                failed.push(seed);
+            }
             Err(failure) => panic!("{failure}\n({passed} seeds passed before it)"),
         }
     }
-    println!("{passed} seeds passed");
+    println!("{passed} seeds passed, failed: {failed:?}");
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
 }
 
 #[test]
