@@ -8,17 +8,22 @@
 //!   server when its server dies.
 //! - [`admin`]: the admin port (`ruok`, `mntr`, Prometheus text), separate from the
 //!   client port and bound to localhost by default.
+//! - [`cli`]: the commands of `ensemble-cli`.
 //! - [`logger`]: a tiny stderr `tracing` subscriber.
+//! - [`run`]: starting a whole server (node + TCP transport + ports) from a config.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-
+pub mod admin;
+pub mod cli;
 pub mod config;
-
-
-
+pub mod logger;
+pub mod remote;
+pub mod run;
+pub mod service;
 pub mod wire;
 
 pub use config::{ConfigError, Role, ServerConfig, ServerEntry};
-
+pub use remote::{RemoteClient, RemoteOptions};
+pub use run::{RunError, RunningServer};
 pub use wire::{ClientMsg, ServerMsg, WireError};
