@@ -158,6 +158,11 @@ pub struct SimConfig {
     /// replies before advancing its applied zxid (reported in
     /// `/work/notes/ensemble-requests.md`, item 1).
     pub strict_reply_zxid: bool,
+    /// Hold errors a leader returns to its own clients at once (without a txn) to
+    /// linearizability. When false they are treated as outcomes of unknown effect:
+    /// the `ensemble` leader currently validates them against uncommitted proposals
+    /// or a stale tree (reported in `/work/notes/ensemble-requests.md`, item 2).
+    pub strict_local_errors: bool,
 }
 
 impl Default for SimConfig {
@@ -177,6 +182,7 @@ impl Default for SimConfig {
             sabotage: Sabotage::None,
             trace_lines: 120,
             strict_reply_zxid: false,
+            strict_local_errors: false,
         }
     }
 }

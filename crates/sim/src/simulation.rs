@@ -383,7 +383,7 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
     found.extend(check::durability::check(history, &reference, strict));
     found.extend(check::fifo::check(history, &reference));
     found.extend(check::reads::check(history, &reference, strict));
-    found.extend(check::linearizable::check(history));
+    found.extend(check::linearizable::check(history, w.cfg.strict_local_errors));
     found.extend(check::watches::check(history, &reference, strict));
     found.extend(check::sessions::check(history, &reference, &servers, calm));
     let now = w.now_us;

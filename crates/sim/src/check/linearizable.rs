@@ -193,9 +193,22 @@ fn as_write(req: &Request) -> Option<WriteOp> {
     })
 }
 
+/// An error answered in the same instant it was asked: the leader's own local
+/// failure, never replicated.
+fn local_error(op: &OpRecord) -> bool {
+    // Only definite (tree) errors: a connection loss in the same instant may follow a
+    // forward that does commit.
+    !op.outcome_unknown()
+        && op
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.result.is_err() && r.at_us == op.invoke_us)
+}
+
 /// Builds the per-key histories. Keys touched by a non-persistent create, or twice by
-/// one multi, are not registers and are left out.
-fn per_key(history: &History) -> BTreeMap<String, Vec<LinOp>> {
+/// one multi, are not registers and are left out. Unless `strict`, instant local
+/// errors count as unknown outcomes.
+fn per_key(history: &History, strict: bool) -> BTreeMap<String, Vec<LinOp>> {
     let mut keys: BTreeMap<String, Vec<LinOp>> = BTreeMap::new();
     let mut excluded: BTreeSet<String> = BTreeSet::new();
     let inf = u64::MAX;
@@ -241,6 +254,9 @@ fn per_key(history: &History) -> BTreeMap<String, Vec<LinOp>> {
         }
     }
     for op in &history.ops {
+        if !strict && local_error(op) {
+            continue;
+        }
         let ret = op.reply.as_ref().map_or(inf, |r| if op.outcome_unknown() { inf } else { r.at_us });
         let what = format!("c{} xid{} {}", op.client, op.xid.0, crate::world::client::short(&op.req));
         if let Request::Multi(ws) = &op.req {
@@ -396,10 +412,11 @@ fn check_key(ops: &mut [LinOp]) -> Verdict {
 }
 
 /// Checks every register key of the history. Returns violations; inconclusive keys
-/// (search budget exhausted) are not reported as violations.
-pub fn check(history: &History) -> Vec<(&'static str, String)> {
+/// (search budget exhausted) are not reported as violations. `strict`: see
+/// [`crate::SimConfig::strict_local_errors`].
+pub fn check(history: &History, strict: bool) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    for (key, mut ops) in per_key(history) {
+    for (key, mut ops) in per_key(history, strict) {
         if check_key(&mut ops) != Verdict::NotLinearizable {
             continue;
         }
