@@ -1,0 +1,257 @@
+//! The replicated envelope and the state snapshot format.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use datatree::{OpResult, Txn};
+
+use super::{put_bytes, CodecError, Reader, MULTI_OPS_MAX, SESSIONS_MAX, STATE_MAGIC};
+use crate::error::Error;
+use crate::ops::{ConnId, SessionId, Xid};
+
+const ENVELOPE_VERSION: u8 = 1;
+
+// ---- the replicated envelope -------------------------------------------------------
+
+/// What a replicated txn does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Body {
+    /// A tree change (client write or leader housekeeping).
+    Tree(Txn),
+    /// createSession.
+    CreateSession {
+        /// Negotiated timeout.
+        timeout_ms: u32,
+    },
+    /// closeSession, with the tree op deleting the session's ephemerals.
+    CloseSession(Txn),
+    /// A failed request: the error reaches the client in FIFO order.
+    Error(Failure),
+    /// sync / revalidation answer: changes nothing.
+    Noop,
+}
+
+/// A failed request's outcome, as carried in an error txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A single op's error.
+    Single(Error),
+    /// A multi's per-op results.
+    Multi(Vec<OpResult>),
+}
+
+impl Failure {
+    /// The client error.
+    pub fn into_error(self) -> Error {
+        match self {
+            Failure::Single(e) => e,
+            Failure::Multi(r) => Error::MultiFailed(r),
+        }
+    }
+}
+
+/// The payload of every replicated log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The server whose client asked for this txn (0: leader housekeeping).
+    pub origin: u64,
+    /// The connection on the origin server.
+    pub conn: ConnId,
+    /// The request number on that connection.
+    pub xid: Xid,
+    /// The session the txn acts for (0 for housekeeping).
+    pub session: SessionId,
+    /// A digest check: the tree digest every replica must have had right after
+    /// applying zxid `check.0` (0: no check).
+    pub check: (u64, u64),
+    /// What the txn does.
+    pub body: Body,
+}
+
+const B_TREE: u8 = 1;
+const B_CREATE_SESSION: u8 = 2;
+const B_CLOSE_SESSION: u8 = 3;
+const B_ERROR: u8 = 4;
+const B_NOOP: u8 = 5;
+const F_SINGLE: u8 = 0;
+const F_MULTI: u8 = 1;
+const R_OK: u8 = 0;
+const R_ERR: u8 = 1;
+
+fn put_error(out: &mut BytesMut, e: &Error) {
+    out.put_i32(e.code());
+    put_bytes(out, e.message().as_bytes());
+}
+
+fn get_error(r: &mut Reader) -> Result<Error, CodecError> {
+    let code = r.i32()?;
+    let msg = r.string()?;
+    Ok(Error::from_code(code, msg))
+}
+
+impl Envelope {
+    /// Encodes the envelope.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(96);
+        out.put_u8(ENVELOPE_VERSION);
+        out.put_u64(self.origin);
+        out.put_u64(self.conn.0);
+        out.put_u64(self.xid.0);
+        out.put_i64(self.session.0);
+        out.put_u64(self.check.0);
+        out.put_u64(self.check.1);
+        match &self.body {
+            Body::Tree(txn) => {
+                out.put_u8(B_TREE);
+                put_bytes(&mut out, &datatree::txn_codec::encode(txn));
+            }
+            Body::CreateSession { timeout_ms } => {
+                out.put_u8(B_CREATE_SESSION);
+                out.put_u32(*timeout_ms);
+            }
+            Body::CloseSession(txn) => {
+                out.put_u8(B_CLOSE_SESSION);
+                put_bytes(&mut out, &datatree::txn_codec::encode(txn));
+            }
+            Body::Error(Failure::Single(e)) => {
+                out.put_u8(B_ERROR);
+                out.put_u8(F_SINGLE);
+                put_error(&mut out, e);
+            }
+            Body::Error(Failure::Multi(results)) => {
+                out.put_u8(B_ERROR);
+                out.put_u8(F_MULTI);
+                out.put_u32(results.len() as u32);
+                for r in results {
+                    match r {
+                        OpResult::Error(e) => {
+                            out.put_u8(R_ERR);
+                            put_error(&mut out, &Error::Tree(e.clone()));
+                        }
+                        _ => out.put_u8(R_OK),
+                    }
+                }
+            }
+            Body::Noop => out.put_u8(B_NOOP),
+        }
+        out.freeze()
+    }
+
+    /// Decodes an envelope; never panics.
+    pub fn decode(bytes: Bytes) -> Result<Envelope, CodecError> {
+        let mut r = Reader { buf: bytes };
+        let v = r.u8()?;
+        if v != ENVELOPE_VERSION {
+            return Err(CodecError::Version(v));
+        }
+        let origin = r.u64()?;
+        let conn = ConnId(r.u64()?);
+        let xid = Xid(r.u64()?);
+        let session = SessionId(r.i64()?);
+        let check = (r.u64()?, r.u64()?);
+        let body = match r.u8()? {
+            B_TREE => Body::Tree(decode_txn(&mut r)?),
+            B_CREATE_SESSION => Body::CreateSession {
+                timeout_ms: r.u32()?,
+            },
+            B_CLOSE_SESSION => Body::CloseSession(decode_txn(&mut r)?),
+            B_ERROR => match r.u8()? {
+                F_SINGLE => Body::Error(Failure::Single(get_error(&mut r)?)),
+                F_MULTI => {
+                    let n = r.count(MULTI_OPS_MAX, 1)?;
+                    let mut results = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        results.push(match r.u8()? {
+                            R_OK => OpResult::Ok,
+                            R_ERR => match get_error(&mut r)? {
+                                Error::Tree(e) => OpResult::Error(e),
+                                other => {
+                                    OpResult::Error(datatree::Error::SystemError(other.to_string()))
+                                }
+                            },
+                            t => return Err(CodecError::Tag(t)),
+                        });
+                    }
+                    Body::Error(Failure::Multi(results))
+                }
+                t => return Err(CodecError::Tag(t)),
+            },
+            B_NOOP => Body::Noop,
+            other => return Err(CodecError::Tag(other)),
+        };
+        r.finish()?;
+        Ok(Envelope {
+            origin,
+            conn,
+            xid,
+            session,
+            check,
+            body,
+        })
+    }
+}
+
+fn decode_txn(r: &mut Reader) -> Result<Txn, CodecError> {
+    let b = r.bytes(zab_core::PAYLOAD_MAX_BYTES)?;
+    datatree::txn_codec::decode(&b).map_err(|e| CodecError::Embedded(e.to_string()))
+}
+
+// ---- state snapshots -------------------------------------------------------------
+
+/// Encodes the state machine: the session table then the tree.
+pub fn encode_state(sessions: &[(SessionId, u32)], tree: &datatree::DataTree) -> Vec<u8> {
+    let mut out = encode_state_header(sessions);
+    // Writing to a Vec cannot fail.
+    let _ = tree.serialize(&mut out);
+    out
+}
+
+/// The state's header (magic and session table); the tree's bytes follow it, written
+/// at once ([`datatree::DataTree::serialize`]) or incrementally
+/// ([`datatree::DataTree::begin_snapshot`]).
+pub fn encode_state_header(sessions: &[(SessionId, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + sessions.len() * 12);
+    out.extend_from_slice(STATE_MAGIC);
+    out.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
+    for (id, t) in sessions {
+        out.extend_from_slice(&id.0.to_be_bytes());
+        out.extend_from_slice(&t.to_be_bytes());
+    }
+    out
+}
+
+/// A decoded state snapshot.
+pub type DecodedState = (Vec<(SessionId, u32)>, datatree::DataTree);
+
+/// Decodes what [`encode_state`] wrote; never panics.
+pub fn decode_state(bytes: &[u8]) -> Result<DecodedState, CodecError> {
+    let mut r = Reader {
+        buf: Bytes::copy_from_slice(&bytes[..bytes.len().min(8 + 4)]),
+    };
+    let mut magic = [0u8; 8];
+    r.need(8)?;
+    r.buf.copy_to_slice(&mut magic);
+    if &magic != STATE_MAGIC {
+        return Err(CodecError::Version(magic[7]));
+    }
+    let n = r.u32()? as usize;
+    if n > SESSIONS_MAX {
+        return Err(CodecError::TooLong {
+            len: n,
+            max: SESSIONS_MAX,
+        });
+    }
+    let start = 12;
+    let end = start + n * 12;
+    if bytes.len() < end {
+        return Err(CodecError::Truncated);
+    }
+    let mut sessions = Vec::with_capacity(n);
+    let mut s = &bytes[start..end];
+    for _ in 0..n {
+        sessions.push((SessionId(s.get_i64()), s.get_u32()));
+    }
+    let tree = datatree::DataTree::deserialize(&bytes[end..])
+        .map_err(|e| CodecError::Embedded(e.to_string()))?;
+    Ok((sessions, tree))
+}

@@ -1,0 +1,112 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::*;
+use crate::ops::{ConnId, SessionId, Xid};
+use bytes::Bytes;
+use datatree::{Acl, CreateMode, OpResult, WriteOp};
+use proptest::prelude::*;
+
+fn sample_envelope() -> Envelope {
+    Envelope {
+        origin: 2,
+        conn: ConnId(9),
+        xid: Xid(4),
+        session: SessionId(77),
+        check: (5, 123),
+        body: Body::Error(Failure::Multi(vec![
+            OpResult::Ok,
+            OpResult::Error(datatree::Error::NoNode("/a".into())),
+            OpResult::Error(datatree::Error::RuntimeInconsistency),
+        ])),
+    }
+}
+
+#[test]
+fn envelope_round_trips() {
+    let e = sample_envelope();
+    assert_eq!(Envelope::decode(e.encode()).unwrap(), e);
+    let create = Envelope {
+        body: Body::CreateSession { timeout_ms: 4000 },
+        ..sample_envelope()
+    };
+    assert_eq!(Envelope::decode(create.encode()).unwrap(), create);
+}
+
+#[test]
+fn forward_round_trips() {
+    let f = Forward {
+        conn: ConnId(1),
+        xid: Xid(2),
+        session: SessionId(3),
+        op: ForwardOp::Write(WriteOp::Multi(vec![
+            WriteOp::Create {
+                path: "/a".into(),
+                data: Bytes::from_static(b"x"),
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::EphemeralSequential,
+                ttl_ms: 0,
+            },
+            WriteOp::Check {
+                path: "/a".into(),
+                version: -1,
+            },
+        ])),
+    };
+    assert_eq!(Forward::decode(f.encode().unwrap()).unwrap(), f);
+    let t = Forward {
+        op: ForwardOp::Touches(vec![SessionId(1), SessionId(2)]),
+        ..f
+    };
+    assert_eq!(Forward::decode(t.encode().unwrap()).unwrap(), t);
+}
+
+#[test]
+fn state_round_trips() {
+    let tree = datatree::DataTree::new();
+    let bytes = encode_state(&[(SessionId(5), 3000)], &tree);
+    let (s, t) = decode_state(&bytes).unwrap();
+    assert_eq!(s, vec![(SessionId(5), 3000)]);
+    assert_eq!(t.digest(), tree.digest());
+    assert!(decode_state(&bytes[..bytes.len() - 3]).is_err());
+    assert!(decode_state(&bytes[..10]).is_err());
+}
+
+#[test]
+fn batches_split_back_into_their_messages() {
+    let mut w = BatchWriter::default();
+    assert!(w.push(2, Bytes::from_static(&[1, 9])).is_none());
+    assert!(w.push(2, Bytes::from_static(&[1, 8, 7])).is_none());
+    assert!(w.push(3, Bytes::from_static(&[1])).is_none());
+    let out: Vec<(u64, Bytes)> = w.drain().collect();
+    assert_eq!(out.len(), 2);
+    let parts = split_batch(&out[0].1).unwrap();
+    assert_eq!(
+        parts,
+        vec![Bytes::from_static(&[1, 9]), Bytes::from_static(&[1, 8, 7])]
+    );
+    assert_eq!(out[1].1, Bytes::from_static(&[1]));
+    assert!(split_batch(&out[1].1).is_none());
+    assert_eq!(w.drain().count(), 0);
+}
+
+proptest! {
+    #[test]
+    fn batch_split_never_panics(data in proptest::collection::vec(any::<u8>(), 0..100)) {
+        let mut framed = vec![BATCH_TAG];
+        framed.extend(data);
+        let _ = split_batch(&Bytes::from(framed));
+    }
+
+    #[test]
+    fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Envelope::decode(Bytes::from(data.clone()));
+        let _ = Forward::decode(Bytes::from(data.clone()));
+        let _ = decode_state(&data);
+    }
+
+    #[test]
+    fn truncated_envelopes_are_errors(cut in 0usize..60) {
+        let bytes = sample_envelope().encode();
+        let cut = cut.min(bytes.len() - 1);
+        prop_assert!(Envelope::decode(bytes.slice(..cut)).is_err());
+    }
+}
