@@ -281,3 +281,29 @@ fn futures_and_blocking_calls_share_one_fifo() {
         "a read after pipelined writes sees them all"
     );
 }
+
+#[test]
+fn leader_deletes_used_empty_containers_and_expired_ttl_nodes() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+    let c = cluster.client(follower).unwrap();
+    let open = Acl::open_unsafe();
+    c.create("/never-used", &b""[..], &open, CreateMode::Container).unwrap();
+    c.create("/box", &b""[..], &open, CreateMode::Container).unwrap();
+    c.create("/box/item", &b""[..], &open, CreateMode::Persistent).unwrap();
+    c.create_with_stat("/short", &b""[..], &open, CreateMode::PersistentWithTtl, 30)
+        .unwrap();
+    c.exists("/box", true).unwrap();
+    c.delete("/box/item", -1).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while c.exists("/box", false).unwrap().is_some() || c.exists("/short", false).unwrap().is_some()
+    {
+        assert!(std::time::Instant::now() < deadline, "housekeeping never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(c.exists("/never-used", false).unwrap().is_some(), "an unused container stays");
+    let evs = watch_events(&c, 1);
+    assert_eq!(evs, vec![(EventType::NodeDeleted, "/box".to_string())]);
+    cluster.wait_converged(T).unwrap();
+}
