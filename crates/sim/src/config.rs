@@ -14,6 +14,9 @@ pub struct Faults {
     /// Crash and restart: queued storage ops are lost, unsynced log writes may be lost
     /// or torn ([`storage::SimLog::crash`]).
     pub crashes: bool,
+    /// Power loss: several servers (up to all) crash at the same instant and restart
+    /// together later; only synced writes survive anywhere.
+    pub power_loss: bool,
     /// Pauses (a stopped process: no ticks, no input, then everything at once).
     pub pauses: bool,
     /// Lossy links: message drop and long, jittery delays (jitter alone never
@@ -40,6 +43,7 @@ impl Faults {
             one_way: true,
             bridge: true,
             crashes: true,
+            power_loss: true,
             pauses: true,
             lossy_links: true,
             reorder: true,
@@ -69,6 +73,7 @@ impl Faults {
             one_way: false,
             bridge: false,
             crashes: false,
+            power_loss: false,
             pauses: false,
             lossy_links: false,
             reorder: false,
@@ -86,6 +91,7 @@ impl Faults {
             (self.one_way, "one-way"),
             (self.bridge, "bridge"),
             (self.crashes, "crash"),
+            (self.power_loss, "power-loss"),
             (self.pauses, "pause"),
             (self.lossy_links, "lossy-links"),
             (self.reorder, "reorder"),

@@ -29,6 +29,10 @@ pub enum Fault {
     Crash(u64),
     /// Restart a crashed server.
     Restart(u64),
+    /// Crash these servers at once.
+    PowerLoss(Vec<u64>),
+    /// Restart these servers.
+    PowerBack(Vec<u64>),
     /// Pause a server for a while (ms).
     Pause(u64, u64),
     /// Set these faults on every link.
@@ -122,6 +126,15 @@ pub fn schedule(
                 let id = ids[rng.gen_range(0..ids.len())];
                 out.push((t, Fault::Crash(id)));
                 out.push((end, Fault::Restart(id)));
+            }
+            "power-loss" => {
+                let mut shuffled = ids.clone();
+                shuffled.shuffle(rng);
+                let k = rng.gen_range((servers as usize / 2 + 1).max(1)..=servers as usize);
+                shuffled.truncate(k);
+                shuffled.sort_unstable();
+                out.push((t, Fault::PowerLoss(shuffled.clone())));
+                out.push((t + len.min(300_000), Fault::PowerBack(shuffled)));
             }
             "pause" => {
                 let id = ids[rng.gen_range(0..ids.len())];

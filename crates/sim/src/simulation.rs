@@ -30,7 +30,7 @@ impl fmt::Display for RunReport {
         let s = &self.stats;
         write!(
             f,
-            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} SNAP syncs, faults [{}]",
+            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} SNAP syncs, {} TRUNCs, faults [{}]",
             self.seed,
             s.steps,
             s.virtual_ms,
@@ -42,6 +42,7 @@ impl fmt::Display for RunReport {
             s.partitions,
             s.pauses,
             s.snap_syncs,
+            s.truncations,
             self.faults.join(", ")
         )
     }

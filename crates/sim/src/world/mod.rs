@@ -70,6 +70,8 @@ pub struct RunStats {
     pub sessions: usize,
     /// Leader snapshots installed by followers (SNAP syncs).
     pub snap_syncs: u64,
+    /// Log truncations (TRUNC syncs).
+    pub truncations: u64,
 }
 
 pub(crate) struct World<W> {
@@ -308,6 +310,7 @@ impl<W: Workload> World<W> {
                     }
                     StorageOp::Truncate(z) => {
                         let _ = node.mirror.split_off(&(z.to_u64() + 1));
+                        self.stats.truncations += 1;
                     }
                     StorageOp::InstallSnapshot { zxid, .. } => {
                         node.mirror.clear();
@@ -532,6 +535,16 @@ impl<W: Workload> World<W> {
             Fault::Heal => self.net.heal_all(),
             Fault::Crash(id) => self.crash(id),
             Fault::Restart(id) => self.restart(id),
+            Fault::PowerLoss(ids) => {
+                for id in ids {
+                    self.crash(id);
+                }
+            }
+            Fault::PowerBack(ids) => {
+                for id in ids {
+                    self.restart(id);
+                }
+            }
             Fault::Pause(id, ms) => {
                 let i = self.index_of(id);
                 if self.nodes[i].server.is_some() {
