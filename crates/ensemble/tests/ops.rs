@@ -289,9 +289,12 @@ fn leader_deletes_used_empty_containers_and_expired_ttl_nodes() {
     let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
     let c = cluster.client(follower).unwrap();
     let open = Acl::open_unsafe();
-    c.create("/never-used", &b""[..], &open, CreateMode::Container).unwrap();
-    c.create("/box", &b""[..], &open, CreateMode::Container).unwrap();
-    c.create("/box/item", &b""[..], &open, CreateMode::Persistent).unwrap();
+    c.create("/never-used", &b""[..], &open, CreateMode::Container)
+        .unwrap();
+    c.create("/box", &b""[..], &open, CreateMode::Container)
+        .unwrap();
+    c.create("/box/item", &b""[..], &open, CreateMode::Persistent)
+        .unwrap();
     c.create_with_stat("/short", &b""[..], &open, CreateMode::PersistentWithTtl, 30)
         .unwrap();
     c.exists("/box", true).unwrap();
@@ -299,10 +302,16 @@ fn leader_deletes_used_empty_containers_and_expired_ttl_nodes() {
     let deadline = std::time::Instant::now() + T;
     while c.exists("/box", false).unwrap().is_some() || c.exists("/short", false).unwrap().is_some()
     {
-        assert!(std::time::Instant::now() < deadline, "housekeeping never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "housekeeping never ran"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(c.exists("/never-used", false).unwrap().is_some(), "an unused container stays");
+    assert!(
+        c.exists("/never-used", false).unwrap().is_some(),
+        "an unused container stays"
+    );
     let evs = watch_events(&c, 1);
     assert_eq!(evs, vec![(EventType::NodeDeleted, "/box".to_string())]);
     cluster.wait_converged(T).unwrap();

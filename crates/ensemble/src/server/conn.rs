@@ -41,6 +41,8 @@ pub(crate) enum SlotState {
 pub(crate) struct Slot {
     pub(crate) xid: Xid,
     pub(crate) state: SlotState,
+    /// The tick the slot was created (for the forwarded-request timeout).
+    pub(crate) tick: u64,
 }
 
 /// One client connection on this server.
@@ -80,8 +82,65 @@ impl Server {
             c.slots.push_back(Slot {
                 xid,
                 state: SlotState::Done(result),
+                tick: self.tick,
             });
         }
+    }
+
+    /// Learner: connections whose oldest forwarded request got no answer within
+    /// `timeout_ticks` (a lost REQUEST, or a leader that stopped answering) lose their
+    /// connection as a ZooKeeper client would: pending requests fail with
+    /// ConnectionLoss (outcome unknown) and the client re-attaches.
+    pub(super) fn expire_stuck_conns(&mut self, timeout_ticks: u64) {
+        let tick = self.tick;
+        let mut stuck: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.slots.front().is_some_and(|s| {
+                    matches!(s.state, SlotState::Waiting(_))
+                        && tick.saturating_sub(s.tick) > timeout_ticks
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        stuck.sort_unstable();
+        for conn in stuck {
+            tracing::warn!(id = %self.id, conn = conn.0, "forwarded request unanswered: dropping the connection");
+            self.disconnect(conn);
+        }
+    }
+
+    /// Drops one connection: pending requests fail with ConnectionLoss, the client
+    /// gets Disconnected (and re-attaches its session elsewhere or here).
+    pub(super) fn disconnect(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        let zxid = self.applied.to_u64() as i64;
+        for slot in c.slots {
+            let result = match slot.state {
+                SlotState::Done(r) => r,
+                _ => Err(Error::ConnectionLoss),
+            };
+            self.out.push(ServerAction::Reply {
+                conn,
+                xid: slot.xid,
+                zxid,
+                result,
+            });
+        }
+        if let Some(s) = c.session {
+            if self.by_session.get(&s) == Some(&conn) {
+                self.by_session.remove(&s);
+            }
+            self.sessions
+                .detach(session::SessionId(s.0), self.owner(conn));
+        }
+        self.out.push(ServerAction::Session {
+            conn,
+            event: crate::ops::SessionEvent::Disconnected,
+        });
     }
 
     fn wait(&mut self, conn: ConnId, xid: Xid, kind: WaitKind) {
@@ -89,6 +148,7 @@ impl Server {
             c.slots.push_back(Slot {
                 xid,
                 state: SlotState::Waiting(kind),
+                tick: self.tick,
             });
         }
     }
@@ -222,6 +282,7 @@ impl Server {
                     c.slots.push_back(Slot {
                         xid,
                         state: SlotState::Read(other),
+                        tick: self.tick,
                     });
                 }
             }

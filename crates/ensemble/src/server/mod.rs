@@ -234,6 +234,7 @@ pub struct Server {
     snapshot_every_txns: u64,
     housekeeping_ticks: u64,
     outstanding_max: usize,
+    forward_timeout_ticks: u64,
     tick: u64,
     now_ms: i64,
     role: Role,
@@ -290,6 +291,9 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let id = cfg.zab.id;
         let outstanding_max = cfg.zab.outstanding_max;
+        // Long enough for a loaded leader; a learner that lost its leader notices
+        // sooner (sync limit) and disconnects everyone anyway.
+        let forward_timeout_ticks = (cfg.zab.sync_limit_ticks + cfg.zab.init_limit_ticks) * 2;
         let snapshot_zxid = persisted.snapshot_zxid;
         let core = Core::new(cfg.zab, persisted)?;
         let mut sessions = SessionTracker::new(
@@ -319,6 +323,7 @@ impl Server {
             snapshot_every_txns: cfg.snapshot_every_txns,
             housekeeping_ticks: cfg.housekeeping_ticks.max(1),
             outstanding_max,
+            forward_timeout_ticks,
             tick: 0,
             now_ms: 0,
             role: Role::Looking,
@@ -440,6 +445,7 @@ impl Server {
                 self.leader_housekeeping();
             } else {
                 self.learner_report_touches();
+                self.expire_stuck_conns(self.forward_timeout_ticks);
             }
         }
         self.pump();
@@ -630,26 +636,10 @@ impl Server {
     /// Every connection loses its server: pending requests fail with ConnectionLoss
     /// and the client gets Disconnected (it re-attaches its session elsewhere).
     fn disconnect_all(&mut self) {
-        let mut conns: Vec<(ConnId, conn::Conn)> = self.conns.drain().collect();
-        conns.sort_by_key(|(c, _)| *c);
-        for (id, c) in conns {
-            for slot in c.slots {
-                let zxid = self.applied.to_u64() as i64;
-                self.out.push(ServerAction::Reply {
-                    conn: id,
-                    xid: slot.xid,
-                    zxid,
-                    result: Err(Error::ConnectionLoss),
-                });
-            }
-            if let Some(s) = c.session {
-                self.sessions
-                    .detach(session::SessionId(s.0), self.owner(id));
-            }
-            self.out.push(ServerAction::Session {
-                conn: id,
-                event: SessionEvent::Disconnected,
-            });
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.disconnect(conn);
         }
         self.by_session.clear();
     }

@@ -575,3 +575,47 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_lost_forwarded_request_costs_the_connection_not_a_hang() {
+    let mut sim = Sim::new(3);
+    sim.run_until_serving();
+    let leader = sim
+        .servers
+        .values()
+        .find(|s| s.status().role == Role::Leading)
+        .unwrap()
+        .id()
+        .0;
+    let f = (1..=3).find(|i| *i != leader).unwrap();
+    sim.connect(f, 1);
+    sim.send(f, 1, 1, create("/lost", CreateMode::Persistent));
+    sim.send(
+        f,
+        1,
+        2,
+        Request::GetData {
+            path: "/".into(),
+            watch: false,
+        },
+    );
+    // The network loses the REQUEST.
+    sim.net
+        .retain(|(_, _, m)| !matches!(m, Message::Request { .. }));
+    for _ in 0..200 {
+        sim.step();
+    }
+    let mine: Vec<_> = sim
+        .replies
+        .iter()
+        .filter(|r| r.0 == f && r.1 == ConnId(1))
+        .collect();
+    assert_eq!(mine.len(), 2);
+    assert!(mine
+        .iter()
+        .all(|r| matches!(r.3, Err(Error::ConnectionLoss))));
+    assert!(sim
+        .session_events
+        .iter()
+        .any(|(id, c, e)| *id == f && *c == ConnId(1) && *e == SessionEvent::Disconnected));
+}
