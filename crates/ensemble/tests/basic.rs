@@ -37,6 +37,13 @@ fn single_node_create_get_set_and_watch() {
     c.set_data("/a", &b"2"[..], 0).unwrap();
     let w = next_watch(&c);
     assert_eq!((w.event_type, &*w.path), (EventType::NodeDataChanged, "/a"));
+    let (stat, zxid) = c.set_data_async("/a", &b"2b"[..], 1).wait_with_zxid();
+    assert_eq!(
+        stat.unwrap().mzxid,
+        zxid,
+        "a write's reply carries its own zxid"
+    );
+    assert!(c.last_zxid_seen() >= zxid);
     let e = c.set_data("/a", &b"3"[..], 0).unwrap_err();
     assert_eq!(e.code(), -103);
     c.close().unwrap();

@@ -75,13 +75,18 @@ impl<T> Call<T> {
 
 impl<T> Unpin for Call<T> {}
 
-impl<T> Future for Call<T> {
-    type Output = Result<T, Error>;
+impl<T> Call<T> {
+    /// Blocks until the result is in; also returns the zxid the server had applied
+    /// when it answered (for a write: the write's own zxid).
+    pub fn wait_with_zxid(mut self) -> (Result<T, Error>, i64) {
+        futures::executor::block_on(futures::future::poll_fn(|cx| self.poll_reply(cx)))
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        match &mut this.inner {
-            CallInner::Failed(e) => Poll::Ready(Err(e.take().unwrap_or(Error::ConnectionLoss))),
+    fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<(Result<T, Error>, i64)> {
+        match &mut self.inner {
+            CallInner::Failed(e) => {
+                Poll::Ready((Err(e.take().unwrap_or(Error::ConnectionLoss)), 0))
+            }
             CallInner::Pending {
                 rx,
                 last_zxid,
@@ -89,15 +94,23 @@ impl<T> Future for Call<T> {
             } => match Pin::new(rx).poll(cx) {
                 Poll::Pending => Poll::Pending,
                 // The node dropped the request (it stopped): the outcome is unknown.
-                Poll::Ready(Err(_)) => Poll::Ready(Err(Error::ConnectionLoss)),
+                Poll::Ready(Err(_)) => Poll::Ready((Err(Error::ConnectionLoss), 0)),
                 Poll::Ready(Ok((result, zxid))) => {
                     last_zxid.fetch_max(zxid, Ordering::Relaxed);
                     if let (Ok(reply), Some((book, n))) = (&result, note.take()) {
                         book.apply(n, reply);
                     }
-                    Poll::Ready(result.and_then(this.map))
+                    Poll::Ready((result.and_then(self.map), zxid))
                 }
             },
         }
+    }
+}
+
+impl<T> Future for Call<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_reply(cx).map(|(r, _)| r)
     }
 }

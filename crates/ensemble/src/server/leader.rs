@@ -146,13 +146,10 @@ impl Server {
             },
             ForwardOp::Touches(_) => return Ok(()),
         };
-        if local {
-            if let Body::Error(f) = body {
-                // A local failure needs no txn: the connection's FIFO keeps the order.
-                self.complete(fwd.conn, fwd.xid, Err(f.into_error()));
-                return Ok(());
-            }
-        }
+        // Failures go through the pipeline too, even for this leader's own clients (as
+        // ZooKeeper's error txns do): `Prep` validated against uncommitted proposals,
+        // and a deposed leader validates against a stale tree, so a failure is only
+        // definite once everything before it committed.
         self.propose_body(origin.0, fwd.conn, fwd.xid, fwd.session, zxid, body);
         Ok(())
     }
