@@ -390,8 +390,12 @@ impl RemoteClient {
 
     /// Closes the session: its ephemerals are deleted and its watches removed.
     pub fn close(&self) -> Result<(), Error> {
-        let r = self.call(Request::Close).map(|_| ());
+        let mut r = self.call(Request::Close).map(|_| ());
         let mut c = self.inner.conn.lock();
+        // The server's Closed event may overtake the reply: the session is closed.
+        if r == Err(Error::SessionExpired) && c.status == Status::Closed {
+            r = Ok(());
+        }
         c.status = Status::Closed;
         if let Some(s) = c.stream.take() {
             let _ = s.shutdown(Shutdown::Both);

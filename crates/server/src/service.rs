@@ -333,45 +333,71 @@ fn write_loop(out: &Mutex<TcpStream>, client: &Client, rx: &Receiver<Item>, even
             )
         )
     };
-    // Forwards the queued events; true if one of them ends the connection.
-    let flush = || -> bool {
-        let mut ended = false;
+    // Forwards the queued watch events; returns a session-ending event, which goes
+    // out after the reply being written (a close's reply precedes its Closed event).
+    let flush = || -> Option<Event> {
+        let mut end = None;
         while let Ok(e) = events.try_recv() {
             if matches!(e, Event::Session(SessionEvent::Connected)) {
                 continue;
             }
-            ended |= ends(&e);
-            let _ = send(out, &ServerMsg::Event(e));
+            if ends(&e) {
+                end.get_or_insert(e);
+            } else {
+                let _ = send(out, &ServerMsg::Event(e));
+            }
         }
-        ended
+        end
+    };
+    let finish = |end: Option<Event>| -> bool {
+        match end {
+            Some(e) => {
+                let _ = send(out, &ServerMsg::Event(e));
+                true
+            }
+            None => false,
+        }
+    };
+    // Answers one queued item; returns a session-ending event met on the way.
+    let answer = |item: Item| -> Option<Event> {
+        match item {
+            Item::Pong => {
+                let _ = send(out, &ServerMsg::Pong);
+                None
+            }
+            Item::Now(xid, r) => {
+                let end = flush();
+                reply(out, xid, client.last_zxid_seen(), r);
+                end
+            }
+            Item::Call(xid, call) => {
+                let r = call.wait();
+                let end = flush();
+                reply(out, xid, client.last_zxid_seen(), r);
+                end
+            }
+        }
     };
     loop {
         let ended = select! {
             recv(rx) -> item => match item {
                 Err(_) => return,
-                Ok(Item::Pong) => {
-                    let _ = send(out, &ServerMsg::Pong);
-                    false
-                }
-                Ok(Item::Now(xid, r)) => {
-                    let ended = flush();
-                    reply(out, xid, client.last_zxid_seen(), r);
-                    ended
-                }
-                Ok(Item::Call(xid, call)) => {
-                    let r = call.wait();
-                    let ended = flush();
-                    reply(out, xid, client.last_zxid_seen(), r);
-                    ended
-                }
+                Ok(item) => finish(answer(item)),
             },
             recv(events) -> e => match e {
                 Err(_) => return,
                 Ok(Event::Session(SessionEvent::Connected)) => false,
+                Ok(e) if ends(&e) => {
+                    // Requests already submitted are answered first (a close's
+                    // reply precedes its Closed event).
+                    while let Ok(item) = rx.try_recv() {
+                        let _ = answer(item);
+                    }
+                    finish(Some(e))
+                }
                 Ok(e) => {
-                    let ended = ends(&e);
                     let _ = send(out, &ServerMsg::Event(e));
-                    ended
+                    false
                 }
             },
         };
