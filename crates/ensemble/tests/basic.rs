@@ -99,3 +99,36 @@ fn connect_opts_negotiate_timeouts() {
         Event::Session(SessionEvent::Connected)
     ));
 }
+
+#[test]
+fn requests_over_the_size_limit_are_refused() {
+    let node = Node::start(
+        NodeConfig::builder(1)
+            .tick_ms(5)
+            .request_max_bytes(1000)
+            .build()
+            .unwrap(),
+        std::sync::Arc::new(transport::mem::MemNetwork::new(2).endpoint(transport::NodeId(1))),
+    )
+    .unwrap();
+    let c = node.client().unwrap();
+    let e = c
+        .create(
+            "/big",
+            vec![0u8; 2000],
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), -8);
+    c.create(
+        "/small",
+        vec![0u8; 500],
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .unwrap();
+    let stats = node.stats().unwrap();
+    assert_eq!(stats.server.role, zab_core::Role::Leading);
+    assert!(stats.requests >= 3);
+}

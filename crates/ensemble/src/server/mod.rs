@@ -316,7 +316,10 @@ impl Server {
             id,
             core,
             tree,
-            prep: Prep::default(),
+            prep: Prep::new(datatree::PrepConfig {
+                max_request_bytes: cfg.request_max_bytes,
+                ..datatree::PrepConfig::default()
+            }),
             watches: WatchRegistry::new(),
             sessions,
             request_max_bytes: cfg.request_max_bytes,
