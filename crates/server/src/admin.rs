@@ -200,31 +200,107 @@ fn figures(s: &NodeStats) -> Vec<(&'static str, String, &'static str)> {
         ("version", env!("CARGO_PKG_VERSION").to_string(), "Version."),
         ("server_id", v.id.to_string(), "This server's id."),
         ("server_state", state_name(s).to_string(), "Role."),
-        ("serving", u8::from(v.serving).to_string(), "Serves clients."),
-        ("last_zxid", v.applied_zxid.to_u64().to_string(), "Last applied zxid."),
-        ("committed_zxid", v.committed_zxid.to_u64().to_string(), "ZAB commit point."),
-        ("znode_count", v.znode_count.to_string(), "Znodes in the tree."),
-        ("watch_count", v.watch_count.to_string(), "Registered watches."),
-        ("ephemerals_count", v.ephemeral_count.to_string(), "Ephemeral znodes."),
+        (
+            "serving",
+            u8::from(v.serving).to_string(),
+            "Serves clients.",
+        ),
+        (
+            "last_zxid",
+            v.applied_zxid.to_u64().to_string(),
+            "Last applied zxid.",
+        ),
+        (
+            "committed_zxid",
+            v.committed_zxid.to_u64().to_string(),
+            "ZAB commit point.",
+        ),
+        (
+            "znode_count",
+            v.znode_count.to_string(),
+            "Znodes in the tree.",
+        ),
+        (
+            "watch_count",
+            v.watch_count.to_string(),
+            "Registered watches.",
+        ),
+        (
+            "ephemerals_count",
+            v.ephemeral_count.to_string(),
+            "Ephemeral znodes.",
+        ),
         ("session_count", v.session_count.to_string(), "Sessions."),
-        ("num_alive_connections", v.connection_count.to_string(), "Connections on this server."),
-        ("outstanding_requests", v.outstanding_requests.to_string(), "Requests not answered yet."),
-        ("applied_txns", v.applied_txns.to_string(), "Txns applied since start."),
-        ("snapshots_installed", v.snapshots_installed.to_string(), "SNAP syncs installed."),
-        ("min_latency_us", s.latency_min_us.to_string(), "Fastest request, µs."),
-        ("avg_latency_us", s.latency_avg_us.to_string(), "Mean request, µs."),
-        ("max_latency_us", s.latency_max_us.to_string(), "Slowest request, µs."),
-        ("packets_received", s.requests.to_string(), "Requests answered."),
-        ("snapshots", s.snapshots.to_string(), "Snapshots written since start."),
-        ("snapshot_stall_max_us", s.snapshot_stall_max_us.to_string(), "Longest snapshot copy stall, µs."),
+        (
+            "num_alive_connections",
+            v.connection_count.to_string(),
+            "Connections on this server.",
+        ),
+        (
+            "outstanding_requests",
+            v.outstanding_requests.to_string(),
+            "Requests not answered yet.",
+        ),
+        (
+            "applied_txns",
+            v.applied_txns.to_string(),
+            "Txns applied since start.",
+        ),
+        (
+            "snapshots_installed",
+            v.snapshots_installed.to_string(),
+            "SNAP syncs installed.",
+        ),
+        (
+            "min_latency_us",
+            s.latency_min_us.to_string(),
+            "Fastest request, µs.",
+        ),
+        (
+            "avg_latency_us",
+            s.latency_avg_us.to_string(),
+            "Mean request, µs.",
+        ),
+        (
+            "max_latency_us",
+            s.latency_max_us.to_string(),
+            "Slowest request, µs.",
+        ),
+        (
+            "packets_received",
+            s.requests.to_string(),
+            "Requests answered.",
+        ),
+        (
+            "snapshots",
+            s.snapshots.to_string(),
+            "Snapshots written since start.",
+        ),
+        (
+            "snapshot_stall_max_us",
+            s.snapshot_stall_max_us.to_string(),
+            "Longest snapshot copy stall, µs.",
+        ),
         ("digest", v.digest.to_string(), "Tree digest."),
     ];
     if state_name(s) == "leader" {
-        f.push(("synced_followers", v.synced_learners.to_string(), "Learners synced with the leader."));
-        f.push(("pending_proposals", v.uncommitted_proposals.to_string(), "Proposals not committed yet."));
+        f.push((
+            "synced_followers",
+            v.synced_learners.to_string(),
+            "Learners synced with the leader.",
+        ));
+        f.push((
+            "pending_proposals",
+            v.uncommitted_proposals.to_string(),
+            "Proposals not committed yet.",
+        ));
     }
     if let Some(d) = &v.diverged {
-        f.push(("diverged", d.replace(['\n', '\t'], " "), "Why the replica stopped."));
+        f.push((
+            "diverged",
+            d.replace(['\n', '\t'], " "),
+            "Why the replica stopped.",
+        ));
     }
     f
 }

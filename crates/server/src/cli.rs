@@ -239,12 +239,10 @@ impl Command {
                     (false, false, true, false) => CreateMode::Container,
                     (false, false, false, true) => CreateMode::PersistentWithTtl,
                     (false, true, false, true) => CreateMode::PersistentSequentialWithTtl,
-                    _ => {
-                        return Err(
-                            "these create flags do not combine (-c and -t stand alone, -e has no TTL)"
-                                .into(),
-                        )
-                    }
+                    _ => return Err(
+                        "these create flags do not combine (-c and -t stand alone, -e has no TTL)"
+                            .into(),
+                    ),
                 };
                 Command::Create {
                     path: need_path(&args, 1, "create")?,
@@ -316,7 +314,10 @@ pub fn render_stat(s: &Stat) -> String {
 /// Renders one event.
 pub fn render_event(e: &Event) -> String {
     match e {
-        Event::Watch(w) => format!("WATCHER:: {:?} {} (zxid {:#x})", w.event_type, w.path, w.zxid),
+        Event::Watch(w) => format!(
+            "WATCHER:: {:?} {} (zxid {:#x})",
+            w.event_type, w.path, w.zxid
+        ),
         Event::Session(s) => format!("SESSION:: {s:?}"),
         other => format!("{other:?}"),
     }
@@ -339,7 +340,8 @@ pub fn execute(
     admin: Option<SocketAddr>,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let need = || client.ok_or_else(|| "not connected to any server (use -s host:port)".to_string());
+    let need =
+        || client.ok_or_else(|| "not connected to any server (use -s host:port)".to_string());
     let p = |e: Error| plain(&e);
     let w = |out: &mut dyn Write, s: &str| {
         let _ = out.write_all(s.as_bytes());
@@ -351,7 +353,10 @@ pub fn execute(
         }
         Command::Get { path, watch } => {
             let (data, stat) = need()?.get_data(path, *watch).map_err(p)?;
-            w(out, &format!("{}\n{}", String::from_utf8_lossy(&data), render_stat(&stat)));
+            w(
+                out,
+                &format!("{}\n{}", String::from_utf8_lossy(&data), render_stat(&stat)),
+            );
         }
         Command::Stat { path, watch } => match need()?.exists(path, *watch).map_err(p)? {
             Some(s) => w(out, &render_stat(&s)),
@@ -410,7 +415,10 @@ pub fn execute(
                 if matches!(e, Event::Watch(_)) {
                     seen += 1;
                 }
-                if matches!(e, Event::Session(SessionEvent::Expired | SessionEvent::Closed)) {
+                if matches!(
+                    e,
+                    Event::Session(SessionEvent::Expired | SessionEvent::Closed)
+                ) {
                     break;
                 }
             }
@@ -438,7 +446,10 @@ mod tests {
 
     #[test]
     fn words_and_quotes() {
-        assert_eq!(split_words(r#"set /a "two words""#).unwrap(), ["set", "/a", "two words"]);
+        assert_eq!(
+            split_words(r#"set /a "two words""#).unwrap(),
+            ["set", "/a", "two words"]
+        );
         assert_eq!(split_words(r#"set /a """#).unwrap(), ["set", "/a", ""]);
         assert!(split_words(r#"set /a "open"#).is_err());
     }
@@ -455,11 +466,16 @@ mod tests {
         assert_eq!(mode("create -e -s /a"), CreateMode::EphemeralSequential);
         assert_eq!(mode("create -c /a"), CreateMode::Container);
         assert_eq!(mode("create -t 500 /a"), CreateMode::PersistentWithTtl);
-        assert_eq!(mode("create -s -t 500 /a"), CreateMode::PersistentSequentialWithTtl);
+        assert_eq!(
+            mode("create -s -t 500 /a"),
+            CreateMode::PersistentSequentialWithTtl
+        );
         assert!(parse("create -e -t 5 /a").is_err());
         assert!(parse("create -t /a").is_err());
         match parse("create -t 500 /a 500").unwrap() {
-            Command::Create { ttl_ms, path, data, .. } => {
+            Command::Create {
+                ttl_ms, path, data, ..
+            } => {
                 assert_eq!((ttl_ms, path.as_str(), data.as_str()), (500, "/a", "500"))
             }
             other => panic!("{other:?}"),
@@ -470,7 +486,9 @@ mod tests {
     fn errors_are_plain_words() {
         assert!(parse("ls").unwrap_err().contains("needs a path"));
         assert!(parse("ls app").unwrap_err().contains("start with '/'"));
-        assert!(parse("frobnicate /").unwrap_err().contains("unknown command"));
+        assert!(parse("frobnicate /")
+            .unwrap_err()
+            .contains("unknown command"));
         assert!(parse("delete /a x").unwrap_err().contains("number"));
         let e = Error::Tree(datatree::Error::NoNode("/a".into()));
         assert_eq!(plain(&e), "node does not exist: /a");
@@ -485,15 +503,26 @@ mod tests {
     fn other_commands_parse() {
         assert_eq!(
             parse("ls -w /a").unwrap(),
-            Command::Ls { path: "/a".into(), watch: true }
+            Command::Ls {
+                path: "/a".into(),
+                watch: true
+            }
         );
         assert_eq!(
             parse("set /a hi 3").unwrap(),
-            Command::Set { path: "/a".into(), data: "hi".into(), version: 3 }
+            Command::Set {
+                path: "/a".into(),
+                data: "hi".into(),
+                version: 3
+            }
         );
         assert_eq!(
             parse("watch /a -r 2").unwrap(),
-            Command::Watch { path: "/a".into(), recursive: true, count: 2 }
+            Command::Watch {
+                path: "/a".into(),
+                recursive: true,
+                count: 2
+            }
         );
         assert_eq!(parse("mntr").unwrap(), Command::Admin("mntr".into()));
         assert_eq!(parse("quit").unwrap(), Command::Quit);

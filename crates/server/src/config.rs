@@ -302,7 +302,8 @@ impl ServerConfig {
             return Err(invalid("admin_port", "must differ from client_port"));
         }
         let me = &servers[&server_id];
-        if me.peer_addr.port() == client_port || (admin_port != 0 && me.peer_addr.port() == admin_port)
+        if me.peer_addr.port() == client_port
+            || (admin_port != 0 && me.peer_addr.port() == admin_port)
         {
             return Err(invalid(
                 "client_port",
@@ -312,11 +313,15 @@ impl ServerConfig {
         let fsync = match get("fsync").unwrap_or("always") {
             "always" => Fsync::Always,
             "never" => Fsync::Never,
-            other => return Err(invalid("fsync", format!("{other:?} is not always or never"))),
+            other => {
+                return Err(invalid(
+                    "fsync",
+                    format!("{other:?} is not always or never"),
+                ))
+            }
         };
-        let opt = |k: &str, d: u64| -> Result<u64, ConfigError> {
-            get(k).map_or(Ok(d), |v| num(k, v))
-        };
+        let opt =
+            |k: &str, d: u64| -> Result<u64, ConfigError> { get(k).map_or(Ok(d), |v| num(k, v)) };
         let cfg = ServerConfig {
             server_id,
             servers,
@@ -374,7 +379,10 @@ impl ServerConfig {
 
     /// Client addresses of every server that lists one.
     pub fn client_addrs(&self) -> Vec<SocketAddr> {
-        self.servers.values().filter_map(|s| s.client_addr).collect()
+        self.servers
+            .values()
+            .filter_map(|s| s.client_addr)
+            .collect()
     }
 }
 
@@ -402,7 +410,10 @@ fsync = never   # fast
         assert_eq!(c.server_id, 2);
         assert_eq!(c.servers.len(), 3);
         assert_eq!(c.servers[&3].role, Role::Observer);
-        assert_eq!(c.servers[&1].client_addr, Some("127.0.0.1:2181".parse().unwrap()));
+        assert_eq!(
+            c.servers[&1].client_addr,
+            Some("127.0.0.1:2181".parse().unwrap())
+        );
         assert_eq!(c.client_addr, "0.0.0.0:2182".parse().unwrap());
         assert_eq!(c.admin_addr, Some("127.0.0.1:8082".parse().unwrap()));
         assert_eq!(c.tick_ms, 20);
@@ -428,8 +439,13 @@ fsync = never   # fast
         assert!(err(&format!("{GOOD}tick_ms = 30\n")).contains("given twice"));
         assert!(err(&format!("{GOOD}garbage\n")).contains("line 11"));
         assert!(err(&GOOD.replace("admin_port = 8082", "admin_port = 2182")).contains("admin_port"));
-        assert!(err(&GOOD.replace("client_port = 2182", "client_port = 2889")).contains("client_port"));
-        assert!(err(&format!("{GOOD}session_min_ms = 900\nsession_max_ms = 100\n")).contains("session"));
+        assert!(
+            err(&GOOD.replace("client_port = 2182", "client_port = 2889")).contains("client_port")
+        );
+        assert!(err(&format!(
+            "{GOOD}session_min_ms = 900\nsession_max_ms = 100\n"
+        ))
+        .contains("session"));
         let only_observers = GOOD
             .replace("2888;127.0.0.1:2181", "2888:observer")
             .replace("2889\n", "2889:observer\n");

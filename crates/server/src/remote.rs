@@ -95,9 +95,14 @@ fn io_loss(_: std::io::Error) -> Error {
 }
 
 /// Connects to `addr`, sends the first request and reads its answer.
-fn handshake(addr: SocketAddr, req: Request, wait: Duration) -> Result<(TcpStream, Response, i64), Error> {
+fn handshake(
+    addr: SocketAddr,
+    req: Request,
+    wait: Duration,
+) -> Result<(TcpStream, Response, i64), Error> {
     let wait = wait.max(Duration::from_millis(50));
-    let mut s = TcpStream::connect_timeout(&addr, wait.min(Duration::from_secs(2))).map_err(io_loss)?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, wait.min(Duration::from_secs(2))).map_err(io_loss)?;
     s.set_nodelay(true).map_err(io_loss)?;
     s.set_read_timeout(Some(wait)).map_err(io_loss)?;
     let bytes = ClientMsg::Request { xid: 0, req }
@@ -105,7 +110,9 @@ fn handshake(addr: SocketAddr, req: Request, wait: Duration) -> Result<(TcpStrea
         .map_err(|e| Error::Marshalling(e.to_string()))?;
     s.write_all(&bytes).map_err(io_loss)?;
     loop {
-        let frame = read_frame(&mut s).map_err(io_loss)?.ok_or(Error::ConnectionLoss)?;
+        let frame = read_frame(&mut s)
+            .map_err(io_loss)?
+            .ok_or(Error::ConnectionLoss)?;
         match ServerMsg::decode(&frame).map_err(|e| Error::Marshalling(e.to_string()))? {
             ServerMsg::Reply { zxid, result, .. } => return result.map(|r| (s, r, zxid)),
             ServerMsg::Event(_) | ServerMsg::Pong => {}
@@ -167,7 +174,7 @@ impl RemoteClient {
                 Ok((_, other, _)) => last = Error::Marshalling(format!("unexpected {other:?}")),
                 Err(e) => last = e,
             }
-            if i % servers.len() == 0 {
+            if i.checked_rem(servers.len()) == Some(0) {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -264,7 +271,12 @@ impl RemoteClient {
     }
 
     /// create(path, data, open ACL, mode): the final path.
-    pub fn create(&self, path: &str, data: impl Into<Bytes>, mode: CreateMode) -> Result<String, Error> {
+    pub fn create(
+        &self,
+        path: &str,
+        data: impl Into<Bytes>,
+        mode: CreateMode,
+    ) -> Result<String, Error> {
         self.create_full(path, data, datatree::Acl::open_unsafe(), mode, 0)
             .map(|(p, _)| p)
     }
@@ -322,7 +334,12 @@ impl RemoteClient {
     }
 
     /// setData(path, data, version).
-    pub fn set_data(&self, path: &str, data: impl Into<Bytes>, version: i32) -> Result<Stat, Error> {
+    pub fn set_data(
+        &self,
+        path: &str,
+        data: impl Into<Bytes>,
+        version: i32,
+    ) -> Result<Stat, Error> {
         match self.call(Request::SetData {
             path: path.to_string(),
             data: data.into(),
@@ -482,7 +499,9 @@ fn read_loop(weak: &Weak<Inner>, reader: &mut TcpStream, generation: u64) {
                 lose(&inner, generation);
                 return;
             }
-            ServerMsg::Event(Event::Session(e @ (SessionEvent::Expired | SessionEvent::Closed))) => {
+            ServerMsg::Event(Event::Session(
+                e @ (SessionEvent::Expired | SessionEvent::Closed),
+            )) => {
                 let mut c = inner.conn.lock();
                 if c.generation == generation {
                     c.status = if e == SessionEvent::Expired {
@@ -526,7 +545,9 @@ fn lose(inner: &Arc<Inner>, generation: u64) {
     }
     fail_pending(&mut c, Error::ConnectionLoss);
     drop(c);
-    let _ = inner.events_tx.send(Event::Session(SessionEvent::Disconnected));
+    let _ = inner
+        .events_tx
+        .send(Event::Session(SessionEvent::Disconnected));
     start_reattach(inner);
 }
 
@@ -572,7 +593,9 @@ fn reattach(inner: &Arc<Inner>) {
                 inner.last_zxid.fetch_max(zxid, Ordering::Relaxed);
                 if install(inner, idx, stream).is_ok() {
                     tracing::debug!(server = %inner.servers[idx], "session re-attached");
-                    let _ = inner.events_tx.send(Event::Session(SessionEvent::Connected));
+                    let _ = inner
+                        .events_tx
+                        .send(Event::Session(SessionEvent::Connected));
                 }
                 return;
             }
@@ -607,7 +630,10 @@ fn spawn_pinger(inner: &Arc<Inner>) {
                 Status::Disconnected => continue,
                 Status::Connected => {}
             }
-            let failed = c.stream.as_mut().is_some_and(|s| s.write_all(&ping).is_err());
+            let failed = c
+                .stream
+                .as_mut()
+                .is_some_and(|s| s.write_all(&ping).is_err());
             let generation = c.generation;
             drop(c);
             if failed {

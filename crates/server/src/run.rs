@@ -71,22 +71,24 @@ impl RunningServer {
         let node = Node::start(node_cfg, Arc::clone(&transport) as Arc<dyn Transport>)
             .map_err(|e| RunError::Node(e.to_string()))?;
         let handle = node.handle();
-        let client = ClientService::start(client_listener, handle.clone(), ServiceOptions::default())
-            .map_err(|source| RunError::Listen {
-                what: "client_port",
-                addr: cfg.client_addr,
-                source,
-            })?;
-        let admin = match (admin_listener, cfg.admin_addr) {
-            (Some(l), Some(addr)) => Some(AdminService::start(l, handle).map_err(|source| {
-                RunError::Listen {
-                    what: "admin_port",
-                    addr,
+        let client =
+            ClientService::start(client_listener, handle.clone(), ServiceOptions::default())
+                .map_err(|source| RunError::Listen {
+                    what: "client_port",
+                    addr: cfg.client_addr,
                     source,
-                }
-            })?),
-            _ => None,
-        };
+                })?;
+        let admin =
+            match (admin_listener, cfg.admin_addr) {
+                (Some(l), Some(addr)) => Some(AdminService::start(l, handle).map_err(
+                    |source| RunError::Listen {
+                        what: "admin_port",
+                        addr,
+                        source,
+                    },
+                )?),
+                _ => None,
+            };
         tracing::info!(
             id = cfg.server_id,
             client = %client.local_addr(),

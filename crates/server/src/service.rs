@@ -27,8 +27,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
-use ensemble::{Call, Client, ClientOptions, Error, Event, NodeHandle, Request, Response};
 use ensemble::SessionEvent;
+use ensemble::{Call, Client, ClientOptions, Error, Event, NodeHandle, Request, Response};
 use parking_lot::Mutex;
 
 use crate::wire::{read_frame, ClientMsg, ServerMsg};
@@ -203,7 +203,11 @@ fn reply(stream: &Mutex<TcpStream>, xid: u64, zxid: i64, result: Result<Response
 }
 
 /// Opens or re-attaches the session the first request asks for.
-fn attach(node: &NodeHandle, opts: &ServiceOptions, req: Request) -> Result<(Client, Response), Error> {
+fn attach(
+    node: &NodeHandle,
+    opts: &ServiceOptions,
+    req: Request,
+) -> Result<(Client, Response), Error> {
     match req {
         Request::Connect { timeout_ms } => {
             let client = Client::connect(
@@ -324,7 +328,12 @@ fn read_loop(reader: &mut TcpStream, client: &Client, tx: &Sender<Item>) -> std:
 
 /// Writes replies in request order, every event queued before each reply first.
 /// Returns when the reader is done or the session ended.
-fn write_loop(out: &Mutex<TcpStream>, client: &Client, rx: &Receiver<Item>, events: &Receiver<Event>) {
+fn write_loop(
+    out: &Mutex<TcpStream>,
+    client: &Client,
+    rx: &Receiver<Item>,
+    events: &Receiver<Event>,
+) {
     let ends = |e: &Event| {
         matches!(
             e,

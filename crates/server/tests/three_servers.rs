@@ -53,7 +53,9 @@ impl Server {
 
     /// Clean stop through stdin; SIGKILL by PID if it does not exit in time.
     fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else { return };
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
         if let Some(mut stdin) = c.stdin.take() {
             let _ = stdin.write_all(b"stop\n");
         }
@@ -141,10 +143,7 @@ fn ensemble() -> Ensemble {
             child: None,
         });
     }
-    Ensemble {
-        servers,
-        _dir: dir,
-    }
+    Ensemble { servers, _dir: dir }
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -189,7 +188,10 @@ fn check_present(addr: SocketAddr, acked: &BTreeSet<String>) {
     let (children, _) = c.get_children("/stream", false).unwrap();
     let have: BTreeSet<String> = children.into_iter().collect();
     let missing: Vec<&String> = acked.difference(&have).collect();
-    assert!(missing.is_empty(), "{addr} lost acknowledged writes: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "{addr} lost acknowledged writes: {missing:?}"
+    );
     c.close().unwrap();
 }
 
@@ -219,7 +221,12 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
     // The writer's session starts on the leader, so killing it forces a re-attach.
     let first = servers[lead].client;
     let mut addrs = vec![first];
-    addrs.extend(servers.iter().filter(|s| s.client != first).map(|s| s.client));
+    addrs.extend(
+        servers
+            .iter()
+            .filter(|s| s.client != first)
+            .map(|s| s.client),
+    );
     let writer = RemoteClient::connect(
         &addrs,
         RemoteOptions {
@@ -230,12 +237,15 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
     .unwrap();
     assert_eq!(writer.server_addr(), servers[lead].client);
     let session = writer.session_id();
-    writer.create("/stream", "", CreateMode::Persistent).unwrap();
+    writer
+        .create("/stream", "", CreateMode::Persistent)
+        .unwrap();
     writer.create("/owned", "", CreateMode::Ephemeral).unwrap();
 
     // A watcher on a follower sees the stream's first write.
     let follower = (0..3).find(|i| *i != lead).unwrap();
-    let watcher = RemoteClient::connect(&[servers[follower].client], RemoteOptions::default()).unwrap();
+    let watcher =
+        RemoteClient::connect(&[servers[follower].client], RemoteOptions::default()).unwrap();
     assert!(watcher.exists("/stream/w0", true).unwrap().is_none());
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -264,8 +274,14 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         (acked, losses)
     });
 
-    let ev = watcher.events().recv_timeout(Duration::from_secs(20)).unwrap();
-    assert!(matches!(ev, Event::Watch(ref w) if &*w.path == "/stream/w0"), "{ev:?}");
+    let ev = watcher
+        .events()
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap();
+    assert!(
+        matches!(ev, Event::Watch(ref w) if &*w.path == "/stream/w0"),
+        "{ev:?}"
+    );
 
     // Let the stream run, then SIGKILL the leader in the middle of it.
     let applied = |s: &Server| s.mntr("applied_txns").and_then(|v| v.parse::<u64>().ok());
@@ -286,8 +302,16 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
     });
     stop.store(true, Ordering::Release);
     let (acked, losses) = stream.join().unwrap();
-    assert!(acked.len() > 100, "only {} writes acknowledged", acked.len());
-    assert_eq!(writer.session_id(), session, "the session survived the failover");
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    assert_eq!(
+        writer.session_id(),
+        session,
+        "the session survived the failover"
+    );
     assert!(writer.is_connected());
     assert_ne!(writer.server_addr(), servers[lead].client);
     assert!(
@@ -313,7 +337,9 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
 
     // The killed server restarts from its data directory and catches up.
     servers[lead].start();
-    wait_until("the restarted server", Duration::from_secs(60), || servers[lead].ready());
+    wait_until("the restarted server", Duration::from_secs(60), || {
+        servers[lead].ready()
+    });
     check_present(servers[lead].client, &acked);
     let zxid = |s: &Server| s.mntr("last_zxid");
     wait_until("equal zxids", Duration::from_secs(30), || {

@@ -68,10 +68,10 @@ fn main() -> ExitCode {
         }
     }
     let one_shot = !rest.is_empty();
-    let needs_session = match rest.first().map(String::as_str) {
-        Some("ruok" | "mntr" | "metrics" | "help") => false,
-        _ => true,
-    };
+    let needs_session = !matches!(
+        rest.first().map(String::as_str),
+        Some("ruok" | "mntr" | "metrics" | "help")
+    );
     let client = if needs_session && !servers.is_empty() {
         let opts = RemoteOptions {
             session_timeout_ms: timeout_ms,
@@ -103,7 +103,11 @@ fn main() -> ExitCode {
         };
     }
     if let Some(c) = &client {
-        println!("connected to {} (session {:#x})", c.server_addr(), c.session_id().0);
+        println!(
+            "connected to {} (session {:#x})",
+            c.server_addr(),
+            c.session_id().0
+        );
     }
     let stdin = std::io::stdin();
     loop {

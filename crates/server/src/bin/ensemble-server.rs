@@ -62,7 +62,12 @@ fn main() -> ExitCode {
         }
     };
     if check {
-        println!("{}: ok (server {}, {} servers)", path.display(), cfg.server_id, cfg.servers.len());
+        println!(
+            "{}: ok (server {}, {} servers)",
+            path.display(),
+            cfg.server_id,
+            cfg.servers.len()
+        );
         return ExitCode::SUCCESS;
     }
     let server = match RunningServer::start(&cfg) {
@@ -75,16 +80,18 @@ fn main() -> ExitCode {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<&'static str>(1);
     if stdin_stop {
         let tx = stop_tx.clone();
-        let _ = std::thread::Builder::new().name("stdin-stop".into()).spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                match line {
-                    Ok(l) if l.trim() == "stop" => break,
-                    Ok(_) => {}
-                    Err(_) => break,
+        let _ = std::thread::Builder::new()
+            .name("stdin-stop".into())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    match line {
+                        Ok(l) if l.trim() == "stop" => break,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
                 }
-            }
-            let _ = tx.send("stdin");
-        });
+                let _ = tx.send("stdin");
+            });
     }
     let why = loop {
         if let Ok(why) = stop_rx.recv_timeout(Duration::from_millis(200)) {

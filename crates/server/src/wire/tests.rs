@@ -53,15 +53,17 @@ fn data() -> impl Strategy<Value = Bytes> {
 
 fn write_op() -> impl Strategy<Value = WriteOp> {
     prop_oneof![
-        (path(), data(), acl(), mode(), any::<i64>()).prop_map(|(path, data, acl, mode, ttl_ms)| {
-            WriteOp::Create {
-                path,
-                data,
-                acl,
-                mode,
-                ttl_ms,
+        (path(), data(), acl(), mode(), any::<i64>()).prop_map(
+            |(path, data, acl, mode, ttl_ms)| {
+                WriteOp::Create {
+                    path,
+                    data,
+                    acl,
+                    mode,
+                    ttl_ms,
+                }
             }
-        }),
+        ),
         (path(), any::<i32>()).prop_map(|(path, version)| WriteOp::Delete { path, version }),
         (path(), data(), any::<i32>()).prop_map(|(path, data, version)| WriteOp::SetData {
             path,
@@ -88,15 +90,17 @@ fn request() -> impl Strategy<Value = Request> {
             }
         }),
         Just(Request::Close),
-        (path(), data(), acl(), mode(), any::<i64>()).prop_map(|(path, data, acl, mode, ttl_ms)| {
-            Request::Create {
-                path,
-                data,
-                acl,
-                mode,
-                ttl_ms,
+        (path(), data(), acl(), mode(), any::<i64>()).prop_map(
+            |(path, data, acl, mode, ttl_ms)| {
+                Request::Create {
+                    path,
+                    data,
+                    acl,
+                    mode,
+                    ttl_ms,
+                }
             }
-        }),
+        ),
         (path(), any::<i32>()).prop_map(|(path, version)| Request::Delete { path, version }),
         (path(), data(), any::<i32>()).prop_map(|(path, data, version)| Request::SetData {
             path,
@@ -234,7 +238,16 @@ fn hostile_lengths_are_refused_before_allocating() {
     w.u32(1 << 31);
     let f = frame(KIND_REPLY, &w.0);
     let e = ServerMsg::decode(&f[4..]).unwrap_err();
-    assert!(matches!(e, WireError::TooLong { what: "children", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            WireError::TooLong {
+                what: "children",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -252,14 +265,24 @@ fn wrong_version_and_unknown_kind_are_errors() {
 #[test]
 fn read_frame_reads_one_frame_and_sees_clean_eof() {
     let mut bytes = ClientMsg::Ping.encode().unwrap();
-    bytes.extend(ClientMsg::Request { xid: 3, req: Request::Close }.encode().unwrap());
+    bytes.extend(
+        ClientMsg::Request {
+            xid: 3,
+            req: Request::Close,
+        }
+        .encode()
+        .unwrap(),
+    );
     let mut cur = std::io::Cursor::new(bytes);
     let a = read_frame(&mut cur).unwrap().unwrap();
     assert_eq!(ClientMsg::decode(&a).unwrap(), ClientMsg::Ping);
     let b = read_frame(&mut cur).unwrap().unwrap();
     assert_eq!(
         ClientMsg::decode(&b).unwrap(),
-        ClientMsg::Request { xid: 3, req: Request::Close }
+        ClientMsg::Request {
+            xid: 3,
+            req: Request::Close
+        }
     );
     assert!(read_frame(&mut cur).unwrap().is_none());
 }
