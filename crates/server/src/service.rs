@@ -14,10 +14,10 @@
 //! third of it). When the local node leaves the quorum the service sends
 //! `Disconnected` and closes the connection, so the client re-attaches elsewhere.
 //!
-//! Re-attach workaround: `ensemble` has no public way to open a bare connection, so a
-//! re-attach opens a helper session with the smallest timeout and then moves the
-//! connection to the client's session with `Request::Reattach`; the helper session
-//! expires after the connection closes (see /work/notes/ensemble-requests.md).
+//! A re-attach uses [`Client::attach`]: the node checks the password and that it has
+//! applied at least the client's last seen zxid, and (on a learner) revalidates the
+//! session with the leader. The client then re-registers its watches
+//! (`SetWatches`), as the embedded client does.
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -224,16 +224,26 @@ fn attach(
             };
             Ok((client, resp))
         }
-        req @ Request::Reattach { .. } => {
-            // Helper session (smallest timeout), then move the connection.
-            let client = Client::connect(
+        Request::Reattach {
+            session,
+            password,
+            last_zxid_seen,
+        } => {
+            let client = Client::attach(
                 std::slice::from_ref(node),
+                session,
+                password,
+                last_zxid_seen,
                 ClientOptions {
-                    session_timeout_ms: 1,
+                    session_timeout_ms: 0,
                     connect_timeout: opts.attach_timeout,
                 },
             )?;
-            let resp = client.call(req).wait()?;
+            let resp = Response::Connected {
+                session,
+                password,
+                timeout_ms: client.session_timeout_ms(),
+            };
             Ok((client, resp))
         }
         _ => Err(Error::Tree(datatree::Error::BadArguments(
@@ -380,9 +390,9 @@ fn write_loop(
                 end
             }
             Item::Call(xid, call) => {
-                let r = call.wait();
+                let (r, zxid) = call.wait_with_zxid();
                 let end = flush();
-                reply(out, xid, client.last_zxid_seen(), r);
+                reply(out, xid, zxid, r);
                 end
             }
         }

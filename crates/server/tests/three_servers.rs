@@ -241,6 +241,8 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         .create("/stream", "", CreateMode::Persistent)
         .unwrap();
     writer.create("/owned", "", CreateMode::Ephemeral).unwrap();
+    // A watch set on the leader must follow the session to its next server.
+    assert!(writer.exists("/after", true).unwrap().is_none());
 
     // A watcher on a follower sees the stream's first write.
     let follower = (0..3).find(|i| *i != lead).unwrap();
@@ -318,10 +320,35 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         writer.exists("/owned", false).unwrap().is_some(),
         "the re-attached session still owns its ephemeral"
     );
-    let events: Vec<Event> = writer.events().try_iter().collect();
+    watcher
+        .create("/after", "", CreateMode::Persistent)
+        .unwrap();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match writer.events().recv_timeout(Duration::from_millis(100)) {
+            Ok(e) => {
+                let done = matches!(&e, Event::Watch(w) if &*w.path == "/after");
+                events.push(e);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    assert!(
+        events.contains(&Event::Session(SessionEvent::Disconnected))
+            && events.contains(&Event::Session(SessionEvent::Connected)),
+        "the session moved: {events:?}"
+    );
     assert!(
         !events.contains(&Event::Session(SessionEvent::Expired)),
         "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(Event::Watch(w)) if &*w.path == "/after"),
+        "the watch followed the session: {events:?}"
     );
     eprintln!(
         "acknowledged {} writes, {} with unknown outcome, leader {} killed, new leader {}",

@@ -7,7 +7,9 @@
 //! unknown tags are errors, and nothing panics on hostile input.
 
 use bytes::Bytes;
-use datatree::{Acl, CreateMode, EventType, Id, OpResult, Perms, Stat, WatchedEvent, WatcherType};
+use datatree::{
+    Acl, CreateMode, EventType, Id, OpResult, Perms, Stat, WatchedEvent, WatcherKind, WatcherType,
+};
 use ensemble::{
     AddWatchMode, Error, Event, ReadOp, ReadResult, Request, Response, SessionEvent, SessionId,
     WriteOp,
@@ -463,6 +465,27 @@ fn get_watcher_type(r: &mut R<'_>) -> Result<WatcherType, WireError> {
     })
 }
 
+fn watcher_kind_code(k: WatcherKind) -> u8 {
+    match k {
+        WatcherKind::Data => 0,
+        WatcherKind::Exists => 1,
+        WatcherKind::Child => 2,
+        WatcherKind::Persistent => 3,
+        WatcherKind::PersistentRecursive => 4,
+    }
+}
+
+fn get_watcher_kind(r: &mut R<'_>) -> Result<WatcherKind, WireError> {
+    Ok(match r.u8()? {
+        0 => WatcherKind::Data,
+        1 => WatcherKind::Exists,
+        2 => WatcherKind::Child,
+        3 => WatcherKind::Persistent,
+        4 => WatcherKind::PersistentRecursive,
+        t => return Err(bad("watcher kind", t)),
+    })
+}
+
 // ---------------------------------------------------------------- write ops
 
 fn put_write_op(w: &mut W, op: &WriteOp) -> Result<(), WireError> {
@@ -672,6 +695,18 @@ fn put_request(w: &mut W, req: &Request) -> Result<(), WireError> {
             w.str(path);
             w.u8(watcher_type_code(*which));
         }
+        Request::SetWatches {
+            relative_zxid,
+            watches,
+        } => {
+            w.u8(18);
+            w.i64(*relative_zxid);
+            w.len(watches.len());
+            for (path, kind) in watches {
+                w.str(path);
+                w.u8(watcher_kind_code(*kind));
+            }
+        }
         other => return Err(WireError::Unsupported(format!("request {other:?}"))),
     }
     Ok(())
@@ -777,6 +812,19 @@ fn get_request(r: &mut R<'_>) -> Result<Request, WireError> {
             path: r.string("path")?,
             which: get_watcher_type(r)?,
         },
+        18 => {
+            let relative_zxid = r.i64()?;
+            let n = r.len("watches", 5)?;
+            let mut watches = Vec::with_capacity(n);
+            for _ in 0..n {
+                let path = r.string("path")?;
+                watches.push((path, get_watcher_kind(r)?));
+            }
+            Request::SetWatches {
+                relative_zxid,
+                watches,
+            }
+        }
         t => return Err(bad("request", t)),
     })
 }

@@ -121,6 +121,26 @@ fn request() -> impl Strategy<Value = Request> {
             path,
             which: WatcherType::Any
         }),
+        (
+            any::<i64>(),
+            proptest::collection::vec((path(), 0u8..5), 0..4)
+        )
+            .prop_map(|(z, ws)| Request::SetWatches {
+                relative_zxid: z,
+                watches: ws
+                    .into_iter()
+                    .map(|(p, k)| {
+                        let kind = match k {
+                            0 => datatree::WatcherKind::Data,
+                            1 => datatree::WatcherKind::Exists,
+                            2 => datatree::WatcherKind::Child,
+                            3 => datatree::WatcherKind::Persistent,
+                            _ => datatree::WatcherKind::PersistentRecursive,
+                        };
+                        (p, kind)
+                    })
+                    .collect(),
+            }),
         proptest::collection::vec(path(), 0..3).prop_map(|ps| Request::MultiRead(
             ps.into_iter()
                 .map(|path| ReadOp::GetChildren { path })

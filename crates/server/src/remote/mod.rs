@@ -21,6 +21,9 @@ use parking_lot::Mutex;
 
 use crate::wire::{read_frame, ClientMsg, ServerMsg};
 
+mod book;
+use book::{Book, Note};
+
 /// Settings of a [`RemoteClient`].
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
@@ -60,7 +63,36 @@ struct Conn {
     generation: u64,
     stream: Option<TcpStream>,
     next_xid: u64,
-    pending: VecDeque<(u64, Sender<Reply>)>,
+    pending: VecDeque<Pending>,
+}
+
+/// A request waiting for its reply, with the watch it registers if it succeeds.
+struct Pending {
+    xid: u64,
+    tx: Sender<Reply>,
+    note: Option<Note>,
+}
+
+impl Conn {
+    /// Writes `req` on the current connection; the reply goes to `tx`. Must be called
+    /// with the lock held, so requests reach the server in xid order.
+    fn enqueue(&mut self, req: Request, tx: Sender<Reply>) -> Result<(), (Sender<Reply>, Error)> {
+        let xid = self.next_xid;
+        let note = Note::of(&req);
+        let bytes = match (ClientMsg::Request { xid, req }).encode() {
+            Ok(b) => b,
+            Err(e) => return Err((tx, Error::Marshalling(e.to_string()))),
+        };
+        let Some(stream) = self.stream.as_mut() else {
+            return Err((tx, Error::ConnectionLoss));
+        };
+        if stream.write_all(&bytes).is_err() {
+            return Err((tx, Error::ConnectionLoss));
+        }
+        self.next_xid += 1;
+        self.pending.push_back(Pending { xid, tx, note });
+        Ok(())
+    }
 }
 
 struct Inner {
@@ -74,6 +106,7 @@ struct Inner {
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
     reattaching: AtomicBool,
+    book: Mutex<Book>,
 }
 
 /// A session over TCP. Operations complete in the order they were issued.
@@ -166,6 +199,7 @@ impl RemoteClient {
                         events_tx,
                         events_rx,
                         reattaching: AtomicBool::new(false),
+                        book: Mutex::new(Book::default()),
                     });
                     install(&inner, idx, stream)?;
                     spawn_pinger(&inner);
@@ -240,21 +274,9 @@ impl RemoteClient {
             let _ = tx.send(Err(e));
             return rx;
         }
-        let xid = c.next_xid;
-        c.next_xid += 1;
-        let bytes = match (ClientMsg::Request { xid, req }).encode() {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = tx.send(Err(Error::Marshalling(e.to_string())));
-                return rx;
-            }
-        };
-        // Written under the lock so that requests reach the server in xid order.
-        let written = c.stream.as_mut().map(|s| s.write_all(&bytes));
-        match written {
-            Some(Ok(())) => c.pending.push_back((xid, tx)),
-            _ => {
-                let _ = tx.send(Err(Error::ConnectionLoss));
+        if let Err((tx, e)) = c.enqueue(req, tx) {
+            let _ = tx.send(Err(e.clone()));
+            if e == Error::ConnectionLoss {
                 let generation = c.generation;
                 drop(c);
                 lose(&self.inner, generation);
@@ -454,6 +476,19 @@ fn install(inner: &Arc<Inner>, server: usize, stream: TcpStream) -> Result<(), E
         c.stream = Some(stream);
         c.next_xid = 1;
         c.status = Status::Connected;
+        // Re-register the session's watches before any other request (FIFO); the
+        // server fires at once those whose change was missed meanwhile.
+        let watches = inner.book.lock().all();
+        if !watches.is_empty() {
+            let (tx, _rx) = crossbeam_channel::bounded(1);
+            let req = Request::SetWatches {
+                relative_zxid: inner.last_zxid.load(Ordering::Relaxed),
+                watches,
+            };
+            if c.enqueue(req, tx).is_err() {
+                tracing::warn!("could not re-register watches");
+            }
+        }
         c.generation
     };
     let weak = Arc::downgrade(inner);
@@ -485,13 +520,16 @@ fn read_loop(weak: &Weak<Inner>, reader: &mut TcpStream, generation: u64) {
                 if c.generation != generation {
                     return;
                 }
-                if let Some(pos) = c.pending.iter().position(|(x, _)| *x == xid) {
+                if let Some(pos) = c.pending.iter().position(|p| p.xid == xid) {
                     // FIFO: earlier requests without a reply cannot exist; fail them.
-                    for (_, tx) in c.pending.drain(..pos) {
-                        let _ = tx.send(Err(Error::ConnectionLoss));
+                    for p in c.pending.drain(..pos) {
+                        let _ = p.tx.send(Err(Error::ConnectionLoss));
                     }
-                    if let Some((_, tx)) = c.pending.pop_front() {
-                        let _ = tx.send(result);
+                    if let Some(p) = c.pending.pop_front() {
+                        if let (Some(note), Ok(resp)) = (p.note, &result) {
+                            inner.book.lock().on_reply(note, resp);
+                        }
+                        let _ = p.tx.send(result);
                     }
                 }
             }
@@ -518,6 +556,7 @@ fn read_loop(weak: &Weak<Inner>, reader: &mut TcpStream, generation: u64) {
             ServerMsg::Event(e) => {
                 if let Event::Watch(w) = &e {
                     inner.last_zxid.fetch_max(w.zxid, Ordering::Relaxed);
+                    inner.book.lock().on_event(&w.path, w.event_type);
                 }
                 let _ = inner.events_tx.send(e);
             }
@@ -527,8 +566,8 @@ fn read_loop(weak: &Weak<Inner>, reader: &mut TcpStream, generation: u64) {
 }
 
 fn fail_pending(c: &mut Conn, e: Error) {
-    for (_, tx) in c.pending.drain(..) {
-        let _ = tx.send(Err(e.clone()));
+    for p in c.pending.drain(..) {
+        let _ = p.tx.send(Err(e.clone()));
     }
 }
 
