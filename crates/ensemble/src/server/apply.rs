@@ -18,12 +18,23 @@ impl Server {
         let zxid = entry.zxid;
         let span = tracing::trace_span!("apply", id = %self.id, zxid = %zxid);
         let _g = span.enter();
-        let env = match Envelope::decode(entry.payload) {
-            Ok(e) => e,
-            Err(e) => {
-                self.diverge(zxid, format!("undecodable committed txn: {e}"));
-                return;
-            }
+        while self.proposed.front().is_some_and(|(z, _)| *z < zxid) {
+            self.proposed.pop_front();
+        }
+        let mine = match self.proposed.front() {
+            Some((z, _)) if *z == zxid => self.proposed.pop_front().map(|(_, e)| e),
+            _ => None,
+        };
+        let env = match mine {
+            // This leader's own proposal: the very envelope it encoded.
+            Some(e) => e,
+            None => match Envelope::decode(entry.payload) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.diverge(zxid, format!("undecodable committed txn: {e}"));
+                    return;
+                }
+            },
         };
         if let Some(mine) = self.digest_at(env.check.0) {
             if mine != env.check.1 {

@@ -189,7 +189,11 @@ impl Server {
             body,
         };
         match self.core.propose(env.encode()) {
-            Ok(z) if z == zxid => {}
+            Ok(z) if z == zxid => {
+                if self.proposed.len() < self.outstanding_max {
+                    self.proposed.push_back((z, env));
+                }
+            }
             Ok(z) => {
                 // The prediction is exact by construction; if it ever is not, the
                 // overlay's zxids are wrong: forget it rather than mis-validate.

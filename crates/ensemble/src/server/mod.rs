@@ -247,6 +247,9 @@ pub struct Server {
     since_snapshot: u64,
     digests: VecDeque<(u64, u64)>,
     snap: Option<SnapInProgress>,
+    /// Leader: the envelopes it proposed and has not applied yet, in zxid order, so
+    /// that applying its own proposals needs no decoding.
+    proposed: VecDeque<(Zxid, crate::codec::Envelope)>,
     conns: HashMap<ConnId, conn::Conn>,
     by_session: HashMap<SessionId, ConnId>,
     deferred: VecDeque<(ServerId, Forward)>,
@@ -339,6 +342,7 @@ impl Server {
             since_snapshot: 0,
             digests,
             snap: None,
+            proposed: VecDeque::new(),
             conns: HashMap::new(),
             by_session: HashMap::new(),
             deferred: VecDeque::new(),
@@ -609,6 +613,7 @@ impl Server {
         self.phase = phase;
         self.prep.reset();
         self.deferred.clear();
+        self.proposed.clear();
         let serve = phase == Phase::Broadcast && self.diverged.is_none();
         if was_serving && !serve {
             self.disconnect_all();
