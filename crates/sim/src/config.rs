@@ -158,16 +158,16 @@ pub struct SimConfig {
     pub sabotage: Sabotage,
     /// Readable trace lines kept for a failure report.
     pub trace_lines: usize,
-    /// Require a reply's zxid to be exactly the replica's state it reflects. When
-    /// false, a reply labelled with the zxid just *before* its own txn (or before the
-    /// state a held read saw) is accepted: the `ensemble` server currently completes
-    /// replies before advancing its applied zxid (reported in
-    /// `/work/notes/ensemble-requests.md`, item 1).
+    /// Require a reply's zxid to be exactly the replica's state it reflects (the
+    /// default). When false, a reply labelled with the zxid just *before* its own txn
+    /// (or before the state a held read saw) is accepted — the behaviour of `ensemble`
+    /// before the simulator found it (replies completed before the applied zxid
+    /// advanced).
     pub strict_reply_zxid: bool,
-    /// Hold errors a leader returns to its own clients at once (without a txn) to
-    /// linearizability. When false they are treated as outcomes of unknown effect:
-    /// the `ensemble` leader currently validates them against uncommitted proposals
-    /// or a stale tree (reported in `/work/notes/ensemble-requests.md`, item 2).
+    /// Hold errors a server returns in the same instant a request arrives to
+    /// linearizability (the default). When false they are left out of the check — the
+    /// behaviour of `ensemble` before the simulator found that its leader validated
+    /// them against uncommitted proposals or a stale tree without a txn.
     pub strict_local_errors: bool,
 }
 
@@ -187,8 +187,8 @@ impl Default for SimConfig {
             steps_max: 3_000_000,
             sabotage: Sabotage::None,
             trace_lines: 120,
-            strict_reply_zxid: false,
-            strict_local_errors: false,
+            strict_reply_zxid: true,
+            strict_local_errors: true,
         }
     }
 }

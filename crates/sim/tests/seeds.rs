@@ -23,6 +23,7 @@ fn seeds(default: u64) -> (u64, u64) {
 
 fn run(sim: &Simulation<RandomWorkload>, default: u64) {
     let (first, count) = seeds(default);
+
     // SIM_KEEP_GOING=1: run every seed and print one line per failure.
     let keep_going = std::env::var("SIM_KEEP_GOING").is_ok();
     let mut passed = 0;
@@ -73,3 +74,4 @@ fn seven_servers_two_observers() {
 fn calm_runs_lose_no_session() {
     run(&Simulation::new(3).faults(Faults::none()).duration_ms(3_000), 2);
 }
+
