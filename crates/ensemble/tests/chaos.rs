@@ -1,0 +1,124 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! A short seeded fault schedule on five voters and an observer: crashes, restarts and
+//! partitions while four sessions pipeline writes. Afterwards every acknowledged write
+//! is present on every node and all replicas have the same digest.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ensemble::{Acl, Cluster, CreateMode, Error};
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn acknowledged_writes_survive_crashes_and_partitions() {
+    let mut cluster = Cluster::builder(5).observers(1).seed(11).start().unwrap();
+    cluster.wait_for_leader(T).unwrap();
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let c = cluster.client(w % 6 + 1).unwrap();
+        let acked = Arc::clone(&acked);
+        let stop = Arc::clone(&stop);
+        writers.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<_> = (0..8)
+                    .map(|_| {
+                        i += 1;
+                        let p = format!("/w{w}-{i}");
+                        (
+                            p.clone(),
+                            c.create_async(
+                                &p,
+                                &b""[..],
+                                &Acl::open_unsafe(),
+                                CreateMode::Persistent,
+                            ),
+                        )
+                    })
+                    .collect();
+                for (p, call) in batch {
+                    match call.wait() {
+                        Ok(_) => {
+                            acked.lock().unwrap().insert(p);
+                        }
+                        Err(e) if e.code() == -110 => {
+                            acked.lock().unwrap().insert(p);
+                        }
+                        Err(Error::ConnectionLoss) | Err(Error::Throttled(_)) => {}
+                        Err(e) => panic!("unexpected {e:?}"),
+                    }
+                }
+                if !c.is_connected() && !c.wait_connected(T) {
+                    panic!("session {w} could not re-attach");
+                }
+            }
+        }));
+    }
+    let schedule: [(&str, u64); 8] = [
+        ("crash-leader", 0),
+        ("partition", 2),
+        ("restart-all", 0),
+        ("heal", 2),
+        ("crash", 4),
+        ("crash-leader", 0),
+        ("restart-all", 0),
+        ("partition", 6),
+    ];
+    for (what, id) in schedule {
+        std::thread::sleep(Duration::from_millis(150));
+        match what {
+            "crash-leader" => {
+                if let Some(l) = cluster.leader() {
+                    cluster.crash(l);
+                }
+            }
+            "crash" => cluster.crash(id),
+            "restart-all" => {
+                for id in cluster.ids() {
+                    cluster.restart(id).unwrap();
+                }
+            }
+            "partition" => cluster.partition(id),
+            "heal" => cluster.heal(id),
+            _ => {}
+        }
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    cluster.heal_all();
+    for id in cluster.ids() {
+        cluster.restart(id).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let deadline = Instant::now() + T;
+    let zxid = loop {
+        match cluster.wait_converged(Duration::from_secs(1)) {
+            Ok(z) => break z,
+            Err(d) if Instant::now() > deadline => panic!("no convergence: {d:?}"),
+            Err(_) => {}
+        }
+    };
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "too little progress: {}", acked.len());
+    for id in cluster.ids() {
+        let c = cluster.client(id).unwrap();
+        c.sync("/").unwrap();
+        let kids: BTreeSet<String> = c
+            .get_children("/", false)
+            .unwrap()
+            .into_iter()
+            .map(|k| format!("/{k}"))
+            .collect();
+        let lost: Vec<_> = acked.difference(&kids).collect();
+        assert!(
+            lost.is_empty(),
+            "node {id} lost {lost:?} (converged at {zxid})"
+        );
+    }
+}
