@@ -304,3 +304,65 @@ fn admin_port_answers_words_and_http() {
     let mut buf = [0u8; 8];
     assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
 }
+
+#[test]
+fn the_cli_runs_commands_and_says_what_went_wrong() {
+    let o = one_server();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+            .args([
+                "-s",
+                &addr(&o).to_string(),
+                "-a",
+                &o.server.admin_addr().unwrap().to_string(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, _) = cli(&["create", "/c", "hello world"]);
+    assert!(ok && out.contains("Created /c"), "{out}");
+    let (ok, out, _) = cli(&["create", "-s", "/c/q-"]);
+    assert!(ok && out.contains("Created /c/q-0000000000"), "{out}");
+    let (ok, out, _) = cli(&["get", "/c"]);
+    assert!(
+        ok && out.starts_with("hello world\n") && out.contains("dataVersion = 0"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&["ls", "/c"]);
+    assert!(ok && out.trim() == "[q-0000000000]", "{out}");
+    let (ok, _, err) = cli(&["delete", "/c"]);
+    assert!(!ok && err.contains("node has children"), "{err}");
+    let (ok, _, err) = cli(&["get", "/missing"]);
+    assert!(
+        !ok && err.contains("node does not exist: /missing"),
+        "{err}"
+    );
+    let (ok, out, _) = cli(&["ruok"]);
+    assert!(ok && out.trim() == "imok", "{out}");
+    // The interactive prompt reads commands from stdin.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["-s", &addr(&o).to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"set /c \"two words\"\nget /c\nfrobnicate\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("two words\n"), "{text}");
+    assert!(
+        text.contains("error: unknown command `frobnicate`"),
+        "{text}"
+    );
+}

@@ -257,6 +257,8 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
     let stream = std::thread::spawn(move || {
         let mut acked = BTreeSet::new();
         let mut losses = 0u32;
+        let mut last_ack = Instant::now();
+        let mut max_gap = Duration::ZERO;
         let mut i = 0u64;
         while !stop2.load(Ordering::Acquire) {
             let name = format!("w{i}");
@@ -264,6 +266,8 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
             match w2.create(&format!("/stream/{name}"), "x", CreateMode::Persistent) {
                 Ok(_) => {
                     acked.insert(name);
+                    max_gap = max_gap.max(last_ack.elapsed());
+                    last_ack = Instant::now();
                 }
                 // Unknown outcome: not acknowledged, never retried under this name.
                 Err(Error::ConnectionLoss | Error::OperationTimeout) => {
@@ -273,7 +277,7 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
                 Err(e) => panic!("write {name} failed: {e}"),
             }
         }
-        (acked, losses)
+        (acked, losses, max_gap)
     });
 
     let ev = watcher
@@ -303,7 +307,7 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         applied(&servers[new_lead]).unwrap_or(0) > base + 100
     });
     stop.store(true, Ordering::Release);
-    let (acked, losses) = stream.join().unwrap();
+    let (acked, losses, max_gap) = stream.join().unwrap();
     assert!(
         acked.len() > 100,
         "only {} writes acknowledged",
@@ -351,9 +355,11 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         "the watch followed the session: {events:?}"
     );
     eprintln!(
-        "acknowledged {} writes, {} with unknown outcome, leader {} killed, new leader {}",
+        "acknowledged {} writes, {} with unknown outcome, longest pause between \
+         acknowledgements {} ms (the failover), leader {} killed, new leader {}",
         acked.len(),
         losses,
+        max_gap.as_millis(),
         servers[lead].id,
         servers[new_lead].id
     );
