@@ -231,7 +231,7 @@ impl Drop for LeaderLatch {
     }
 }
 
-/// Drops stale notices, then waits for the next one.
+/// Waits for the next notice.
 fn next_notice(rx: &Receiver<Notice>) -> Option<Notice> {
     rx.recv().ok()
 }
@@ -278,7 +278,8 @@ fn latch_loop(sh: &LatchShared, rx: &Receiver<Notice>) {
 /// One round: make sure our node exists, see where it stands, wait for a change.
 fn latch_step(sh: &LatchShared, rx: &Receiver<Notice>) -> Result<()> {
     let coord = &sh.coord;
-    let ours = match sh.node.lock().clone() {
+    let existing = sh.node.lock().clone();
+    let ours = match existing {
         Some(n) => n,
         None => {
             let n = coord.create_protected(
@@ -331,11 +332,8 @@ fn latch_step(sh: &LatchShared, rx: &Receiver<Notice>) -> Result<()> {
             sh.wakeups.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
-        Some(Notice::State(ConnectionState::Lost)) => {
-            *sh.node.lock() = None;
-            sh.set_leader(false);
-            Ok(())
-        }
+        // Notices may be stale (several paths report one state change): the next
+        // round looks at the tree and re-creates our node only if it is gone.
         Some(Notice::State(_)) => Ok(()),
     }
 }

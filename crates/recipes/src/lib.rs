@@ -6,6 +6,7 @@ pub mod coordinator;
 pub mod election;
 pub mod error;
 pub mod lock;
+pub mod queue;
 pub mod semaphore;
 pub mod seq;
 
@@ -14,3 +15,4 @@ pub use error::{RecipeError, Result};
 pub use lock::{DistributedLock, InterProcessMutex, InterProcessReadWriteLock, ReadLock, WriteLock};
 pub use semaphore::{InterProcessSemaphore, Lease, MultiLock};
 pub use election::{LeaderLatch, LeaderSelector, LeadershipContext, Participant};
+pub use queue::{DistributedQueue, PriorityQueue};

@@ -1,0 +1,182 @@
+//! Leader election on a 3-node cluster: one leader at a time as the candidates see
+//! it, handover when the leader's session expires because its node crashed or was
+//! partitioned away, selector terms and re-queueing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use recipes::{ConnectionState, LeaderLatch, LeaderSelector};
+
+/// Records what every candidate believes and fails on two believed leaders.
+#[derive(Default)]
+struct Beliefs {
+    leaders: Mutex<BTreeSet<String>>,
+    violations: AtomicU32,
+    changes: Mutex<Vec<(String, bool)>>,
+}
+
+impl Beliefs {
+    fn watch(self: &Arc<Self>, latch: &LeaderLatch) {
+        let me = latch.id().to_string();
+        let b = Arc::clone(self);
+        latch.add_listener(move |lead| {
+            let mut l = b.leaders.lock();
+            if lead {
+                if !l.is_empty() {
+                    b.violations.fetch_add(1, Ordering::SeqCst);
+                }
+                l.insert(me.clone());
+            } else {
+                l.remove(&me);
+            }
+            b.changes.lock().push((me.clone(), lead));
+        });
+    }
+}
+
+fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
+    let mut cluster = common::cluster();
+    let doomed_node = common::follower(&cluster);
+    let others: Vec<u64> = cluster.running().into_iter().filter(|i| *i != doomed_node).collect();
+    let beliefs = Arc::new(Beliefs::default());
+    // The first candidate can only use the node that will fail, so its session
+    // expires; the others may move between the surviving nodes.
+    let a_coord = common::pinned(&cluster, doomed_node);
+    let suspended = Arc::new(AtomicU32::new(0));
+    {
+        let s = Arc::clone(&suspended);
+        a_coord.add_state_listener(move |st| {
+            if st == ConnectionState::Suspended {
+                s.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    let a = LeaderLatch::start(Arc::clone(&a_coord), "/election", "a").unwrap();
+    beliefs.watch(&a);
+    assert!(a.await_leadership(Some(Duration::from_secs(10))));
+    let b = LeaderLatch::start(common::coord(&cluster, others[0]), "/election", "b").unwrap();
+    beliefs.watch(&b);
+    let c = LeaderLatch::start(common::coord(&cluster, others[1]), "/election", "c").unwrap();
+    beliefs.watch(&c);
+    assert!(common::eventually(Duration::from_secs(5), || {
+        a.participants().map(|p| p.len() == 3).unwrap_or(false)
+    }));
+    assert_eq!(b.leader().unwrap().unwrap().id, "a");
+    assert!(!b.has_leadership() && !c.has_leadership());
+
+    kill(&mut cluster, doomed_node);
+    // The leader is told at once that it may no longer lead...
+    assert!(common::eventually(Duration::from_secs(5), || !a.has_leadership()));
+    assert!(suspended.load(Ordering::SeqCst) >= 1);
+    // ...and the next candidate in line takes over once the session expired.
+    assert!(b.await_leadership(Some(Duration::from_secs(15))), "b never led");
+    assert!(!c.has_leadership());
+    assert_eq!(beliefs.violations.load(Ordering::SeqCst), 0, "{:?}", beliefs.changes.lock());
+    // b was woken by a's node going, once; c was never woken (it watches b).
+    assert_eq!(b.wakeups(), 1);
+    assert_eq!(c.wakeups(), 0);
+    assert_eq!(c.leader().unwrap().unwrap().id, "b");
+
+    // Once its node is back, the old leader's coordinator opens a new session and
+    // its latch queues again behind the others.
+    cluster.heal_all();
+    let _ = cluster.restart(doomed_node);
+    let requeued = common::eventually(Duration::from_secs(20), || {
+        c.participants()
+            .map(|p| p.iter().map(|x| x.id.as_str()).collect::<Vec<_>>() == ["b", "c", "a"])
+            .unwrap_or(false)
+    });
+    assert!(
+        requeued,
+        "{:?} / a's coordinator {:?} / stats {:?}",
+        c.participants(),
+        a_coord.state(),
+        cluster.digests()
+    );
+    b.close();
+    assert!(c.await_leadership(Some(Duration::from_secs(10))));
+    assert_eq!(beliefs.violations.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn leadership_moves_when_the_leaders_node_crashes() {
+    handover(|c, id| c.crash(id));
+}
+
+#[test]
+fn leadership_moves_when_the_leaders_node_is_partitioned_away() {
+    handover(|c, id| c.partition(id));
+}
+
+#[test]
+fn leadership_moves_when_the_leader_closes() {
+    let cluster = common::cluster();
+    let latches: Vec<LeaderLatch> = (0..5u64)
+        .map(|i| {
+            let l = LeaderLatch::start(common::coord(&cluster, 1 + i % 3), "/el2", &format!("n{i}"))
+                .unwrap();
+            // Join in a known order.
+            assert!(common::eventually(Duration::from_secs(5), || l.node().is_some()));
+            l
+        })
+        .collect();
+    for (i, l) in latches.iter().enumerate() {
+        assert!(l.await_leadership(Some(Duration::from_secs(10))), "n{i} never led");
+        for (j, other) in latches.iter().enumerate() {
+            if j != i {
+                assert!(!other.has_leadership() || j < i);
+            }
+        }
+        l.close();
+        assert!(!l.has_leadership());
+    }
+    // Each later candidate was woken exactly once: when its predecessor left.
+    for l in &latches[1..] {
+        assert_eq!(l.wakeups(), 1, "{}", l.id());
+    }
+}
+
+#[test]
+fn selector_runs_one_term_at_a_time_and_requeues() {
+    let cluster = common::cluster();
+    let running = Arc::new(AtomicU32::new(0));
+    let overlaps = Arc::new(AtomicU32::new(0));
+    let terms = Arc::new(AtomicU32::new(0));
+    let selectors: Vec<LeaderSelector> = (0..3u64)
+        .map(|i| {
+            let (running, overlaps, terms) =
+                (Arc::clone(&running), Arc::clone(&overlaps), Arc::clone(&terms));
+            LeaderSelector::start(
+                common::coord(&cluster, 1 + i),
+                "/selector",
+                &format!("s{i}"),
+                true,
+                move |ctx| {
+                    if running.fetch_add(1, Ordering::SeqCst) != 0 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    terms.fetch_add(1, Ordering::SeqCst);
+                    ctx.sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(common::eventually(Duration::from_secs(10), || {
+        selectors.iter().all(|s| s.terms() >= 2)
+    }));
+    let p = selectors[0].participants().unwrap();
+    assert!(p.len() <= 3 && p.iter().filter(|x| x.is_leader).count() <= 1);
+    for s in &selectors {
+        s.close();
+    }
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    assert!(terms.load(Ordering::SeqCst) >= 6);
+}
