@@ -98,9 +98,7 @@ impl Reference {
 
     /// The state of `path` right after `zxid` (which must be in the history).
     pub fn state_at(&self, path: &str, zxid: u64) -> NodeState {
-        let Some(h) = self.paths.get(path) else {
-            return None;
-        };
+        let h = self.paths.get(path)?;
         let i = h.partition_point(|(z, _)| *z <= zxid);
         if i == 0 {
             None

@@ -99,11 +99,14 @@ impl fmt::Display for SimFailure {
 
 impl std::error::Error for SimFailure {}
 
+/// Builds a fresh user check for each run.
+type CheckFactory<W> = Box<dyn Fn() -> Box<dyn Check<W>>>;
+
 /// A seeded whole-cluster simulation. See the crate docs for an example.
 pub struct Simulation<W: Workload> {
     cfg: SimConfig,
     make_workload: Box<dyn Fn() -> W>,
-    make_checks: Vec<Box<dyn Fn() -> Box<dyn Check<W>>>>,
+    make_checks: Vec<CheckFactory<W>>,
 }
 
 impl Simulation<RandomWorkload> {
@@ -310,10 +313,15 @@ fn run_world<W: Workload>(w: &mut World<W>) {
             },
         );
         let answered = |w: &World<W>| {
-            w.history.ops.get(probe_op).is_some_and(|o| o.reply.is_some())
+            w.history
+                .ops
+                .get(probe_op)
+                .is_some_and(|o| o.reply.is_some())
                 || w.clients[probe].outstanding.is_empty()
         };
-        w.run_until(deadline, false, &|w| !w.violations.is_empty() || answered(w));
+        w.run_until(deadline, false, &|w| {
+            !w.violations.is_empty() || answered(w)
+        });
         done = w.history.ops.get(probe_op).is_some_and(|o| {
             o.reply.as_ref().is_some_and(|r| {
                 matches!(
@@ -384,7 +392,10 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
     found.extend(check::durability::check(history, &reference, strict));
     found.extend(check::fifo::check(history, &reference));
     found.extend(check::reads::check(history, &reference, strict));
-    found.extend(check::linearizable::check(history, w.cfg.strict_local_errors));
+    found.extend(check::linearizable::check(
+        history,
+        w.cfg.strict_local_errors,
+    ));
     found.extend(check::watches::check(history, &reference, strict));
     found.extend(check::sessions::check(history, &reference, &servers, calm));
     let now = w.now_us;

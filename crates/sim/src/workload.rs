@@ -163,7 +163,8 @@ impl Workload for RandomWorkload {
                 watch: rng.gen_bool(0.5),
             },
             67..=72 => {
-                let k2 = key((rng.gen_range(1..KEYS) + k[4..].parse::<usize>().unwrap_or(0)) % KEYS);
+                let k2 =
+                    key((rng.gen_range(1..KEYS) + k[4..].parse::<usize>().unwrap_or(0)) % KEYS);
                 let v = st.versions.get(&k).copied().unwrap_or(0);
                 let first = if rng.gen_bool(0.5) {
                     WriteOp::Check {

@@ -35,8 +35,11 @@ fn run(sim: &Simulation<RandomWorkload>, default: u64) {
                 println!("{report}");
             }
             Err(failure) if keep_going => {
-                let mut checks: Vec<&str> =
-                    failure.violations.iter().map(|v| v.check.as_str()).collect();
+                let mut checks: Vec<&str> = failure
+                    .violations
+                    .iter()
+                    .map(|v| v.check.as_str())
+                    .collect();
                 checks.dedup();
                 println!(
                     "seed {seed}: FAILED [{}] {}",
@@ -65,13 +68,18 @@ fn five_servers_one_observer() {
 #[test]
 fn seven_servers_two_observers() {
     run(
-        &Simulation::new(7).observers(2).clients(6).duration_ms(4_000),
+        &Simulation::new(7)
+            .observers(2)
+            .clients(6)
+            .duration_ms(4_000),
         1,
     );
 }
 
 #[test]
 fn calm_runs_lose_no_session() {
-    run(&Simulation::new(3).faults(Faults::none()).duration_ms(3_000), 2);
+    run(
+        &Simulation::new(3).faults(Faults::none()).duration_ms(3_000),
+        2,
+    );
 }
-

@@ -36,7 +36,10 @@ pub fn check(
                 if !reference.created_sessions.contains(session) {
                     out.push((
                         NAME,
-                        format!("session {session:?} opened for c{} was never committed", op.client),
+                        format!(
+                            "session {session:?} opened for c{} was never committed",
+                            op.client
+                        ),
                     ));
                 }
                 continue;

@@ -149,7 +149,11 @@ fn project_write(w: &WriteOp) -> Option<(String, Kind, bool)> {
     match w {
         WriteOp::Create {
             path, data, mode, ..
-        } => Some((path.clone(), Kind::Create(data.clone()), *mode == CreateMode::Persistent)),
+        } => Some((
+            path.clone(),
+            Kind::Create(data.clone()),
+            *mode == CreateMode::Persistent,
+        )),
         WriteOp::SetData {
             path,
             data,
@@ -213,12 +217,12 @@ fn per_key(history: &History, strict: bool) -> BTreeMap<String, Vec<LinOp>> {
     let mut excluded: BTreeSet<String> = BTreeSet::new();
     let inf = u64::MAX;
     let push = |keys: &mut BTreeMap<String, Vec<LinOp>>,
-                    path: String,
-                    invoke: u64,
-                    ret: u64,
-                    kind: Kind,
-                    outcome: Outcome,
-                    what: String| {
+                path: String,
+                invoke: u64,
+                ret: u64,
+                kind: Kind,
+                outcome: Outcome,
+                what: String| {
         keys.entry(path).or_default().push(LinOp {
             invoke,
             ret,
@@ -250,15 +254,31 @@ fn per_key(history: &History, strict: bool) -> BTreeMap<String, Vec<LinOp>> {
                 _ => continue,
             };
             let what = format!("c{} sync+getData -> {:?}", r.client, seen);
-            push(&mut keys, path.clone(), s.invoke_us, reply.at_us, Kind::Read(seen), Outcome::Ok, what);
+            push(
+                &mut keys,
+                path.clone(),
+                s.invoke_us,
+                reply.at_us,
+                Kind::Read(seen),
+                Outcome::Ok,
+                what,
+            );
         }
     }
     for op in &history.ops {
         if !strict && local_error(op) {
             continue;
         }
-        let ret = op.reply.as_ref().map_or(inf, |r| if op.outcome_unknown() { inf } else { r.at_us });
-        let what = format!("c{} xid{} {}", op.client, op.xid.0, crate::world::client::short(&op.req));
+        let ret = op
+            .reply
+            .as_ref()
+            .map_or(inf, |r| if op.outcome_unknown() { inf } else { r.at_us });
+        let what = format!(
+            "c{} xid{} {}",
+            op.client,
+            op.xid.0,
+            crate::world::client::short(&op.req)
+        );
         if let Request::Multi(ws) = &op.req {
             let mut seen = HashSet::new();
             for w in ws {
@@ -273,9 +293,14 @@ fn per_key(history: &History, strict: bool) -> BTreeMap<String, Vec<LinOp>> {
                 Some(Err(Error::MultiFailed(rs))) => Some(rs),
                 _ => None,
             };
-            let failed = matches!(op.reply.as_ref().map(|r| &r.result), Some(Err(Error::MultiFailed(_))));
+            let failed = matches!(
+                op.reply.as_ref().map(|r| &r.result),
+                Some(Err(Error::MultiFailed(_)))
+            );
             for (i, w) in ws.iter().enumerate() {
-                let Some((p, kind, _)) = project_write(w) else { continue };
+                let Some((p, kind, _)) = project_write(w) else {
+                    continue;
+                };
                 let outcome = if op.outcome_unknown() {
                     Outcome::Unknown
                 } else if failed {
@@ -300,7 +325,9 @@ fn per_key(history: &History, strict: bool) -> BTreeMap<String, Vec<LinOp>> {
             continue;
         }
         let Some(w) = as_write(&op.req) else { continue };
-        let Some((p, kind, persistent)) = project_write(&w) else { continue };
+        let Some((p, kind, persistent)) = project_write(&w) else {
+            continue;
+        };
         if !persistent {
             excluded.insert(p);
             continue;
@@ -379,7 +406,9 @@ impl Search<'_> {
             if self.done[i] {
                 continue;
             }
-            let Some(next) = step(state, op) else { continue };
+            let Some(next) = step(state, op) else {
+                continue;
+            };
             self.done[i] = true;
             let add = usize::from(op.ret != u64::MAX);
             let r = self.dfs(&next, placed_required + add);

@@ -79,7 +79,9 @@ pub fn check(
         // (conn, path, since zxid) of persistent watches, for the coverage check.
         let mut persistent: Vec<(ConnId, String, i64)> = Vec::new();
         for item in stream {
-            let Some(session) = item.session else { continue };
+            let Some(session) = item.session else {
+                continue;
+            };
             let server = conn_server.get(&item.conn).copied().unwrap_or(0);
             match &item.what {
                 Delivery::Reply(id) => {
@@ -150,8 +152,12 @@ pub fn check(
         }
         // Persistent watches saw every change up to the connection's last reply.
         for (conn, path, since) in persistent {
-            let Some(&until) = max_reply.get(&conn) else { continue };
-            let Some(changes) = reference.paths.get(&path) else { continue };
+            let Some(&until) = max_reply.get(&conn) else {
+                continue;
+            };
+            let Some(changes) = reference.paths.get(&path) else {
+                continue;
+            };
             for (zx, _) in changes {
                 let z = *zx as i64;
                 if z <= since || z > until {

@@ -184,10 +184,8 @@ impl ZabChecker {
                 st.accepted_epoch, st.current_epoch
             ));
         }
-        self.epochs.insert(
-            id,
-            (acc.max(st.accepted_epoch), cur.max(st.current_epoch)),
-        );
+        self.epochs
+            .insert(id, (acc.max(st.accepted_epoch), cur.max(st.current_epoch)));
         let established = st.role == Role::Leading && st.phase == Phase::Broadcast;
         if !established {
             self.leading.remove(&id);

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use ensemble::{ConnId, Error, Event, Request, Response, SessionEvent, SessionId, WatchedEvent, Xid};
+use ensemble::{
+    ConnId, Error, Event, Request, Response, SessionEvent, SessionId, WatchedEvent, Xid,
+};
 use rand::Rng;
 
 use super::World;
@@ -53,6 +55,20 @@ impl SimClient {
 const SENDS_PER_STEP_MAX: usize = 4;
 
 impl<W: Workload> World<W> {
+    /// Tells the workload about an event of client `c` (not of the liveness probe,
+    /// which is the simulator's own client).
+    pub(crate) fn notify_event(&mut self, c: usize, event: &Event) {
+        if c != self.cfg.clients {
+            self.workload.handle_event(ClientId(c), event);
+        }
+    }
+
+    fn notify_reply(&mut self, c: usize, req: &Request, result: &Result<Response, Error>) {
+        if c != self.cfg.clients {
+            self.workload.handle_reply(ClientId(c), req, result);
+        }
+    }
+
     /// Op timeout: a client abandons a connection whose oldest request waited this
     /// long (a third of the session timeout, as ZooKeeper's read timeout).
     fn op_timeout_us(&self, c: usize) -> u64 {
@@ -174,7 +190,12 @@ impl<W: Workload> World<W> {
             reply: None,
         });
         self.clients[c].outstanding.insert(xid, op);
-        self.trace(format!("c{c} -> s{server} conn{} xid{}: {}", conn.0, xid.0, short(&req)));
+        self.trace(format!(
+            "c{c} -> s{server} conn{} xid{}: {}",
+            conn.0,
+            xid.0,
+            short(&req)
+        ));
         let i = self.index_of(server);
         if let Some(s) = self.nodes[i].server.as_mut() {
             s.handle_client(conn, xid, req);
@@ -190,8 +211,7 @@ impl<W: Workload> World<W> {
         };
         if tell_server && self.clients[c].phase == Phase::Connected {
             // The client library notices the loss itself.
-            self.workload
-                .handle_event(ClientId(c), &Event::Session(SessionEvent::Disconnected));
+            self.notify_event(c, &Event::Session(SessionEvent::Disconnected));
         }
         self.conn_owner.remove(&conn);
         self.clients[c].outstanding.clear();
@@ -205,7 +225,13 @@ impl<W: Workload> World<W> {
         }
     }
 
-    pub(crate) fn handle_reply(&mut self, conn: ConnId, xid: Xid, zxid: i64, result: Result<Response, Error>) {
+    pub(crate) fn handle_reply(
+        &mut self,
+        conn: ConnId,
+        xid: Xid,
+        zxid: i64,
+        result: Result<Response, Error>,
+    ) {
         let Some(&c) = self.conn_owner.get(&conn) else {
             return;
         };
@@ -235,7 +261,14 @@ impl<W: Workload> World<W> {
             result: result.clone(),
         });
         match (&req, &result) {
-            (Request::Connect { .. }, Ok(Response::Connected { session, password, timeout_ms })) => {
+            (
+                Request::Connect { .. },
+                Ok(Response::Connected {
+                    session,
+                    password,
+                    timeout_ms,
+                }),
+            ) => {
                 self.clients[c].session = Some((*session, *password, *timeout_ms));
                 self.clients[c].session_index = Some(self.history.sessions.len());
                 self.history.sessions.push(SessionRecord {
@@ -248,13 +281,11 @@ impl<W: Workload> World<W> {
                 });
                 self.history.ops[op.0].session = Some(*session);
                 self.clients[c].phase = Phase::Connected;
-                self.workload
-                    .handle_event(ClientId(c), &Event::Session(SessionEvent::Connected));
+                self.notify_event(c, &Event::Session(SessionEvent::Connected));
             }
             (Request::Reattach { .. }, Ok(Response::Connected { .. })) => {
                 self.clients[c].phase = Phase::Connected;
-                self.workload
-                    .handle_event(ClientId(c), &Event::Session(SessionEvent::Connected));
+                self.notify_event(c, &Event::Session(SessionEvent::Connected));
             }
             (Request::Connect { .. } | Request::Reattach { .. }, Err(e)) => {
                 let gone = matches!(e, Error::SessionExpired | Error::UnknownSession);
@@ -266,7 +297,7 @@ impl<W: Workload> World<W> {
             (Request::Close, Ok(_)) => self.session_ended(c),
             _ => {}
         }
-        self.workload.handle_reply(ClientId(c), &req, &result);
+        self.notify_reply(c, &req, &result);
     }
 
     fn session_ended(&mut self, c: usize) {
@@ -294,7 +325,7 @@ impl<W: Workload> World<W> {
             session,
             what: Delivery::Watch(event.clone()),
         });
-        self.workload.handle_event(ClientId(c), &Event::Watch(event));
+        self.notify_event(c, &Event::Watch(event));
     }
 
     pub(crate) fn handle_session_event(&mut self, conn: ConnId, event: SessionEvent) {
@@ -317,7 +348,7 @@ impl<W: Workload> World<W> {
             }
             _ => {}
         }
-        self.workload.handle_event(ClientId(c), &Event::Session(event));
+        self.notify_event(c, &Event::Session(event));
     }
 
     /// The client-expiry fault: client `c` goes silent for `ms`.
@@ -339,7 +370,10 @@ impl<W: Workload> World<W> {
 /// A short readable form of a request for the trace.
 pub(crate) fn short(req: &Request) -> String {
     let s = format!("{req:?}");
-    let s = s.replace("acl: [Acl { perms: Perms(31), id: Id { scheme: \"world\", id: \"anyone\" } }], ", "");
+    let s = s.replace(
+        "acl: [Acl { perms: Perms(31), id: Id { scheme: \"world\", id: \"anyone\" } }], ",
+        "",
+    );
     s.chars().take(120).collect()
 }
 

@@ -22,11 +22,11 @@ use crate::check::{Check, ClusterView, ServerView, Violation};
 use crate::config::SimConfig;
 use crate::history::History;
 use crate::nemesis::{self, Fault};
-use crate::workload::Workload;
 use crate::workload::ClientId;
+use crate::workload::Workload;
 use client::{Phase as ClientPhase, SimClient};
-use ensemble::{Event, SessionEvent};
 use disk::{Disk, Recovered, DISK_QUEUE_MAX};
+use ensemble::{Event, SessionEvent};
 
 /// Frames handled per server per step (bounds one step).
 const FRAMES_PER_STEP_MAX: usize = 10_000;
@@ -226,7 +226,9 @@ impl<W: Workload> World<W> {
     }
 
     pub(crate) fn index_of(&self, id: u64) -> usize {
-        (id as usize).saturating_sub(1).min(self.nodes.len().saturating_sub(1))
+        (id as usize)
+            .saturating_sub(1)
+            .min(self.nodes.len().saturating_sub(1))
     }
 
     pub(crate) fn node_paused(&self, id: u64) -> bool {
@@ -268,7 +270,14 @@ impl<W: Workload> World<W> {
             return;
         };
         let before = violations.len();
-        zab.observe(node.id, server, snapshot_at, &mut node.mirror, now, violations);
+        zab.observe(
+            node.id,
+            server,
+            snapshot_at,
+            &mut node.mirror,
+            now,
+            violations,
+        );
         let st = server.status();
         let role = (st.role, st.phase, st.leader_epoch);
         let changed = node.last_role != Some(role);
@@ -576,8 +585,7 @@ impl<W: Workload> World<W> {
             .collect();
         for c in on_it {
             if self.clients[c].phase == ClientPhase::Connected {
-                self.workload
-                    .handle_event(ClientId(c), &Event::Session(SessionEvent::Disconnected));
+                self.notify_event(c, &Event::Session(SessionEvent::Disconnected));
             }
             self.drop_connection(c, false);
         }
