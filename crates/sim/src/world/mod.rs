@@ -22,7 +22,6 @@ use crate::check::{Check, ClusterView, ServerView, Violation};
 use crate::config::SimConfig;
 use crate::history::History;
 use crate::nemesis::{self, Fault};
-use crate::workload::ClientId;
 use crate::workload::Workload;
 use client::{Phase as ClientPhase, SimClient};
 use disk::{Disk, Recovered, DISK_QUEUE_MAX};
