@@ -21,11 +21,6 @@ use crate::error::Error;
 use crate::node::{Completion, ConnListener, Inbound, NodeHandle};
 use crate::ops::{ConnId, Event, Request, Response, SessionEvent, SessionId, Xid};
 
-/// Events queued per session before the oldest are... never dropped: the stream is
-/// unbounded by design (a slow consumer only costs memory for its own session); this
-/// is the capacity hint of the channel.
-pub const EVENTS_HINT: usize = 1024;
-
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -320,7 +315,9 @@ impl Client {
         self.inner.last_zxid.load(Ordering::Relaxed)
     }
 
-    /// The session's ordered event stream (watch events and session events).
+    /// The session's ordered event stream (watch events and session events). It is
+    /// unbounded: events are never dropped, so a session that sets watches and never
+    /// reads its events only costs its own memory.
     pub fn events(&self) -> &Receiver<Event> {
         &self.inner.events_rx
     }

@@ -309,16 +309,18 @@ impl Shell {
 
     /// Executes the server's outputs in order.
     fn execute(&mut self) {
+        let mut actions = std::mem::take(&mut self.actions);
         loop {
-            self.server.drain_actions_into(&mut self.actions);
-            if self.actions.is_empty() {
+            self.server.drain_actions_into(&mut actions);
+            if actions.is_empty() {
                 break;
             }
-            let actions = std::mem::take(&mut self.actions);
-            for a in actions {
+            for a in actions.drain(..) {
                 self.action(a);
             }
         }
+        // Keep the buffer (and its capacity) for the next iteration.
+        self.actions = actions;
     }
 
     /// Sends the batched peer messages and hands the storage ops of this iteration to
