@@ -50,8 +50,6 @@ pub(crate) mod code {
     pub const NODE_EXISTS: i32 = -110;
     /// BadVersion.
     pub const BAD_VERSION: i32 = -103;
-    /// NotEmpty.
-    pub const NOT_EMPTY: i32 = -111;
 }
 
 /// Shorthand for recipe results.
