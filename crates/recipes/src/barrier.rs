@@ -80,9 +80,15 @@ impl DistributedBarrier {
     /// Raises the barrier (creates its node; fine if it is up already).
     pub fn set_barrier(&self) -> Result<()> {
         let parent = self.path.rsplit_once('/').map_or("/", |(p, _)| p);
-        self.coord.ensure_path(if parent.is_empty() { "/" } else { parent })?;
+        self.coord
+            .ensure_path(if parent.is_empty() { "/" } else { parent })?;
         match self.coord.retry(None, |c| {
-            c.create(&self.path, Bytes::new(), &ensemble::Acl::open_unsafe(), CreateMode::Persistent)
+            c.create(
+                &self.path,
+                Bytes::new(),
+                &ensemble::Acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
         }) {
             Ok(_) => Ok(()),
             Err(e) if e.has_code(code::NODE_EXISTS) => Ok(()),
@@ -157,7 +163,10 @@ impl DistributedDoubleBarrier {
     }
 
     fn members(&self, deadline: Option<Instant>) -> Result<Vec<String>> {
-        let mut m = match self.coord.retry(deadline, |c| c.get_children(&self.path, false)) {
+        let mut m = match self
+            .coord
+            .retry(deadline, |c| c.get_children(&self.path, false))
+        {
             Ok(m) => m,
             Err(e) if e.has_code(code::NO_NODE) => Vec::new(),
             Err(e) => return Err(e),
@@ -173,7 +182,12 @@ impl DistributedDoubleBarrier {
         let deadline = deadline_in(timeout);
         self.coord.ensure_path(&self.path)?;
         match self.coord.retry(deadline, |c| {
-            c.create(&self.ours, Bytes::new(), &ensemble::Acl::open_unsafe(), CreateMode::Ephemeral)
+            c.create(
+                &self.ours,
+                Bytes::new(),
+                &ensemble::Acl::open_unsafe(),
+                CreateMode::Ephemeral,
+            )
         }) {
             Ok(_) => {}
             // A retried create that had succeeded, or an id in use by another member.
@@ -188,7 +202,12 @@ impl DistributedDoubleBarrier {
             }
             if self.members(deadline)?.len() >= self.member_count {
                 match self.coord.retry(deadline, |c| {
-                    c.create(&self.ready, Bytes::new(), &ensemble::Acl::open_unsafe(), CreateMode::Persistent)
+                    c.create(
+                        &self.ready,
+                        Bytes::new(),
+                        &ensemble::Acl::open_unsafe(),
+                        CreateMode::Persistent,
+                    )
                 }) {
                     Ok(_) => return Ok(true),
                     Err(e) if e.has_code(code::NODE_EXISTS) => return Ok(true),

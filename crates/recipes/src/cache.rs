@@ -154,7 +154,12 @@ impl TreeCache {
         let deadline = Instant::now() + timeout;
         let mut i = self.shared.initialized.lock();
         while !*i {
-            if self.shared.init_cond.wait_until(&mut i, deadline).timed_out() {
+            if self
+                .shared
+                .init_cond
+                .wait_until(&mut i, deadline)
+                .timed_out()
+            {
                 return *i;
             }
         }

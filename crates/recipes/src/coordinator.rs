@@ -52,7 +52,10 @@ pub enum ConnectionState {
 impl ConnectionState {
     /// Whether operations can be sent in this state.
     pub fn is_connected(self) -> bool {
-        matches!(self, ConnectionState::Connected | ConnectionState::Reconnected)
+        matches!(
+            self,
+            ConnectionState::Connected | ConnectionState::Reconnected
+        )
     }
 }
 
@@ -252,9 +255,7 @@ impl Coordinator {
                 ConnectionState::Lost if !self.shared.opts.renew_session => {
                     return Err(RecipeError::Lost)
                 }
-                s if s.is_connected() && self.shared.client.read().is_connected() => {
-                    return Ok(())
-                }
+                s if s.is_connected() && self.shared.client.read().is_connected() => return Ok(()),
                 _ => {}
             }
             // Bounded waits: the client's own status can change without a notify.
@@ -384,7 +385,9 @@ impl Coordinator {
             prefix: path.to_string(),
             tx: tx.clone(),
         });
-        let r = self.retry(None, |c| c.add_watch(path, AddWatchMode::PersistentRecursive));
+        let r = self.retry(None, |c| {
+            c.add_watch(path, AddWatchMode::PersistentRecursive)
+        });
         if r.is_err() {
             self.unwatch(WatchId(id));
         }
@@ -528,8 +531,7 @@ fn route_watch(shared: &Shared, ev: &WatchedEvent) {
     }
     if ev.event_type != EventType::NodeChildrenChanged {
         for r in &w.recursive {
-            if prefix_matches(&r.prefix, &ev.path) && r.tx.send(Notice::Watch(ev.clone())).is_ok()
-            {
+            if prefix_matches(&r.prefix, &ev.path) && r.tx.send(Notice::Watch(ev.clone())).is_ok() {
                 sent += 1;
             }
         }
@@ -596,7 +598,9 @@ fn restore_recursive(shared: &Shared) {
 fn on_session_event(shared: &Shared, ev: SessionEvent) {
     let now = shared.state.lock().state;
     let next = match ev {
-        SessionEvent::Connected if now == ConnectionState::Suspended => ConnectionState::Reconnected,
+        SessionEvent::Connected if now == ConnectionState::Suspended => {
+            ConnectionState::Reconnected
+        }
         SessionEvent::Disconnected if now.is_connected() => ConnectionState::Suspended,
         SessionEvent::Expired => ConnectionState::Lost,
         SessionEvent::Closed => ConnectionState::Closed,

@@ -36,7 +36,12 @@ impl MemberShared {
         let me = self.coord.client().session_id();
         loop {
             let r = self.coord.retry(None, |c| {
-                c.create(&self.node, data.clone(), &ensemble::Acl::open_unsafe(), CreateMode::Ephemeral)
+                c.create(
+                    &self.node,
+                    data.clone(),
+                    &ensemble::Acl::open_unsafe(),
+                    CreateMode::Ephemeral,
+                )
             });
             match r {
                 Ok(_) => return Ok(()),
@@ -47,7 +52,7 @@ impl MemberShared {
                 Err(e) if e.has_code(code::NODE_EXISTS) => {
                     let owner = self.coord.retry(None, |c| c.exists(&self.node, false))?;
                     match owner {
-                        Some(s) if s.ephemeral_owner == me.0 as i64 => return Ok(()),
+                        Some(s) if s.ephemeral_owner == me.0 => return Ok(()),
                         // Gone meanwhile: create again.
                         None => {}
                         Some(_) => {
@@ -80,7 +85,12 @@ impl std::fmt::Debug for GroupMember {
 
 impl GroupMember {
     /// Joins the group at `group` as `id` with `data`.
-    pub fn join(coord: Arc<Coordinator>, group: &str, id: &str, data: impl Into<Bytes>) -> Result<Self> {
+    pub fn join(
+        coord: Arc<Coordinator>,
+        group: &str,
+        id: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Self> {
         check_path(group)?;
         if id.is_empty() || id.contains('/') {
             return Err(RecipeError::BadArgument(format!("member id {id:?}")));
@@ -204,9 +214,15 @@ impl ServiceInstance {
             path: format!("{name}/{id}"),
             reason: reason.to_string(),
         };
-        let nl = data.iter().position(|b| *b == b'\n').ok_or_else(|| bad("no address line"))?;
+        let nl = data
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| bad("no address line"))?;
         let rest = data.slice(nl + 1..);
-        let nl2 = rest.iter().position(|b| *b == b'\n').ok_or_else(|| bad("no port line"))?;
+        let nl2 = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| bad("no port line"))?;
         let address = std::str::from_utf8(&data[..nl]).map_err(|_| bad("address not UTF-8"))?;
         let port = std::str::from_utf8(&rest[..nl2])
             .ok()
@@ -273,7 +289,10 @@ impl ServiceDiscovery {
 
     /// Removes a registration made here.
     pub fn unregister(&self, name: &str, id: &str) -> Result<()> {
-        let m = self.registered.lock().remove(&(name.to_string(), id.to_string()));
+        let m = self
+            .registered
+            .lock()
+            .remove(&(name.to_string(), id.to_string()));
         match m {
             Some(m) => m.leave(),
             None => Ok(()),
@@ -282,7 +301,10 @@ impl ServiceDiscovery {
 
     /// Every service name with at least a node.
     pub fn query_for_names(&self) -> Result<Vec<String>> {
-        match self.coord.retry(None, |c| c.get_children(&self.base, false)) {
+        match self
+            .coord
+            .retry(None, |c| c.get_children(&self.base, false))
+        {
             Ok(v) => Ok(v),
             Err(e) if e.has_code(code::NO_NODE) => Ok(Vec::new()),
             Err(e) => Err(e),

@@ -452,7 +452,9 @@ impl LeaderSelector {
                     }
                 }
             })
-            .map_err(|e| RecipeError::BadArgument(format!("cannot start the selector thread: {e}")))?;
+            .map_err(|e| {
+                RecipeError::BadArgument(format!("cannot start the selector thread: {e}"))
+            })?;
         Ok(LeaderSelector {
             mutex,
             coord,

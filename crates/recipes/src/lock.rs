@@ -68,9 +68,9 @@ impl LockCore {
         deadline: Option<Instant>,
         turn: &dyn Fn(&[String], usize) -> Turn,
     ) -> Result<Option<Won>> {
-        let ours = self
-            .coord
-            .create_protected(&self.dir, name, data, CreateMode::EphemeralSequential)?;
+        let ours =
+            self.coord
+                .create_protected(&self.dir, name, data, CreateMode::EphemeralSequential)?;
         match self.wait_turn(&ours, deadline, turn) {
             Ok(wakeups) => Ok(Some(Won {
                 path: ours,
@@ -276,9 +276,7 @@ impl Reentrant {
     }
 
     fn held_by_me(&self) -> bool {
-        self.held
-            .lock()
-            .contains_key(&std::thread::current().id())
+        self.held.lock().contains_key(&std::thread::current().id())
     }
 
     fn held_safely(&self) -> bool {
@@ -524,7 +522,11 @@ mod tests {
 
     #[test]
     fn mutex_waits_for_its_predecessor_only() {
-        let c = names(&["a-lock-0000000001", "b-lock-0000000002", "c-lock-0000000003"]);
+        let c = names(&[
+            "a-lock-0000000001",
+            "b-lock-0000000002",
+            "c-lock-0000000003",
+        ]);
         assert!(matches!(mutex_turn(&c, 0), Turn::Acquired));
         assert!(matches!(mutex_turn(&c, 2), Turn::WaitFor(p) if p == "b-lock-0000000002"));
     }

@@ -72,7 +72,10 @@ impl QueueCore {
     }
 
     fn len(&self) -> Result<usize> {
-        match self.coord.retry(None, |c| c.get_children(&self.items, false)) {
+        match self
+            .coord
+            .retry(None, |c| c.get_children(&self.items, false))
+        {
             Ok(v) => Ok(v.len()),
             Err(e) if e.has_code(code::NO_NODE) => Ok(0),
             Err(e) => Err(e),
@@ -189,7 +192,8 @@ impl DistributedQueue {
 
     /// Removes and returns the oldest item if there is one, without waiting for one.
     pub fn poll(&self) -> Result<Option<Bytes>> {
-        self.core.take(Some(Instant::now() + Duration::from_millis(1)))
+        self.core
+            .take(Some(Instant::now() + Duration::from_millis(1)))
     }
 
     /// Items in the queue now.

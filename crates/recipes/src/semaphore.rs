@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ensemble::CreateMode;
 
-use crate::coordinator::{deadline_in, remaining, wait_notice, ConnectionState, Coordinator, Notice};
+use crate::coordinator::{
+    deadline_in, remaining, wait_notice, ConnectionState, Coordinator, Notice,
+};
 use crate::error::{code, RecipeError, Result};
 use crate::lock::{DistributedLock, InterProcessMutex};
 use crate::seq::{check_path, join};
@@ -92,7 +94,9 @@ impl InterProcessSemaphore {
     pub fn new(coord: Arc<Coordinator>, path: &str, max_leases: usize) -> Result<Self> {
         check_path(path)?;
         if max_leases == 0 {
-            return Err(RecipeError::BadArgument("max_leases must be at least 1".into()));
+            return Err(RecipeError::BadArgument(
+                "max_leases must be at least 1".into(),
+            ));
         }
         let lock = InterProcessMutex::new(Arc::clone(&coord), &join(path, "locks"))?;
         Ok(InterProcessSemaphore {
@@ -119,7 +123,10 @@ impl InterProcessSemaphore {
 
     /// The lease nodes now held.
     pub fn lease_nodes(&self) -> Result<Vec<String>> {
-        match self.coord.retry(None, |c| c.get_children(&self.leases_dir, false)) {
+        match self
+            .coord
+            .retry(None, |c| c.get_children(&self.leases_dir, false))
+        {
             Ok(v) => Ok(v),
             Err(e) if e.has_code(code::NO_NODE) => Ok(Vec::new()),
             Err(e) => Err(e),

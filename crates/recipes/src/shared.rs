@@ -43,7 +43,12 @@ impl SharedValue {
             coord.ensure_path(parent)?;
         }
         match coord.retry(None, |c| {
-            c.create(path, seed.clone(), &ensemble::Acl::open_unsafe(), CreateMode::Persistent)
+            c.create(
+                path,
+                seed.clone(),
+                &ensemble::Acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
         }) {
             Ok(_) => {}
             Err(e) if e.has_code(code::NODE_EXISTS) => {}
@@ -68,7 +73,11 @@ impl SharedValue {
     /// first. A connection loss during the write is reported as an error: the write
     /// may or may not have happened (read again to know).
     pub fn try_set(&self, value: impl Into<Bytes>, version: i32) -> Result<bool> {
-        match self.coord.client().set_data(&self.path, value.into(), version) {
+        match self
+            .coord
+            .client()
+            .set_data(&self.path, value.into(), version)
+        {
             Ok(_) => Ok(true),
             Err(e) if e.code() == code::BAD_VERSION => Ok(false),
             Err(ensemble::Error::SessionExpired) => Err(RecipeError::Lost),

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ensemble::{Acl, CreateMode};
 use parking_lot::Mutex;
-use recipes::{group_members, CacheEvent, GroupMember, ServiceDiscovery, ServiceInstance, TreeCache};
+use recipes::{
+    group_members, CacheEvent, GroupMember, ServiceDiscovery, ServiceInstance, TreeCache,
+};
 
 #[test]
 fn members_come_and_go_with_their_sessions() {
@@ -53,8 +55,14 @@ fn discovery_finds_and_follows_instances() {
     reg.register(&inst("i1", 8080)).unwrap();
     reg.register(&inst("i2", 8081)).unwrap();
     assert_eq!(client.query_for_names().unwrap(), ["api"]);
-    assert_eq!(client.query_for_instances("api").unwrap(), vec![inst("i1", 8080), inst("i2", 8081)]);
-    assert!(common::eventually(Duration::from_secs(10), || cache.instances().len() == 2));
+    assert_eq!(
+        client.query_for_instances("api").unwrap(),
+        vec![inst("i1", 8080), inst("i2", 8081)]
+    );
+    assert!(common::eventually(Duration::from_secs(10), || cache
+        .instances()
+        .len()
+        == 2));
     reg.unregister("api", "i1").unwrap();
     assert!(common::eventually(Duration::from_secs(10), || {
         cache.instances() == vec![inst("i2", 8081)]
@@ -67,8 +75,10 @@ fn tree_cache_mirrors_the_subtree() {
     let writer = common::coord(&cluster, 1);
     let w = writer.client();
     let open = Acl::open_unsafe();
-    w.create("/conf", Bytes::new(), &open, CreateMode::Persistent).unwrap();
-    w.create("/conf/a", &b"1"[..], &open, CreateMode::Persistent).unwrap();
+    w.create("/conf", Bytes::new(), &open, CreateMode::Persistent)
+        .unwrap();
+    w.create("/conf/a", &b"1"[..], &open, CreateMode::Persistent)
+        .unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let e2 = Arc::clone(&events);
     let cache = TreeCache::start_with_listener(common::coord(&cluster, 2), "/conf", move |e| {
@@ -78,26 +88,49 @@ fn tree_cache_mirrors_the_subtree() {
     assert!(cache.wait_initialized(Duration::from_secs(10)));
     assert_eq!(&cache.get("/conf/a").unwrap().data[..], b"1");
     w.set_data("/conf/a", &b"2"[..], -1).unwrap();
-    w.create("/conf/b", &b"x"[..], &open, CreateMode::Persistent).unwrap();
-    w.create("/conf/b/c", &b"y"[..], &open, CreateMode::Persistent).unwrap();
+    w.create("/conf/b", &b"x"[..], &open, CreateMode::Persistent)
+        .unwrap();
+    w.create("/conf/b/c", &b"y"[..], &open, CreateMode::Persistent)
+        .unwrap();
     assert!(common::eventually(Duration::from_secs(10), || {
         cache.get("/conf/b/c").is_some_and(|n| &n.data[..] == b"y")
     }));
     w.delete("/conf/b/c", -1).unwrap();
     w.delete("/conf/b", -1).unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || cache.get("/conf/b").is_none()));
+    assert!(common::eventually(Duration::from_secs(10), || cache
+        .get("/conf/b")
+        .is_none()));
     assert_eq!(cache.children("/conf"), ["a"]);
     assert_eq!(&cache.get("/conf/a").unwrap().data[..], b"2");
     let ev = events.lock().clone();
     let expected = vec![
-        CacheEvent::Created { path: "/conf".into(), data: Bytes::new() },
-        CacheEvent::Created { path: "/conf/a".into(), data: Bytes::from_static(b"1") },
+        CacheEvent::Created {
+            path: "/conf".into(),
+            data: Bytes::new(),
+        },
+        CacheEvent::Created {
+            path: "/conf/a".into(),
+            data: Bytes::from_static(b"1"),
+        },
         CacheEvent::Initialized,
-        CacheEvent::Changed { path: "/conf/a".into(), data: Bytes::from_static(b"2") },
-        CacheEvent::Created { path: "/conf/b".into(), data: Bytes::from_static(b"x") },
-        CacheEvent::Created { path: "/conf/b/c".into(), data: Bytes::from_static(b"y") },
-        CacheEvent::Deleted { path: "/conf/b/c".into() },
-        CacheEvent::Deleted { path: "/conf/b".into() },
+        CacheEvent::Changed {
+            path: "/conf/a".into(),
+            data: Bytes::from_static(b"2"),
+        },
+        CacheEvent::Created {
+            path: "/conf/b".into(),
+            data: Bytes::from_static(b"x"),
+        },
+        CacheEvent::Created {
+            path: "/conf/b/c".into(),
+            data: Bytes::from_static(b"y"),
+        },
+        CacheEvent::Deleted {
+            path: "/conf/b/c".into(),
+        },
+        CacheEvent::Deleted {
+            path: "/conf/b".into(),
+        },
     ];
     assert_eq!(ev, expected);
 }

@@ -43,7 +43,11 @@ impl Beliefs {
 fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
     let mut cluster = common::cluster();
     let doomed_node = common::follower(&cluster);
-    let others: Vec<u64> = cluster.running().into_iter().filter(|i| *i != doomed_node).collect();
+    let others: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|i| *i != doomed_node)
+        .collect();
     let beliefs = Arc::new(Beliefs::default());
     // The first candidate can only use the node that will fail, so its session
     // expires; the others may move between the surviving nodes.
@@ -75,9 +79,17 @@ fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
     assert!(common::eventually(Duration::from_secs(5), || !a.has_leadership()));
     assert!(suspended.load(Ordering::SeqCst) >= 1);
     // ...and the next candidate in line takes over once the session expired.
-    assert!(b.await_leadership(Some(Duration::from_secs(15))), "b never led");
+    assert!(
+        b.await_leadership(Some(Duration::from_secs(15))),
+        "b never led"
+    );
     assert!(!c.has_leadership());
-    assert_eq!(beliefs.violations.load(Ordering::SeqCst), 0, "{:?}", beliefs.changes.lock());
+    assert_eq!(
+        beliefs.violations.load(Ordering::SeqCst),
+        0,
+        "{:?}",
+        beliefs.changes.lock()
+    );
     // b was woken by a's node going, once; c was never woken (it watches b).
     assert_eq!(b.wakeups(), 1);
     assert_eq!(c.wakeups(), 0);
@@ -119,15 +131,21 @@ fn leadership_moves_when_the_leader_closes() {
     let cluster = common::cluster();
     let latches: Vec<LeaderLatch> = (0..5u64)
         .map(|i| {
-            let l = LeaderLatch::start(common::coord(&cluster, 1 + i % 3), "/el2", &format!("n{i}"))
-                .unwrap();
+            let l =
+                LeaderLatch::start(common::coord(&cluster, 1 + i % 3), "/el2", &format!("n{i}"))
+                    .unwrap();
             // Join in a known order.
-            assert!(common::eventually(Duration::from_secs(5), || l.node().is_some()));
+            assert!(common::eventually(Duration::from_secs(5), || l
+                .node()
+                .is_some()));
             l
         })
         .collect();
     for (i, l) in latches.iter().enumerate() {
-        assert!(l.await_leadership(Some(Duration::from_secs(10))), "n{i} never led");
+        assert!(
+            l.await_leadership(Some(Duration::from_secs(10))),
+            "n{i} never led"
+        );
         for (j, other) in latches.iter().enumerate() {
             if j != i {
                 assert!(!other.has_leadership() || j < i);
@@ -150,8 +168,11 @@ fn selector_runs_one_term_at_a_time_and_requeues() {
     let terms = Arc::new(AtomicU32::new(0));
     let selectors: Vec<LeaderSelector> = (0..3u64)
         .map(|i| {
-            let (running, overlaps, terms) =
-                (Arc::clone(&running), Arc::clone(&overlaps), Arc::clone(&terms));
+            let (running, overlaps, terms) = (
+                Arc::clone(&running),
+                Arc::clone(&overlaps),
+                Arc::clone(&terms),
+            );
             LeaderSelector::start(
                 common::coord(&cluster, 1 + i),
                 "/selector",

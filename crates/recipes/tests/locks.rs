@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use recipes::{
-    DistributedLock, InterProcessMutex, InterProcessReadWriteLock, InterProcessSemaphore,
-    MultiLock,
+    DistributedLock, InterProcessMutex, InterProcessReadWriteLock, InterProcessSemaphore, MultiLock,
 };
 
 #[test]
@@ -37,10 +36,7 @@ fn mutex_excludes_and_wakes_each_waiter_once() {
                 // Reentrant: a second acquire by the holder does not block.
                 m.acquire().unwrap();
                 assert!(m.is_held_safely());
-                assert!(
-                    !inside.swap(true, Ordering::SeqCst),
-                    "two holders at once"
-                );
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
                 log.lock().push((i, "enter"));
                 std::thread::sleep(Duration::from_millis(2));
                 log.lock().push((i, "exit"));
@@ -84,7 +80,10 @@ fn mutex_times_out_and_leaves_no_node() {
     assert!(ma.try_acquire(Duration::from_secs(5)).unwrap());
     assert!(!mb.try_acquire(Duration::from_millis(100)).unwrap());
     assert_eq!(ma.participant_nodes().unwrap().len(), 1);
-    assert!(mb.release().is_err(), "releasing an unheld lock is an error");
+    assert!(
+        mb.release().is_err(),
+        "releasing an unheld lock is an error"
+    );
     ma.release().unwrap();
     assert!(mb.try_acquire(Duration::from_secs(5)).unwrap());
     mb.release().unwrap();
@@ -99,8 +98,11 @@ fn read_write_lock_admits_readers_together_and_writers_alone() {
     let mut threads = Vec::new();
     for i in 0..6u64 {
         let coord = common::coord(&cluster, 1 + i % 3);
-        let (readers, writer, max_readers) =
-            (Arc::clone(&readers), Arc::clone(&writer), Arc::clone(&max_readers));
+        let (readers, writer, max_readers) = (
+            Arc::clone(&readers),
+            Arc::clone(&writer),
+            Arc::clone(&max_readers),
+        );
         threads.push(std::thread::spawn(move || {
             let rw = InterProcessReadWriteLock::new(coord, "/locks/rw").unwrap();
             for round in 0..3 {

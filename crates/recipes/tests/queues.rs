@@ -56,7 +56,8 @@ fn waiting_consumers_are_served_in_arrival_order() {
     let served = Arc::new(Mutex::new(Vec::new()));
     let mut threads = Vec::new();
     for c in 0..3u32 {
-        let q = DistributedQueue::new(common::coord(&cluster, 1 + u64::from(c) % 3), "/fair").unwrap();
+        let q =
+            DistributedQueue::new(common::coord(&cluster, 1 + u64::from(c) % 3), "/fair").unwrap();
         let served = Arc::clone(&served);
         threads.push(std::thread::spawn(move || {
             let item = q.take(Some(Duration::from_secs(20))).unwrap().unwrap();
@@ -101,10 +102,14 @@ fn barrier_holds_waiters_until_removed() {
     let mut threads = Vec::new();
     for i in 0..3u64 {
         let w = DistributedBarrier::new(common::coord(&cluster, 1 + i), "/gate").unwrap();
-        threads.push(std::thread::spawn(move || w.wait_on_barrier(Some(Duration::from_secs(20)))));
+        threads.push(std::thread::spawn(move || {
+            w.wait_on_barrier(Some(Duration::from_secs(20)))
+        }));
     }
     let probe = DistributedBarrier::new(common::coord(&cluster, 2), "/gate").unwrap();
-    assert!(!probe.wait_on_barrier(Some(Duration::from_millis(100))).unwrap());
+    assert!(!probe
+        .wait_on_barrier(Some(Duration::from_millis(100)))
+        .unwrap());
     b.remove_barrier().unwrap();
     for t in threads {
         assert!(t.join().unwrap().unwrap());
@@ -171,7 +176,8 @@ fn shared_value_compare_and_set_and_wait_for_change() {
     let b = SharedValue::new(common::coord(&cluster, 2), "/cfg/v", &b"ignored"[..]).unwrap();
     let seen = b.value().unwrap();
     assert_eq!(&seen.value[..], b"one");
-    let waiter = std::thread::spawn(move || b.wait_change(seen.version, Some(Duration::from_secs(20))));
+    let waiter =
+        std::thread::spawn(move || b.wait_change(seen.version, Some(Duration::from_secs(20))));
     assert!(a.try_set(&b"two"[..], seen.version).unwrap());
     // A stale version loses.
     assert!(!a.try_set(&b"three"[..], seen.version).unwrap());

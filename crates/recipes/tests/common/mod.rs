@@ -4,15 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ensemble::{Cluster, ClientOptions};
+use ensemble::{ClientOptions, Cluster};
 use recipes::{Coordinator, CoordinatorOptions};
 
 /// Session timeout used by the tests: short, so expiry-driven handovers are quick.
 pub const SESSION_MS: u32 = 1_000;
 
 pub fn cluster() -> Cluster {
-    let c = Cluster::builder(3).tick_ms(10).start().expect("cluster starts");
-    c.wait_for_leader(Duration::from_secs(20)).expect("a leader");
+    let c = Cluster::builder(3)
+        .tick_ms(10)
+        .start()
+        .expect("cluster starts");
+    c.wait_for_leader(Duration::from_secs(20))
+        .expect("a leader");
     c
 }
 
@@ -51,5 +55,8 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// A follower (not the leader) of the cluster.
 pub fn follower(c: &Cluster) -> u64 {
     let l = c.leader().expect("leader");
-    c.running().into_iter().find(|i| *i != l).expect("a follower")
+    c.running()
+        .into_iter()
+        .find(|i| *i != l)
+        .expect("a follower")
 }
