@@ -1,0 +1,103 @@
+//! Smoke tests: every workload and scenario runs briefly on an in-memory 3-node
+//! cluster and reports the JSON fields with some operations done. No timing
+//! is asserted (speed targets are for the benchmark runs, not the test suite).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ensemble_bench::{run, Options, Workload};
+
+const FIELDS: [&str; 12] = [
+    "workload",
+    "nodes",
+    "storage",
+    "fsync",
+    "sessions",
+    "outstanding",
+    "ops_per_s",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "errors",
+];
+
+fn quick(w: Workload) -> Options {
+    let mut o = Options::defaults();
+    o.workload = w;
+    o.tick_ms = 10;
+    o.sync_limit_ticks = 20;
+    o.init_limit_ticks = 50;
+    o.duration = 0.3;
+    o.warmup = 0.0;
+    o.sessions = 2;
+    o.outstanding = 4;
+    o.keys = 50;
+    o.znodes = 3_000;
+    o.trials = 1;
+    o
+}
+
+fn check(o: &Options) -> String {
+    let rep = run(o).unwrap();
+    let j = rep.to_json();
+    for k in FIELDS {
+        assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
+    }
+    assert!(j.contains(&format!("\"workload\":\"{}\"", o.workload.name())), "{j}");
+    assert!(rep.ops > 0, "no operations: {j}");
+    assert!(rep.ops_per_s() > 0.0, "{j}");
+    j
+}
+
+#[test]
+fn set_get_mixed() {
+    for w in [Workload::Set, Workload::Get, Workload::Mixed] {
+        check(&quick(w));
+    }
+}
+
+#[test]
+fn create_delete_and_watch() {
+    check(&quick(Workload::CreateDelete));
+    let j = check(&quick(Workload::Watch));
+    assert!(j.contains("\"notify_p50_us\":"), "{j}");
+}
+
+#[test]
+fn failover_reports_a_time() {
+    let j = check(&quick(Workload::Failover));
+    assert!(j.contains("\"failover_p50_ms\":"), "{j}");
+}
+
+#[test]
+fn recovery_snapshot_stall_and_memory() {
+    let j = check(&quick(Workload::Recovery));
+    assert!(j.contains("\"recovery_ms\":"), "{j}");
+    let j = check(&quick(Workload::SnapshotStall));
+    assert!(j.contains("\"node_snapshot_step_max_us\":"), "{j}");
+    let j = check(&quick(Workload::Memory));
+    assert!(j.contains("\"bytes_per_znode\":"), "{j}");
+}
+
+/// The exact invocation (shortened, and with fast ticks): the last line of
+/// output is one JSON object.
+#[test]
+fn binary_prints_json_last() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-bench"))
+        .args([
+            "--workload", "set", "--nodes", "3", "--storage", "file", "--fsync",
+            "--outstanding", "32", "--sessions", "8", "--duration", "0.3", "--json",
+            "--warmup", "0", "--tick-ms", "10", "--sync-limit-ticks", "20",
+            "--init-limit-ticks", "50",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with('{') && last.ends_with('}'), "{last}");
+    for k in FIELDS {
+        assert!(last.contains(&format!("\"{k}\":")), "{k} missing in {last}");
+    }
+    assert!(last.contains("\"storage\":\"file\",\"fsync\":true"), "{last}");
+    assert!(!last.contains("\"ops\":0,"), "{last}");
+}
