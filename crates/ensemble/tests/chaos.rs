@@ -100,7 +100,18 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
     let zxid = loop {
         match cluster.wait_converged(Duration::from_secs(1)) {
             Ok(z) => break z,
-            Err(d) if Instant::now() > deadline => panic!("no convergence: {d:?}"),
+            Err(d) if Instant::now() > deadline => {
+                let states: Vec<_> = cluster
+                    .ids()
+                    .into_iter()
+                    .map(|id| {
+                        cluster
+                            .stats(id)
+                            .map(|s| (s.server.serving, s.server.diverged, s.server.zab))
+                    })
+                    .collect();
+                panic!("no convergence: {d:?} states {states:?}")
+            }
             Err(_) => {}
         }
     };

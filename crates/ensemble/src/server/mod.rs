@@ -215,6 +215,8 @@ pub struct ServerStats {
     pub snapshots_installed: u64,
     /// Set when the replica diverged.
     pub diverged: Option<String>,
+    /// The ZAB core's full status (epochs, last/durable/committed zxids, election).
+    pub zab: zab_core::Status,
 }
 
 struct SnapInProgress {
@@ -410,6 +412,7 @@ impl Server {
             applied_txns: self.applied_txns,
             snapshots_installed: self.snapshots_installed,
             diverged: self.diverged.clone(),
+            zab: st,
         }
     }
 
