@@ -51,6 +51,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The channel crate whose `Sender<Notice>` the coordinator's watch methods take.
+pub use crossbeam_channel as channel;
+
 pub mod barrier;
 pub mod cache;
 pub mod coordinator;
