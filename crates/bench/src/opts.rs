@@ -89,7 +89,10 @@ impl Attach {
 /// Benchmark settings. Defaults match `NodeConfig`'s (tick 50 ms, sync limit 5
 /// ticks, init limit 10 ticks).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ensemble-bench", about = "Benchmarks an in-process Ensemble cluster")]
+#[command(
+    name = "ensemble-bench",
+    about = "Benchmarks an in-process Ensemble cluster"
+)]
 pub struct Options {
     /// Workload or scenario.
     #[arg(long, value_enum, default_value = "set")]

@@ -143,8 +143,19 @@ mod tests {
         let j = r.to_json();
         assert!(!j.contains('\n'));
         for k in [
-            "workload", "nodes", "storage", "fsync", "sessions", "outstanding", "ops_per_s",
-            "p50_us", "p99_us", "p999_us", "max_us", "errors", "extra_ms",
+            "workload",
+            "nodes",
+            "storage",
+            "fsync",
+            "sessions",
+            "outstanding",
+            "ops_per_s",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "errors",
+            "extra_ms",
         ] {
             assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
         }

@@ -57,7 +57,14 @@ pub fn failover(o: &Options) -> Result<Report, BenchError> {
             .find(|i| *i != leader)
             .ok_or_else(|| BenchError::Setup("failover needs at least 2 nodes".into()))?;
         let probe = bench.client(survivor)?;
-        probe.set_data("/bench-probe", value.clone(), -1)?;
+        let touch = || {
+            probe
+                .set_data("/bench-probe", value.clone(), -1)
+                .map(|_| ())
+        };
+        if let Err(e) = touch() {
+            setup::retry(&probe, e, touch)?;
+        }
         // Background load on every node for the whole trial.
         let clients = bench.clients(Attach::All, o.sessions.max(1))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -103,7 +110,6 @@ pub fn failover(o: &Options) -> Result<Report, BenchError> {
     rep.push("sync_limit_ticks", o.sync_limit_ticks);
     Ok(rep)
 }
-
 
 /// Txns a bulk load of `znodes` takes (multis of [`LOAD_BATCH`], plus the parents).
 fn load_txns(znodes: usize) -> u64 {
@@ -158,12 +164,16 @@ pub fn recovery(o: &Options) -> Result<Report, BenchError> {
         inflight.push_back(admin.set_data_async(&path, value.clone(), -1));
         if inflight.len() >= 64 {
             if let Some(c) = inflight.pop_front() {
-                c.wait()?;
+                if let Err(e) = c.wait() {
+                    setup::retry(&admin, e, || Ok(()))?;
+                }
             }
         }
     }
     for c in inflight {
-        c.wait()?;
+        if let Err(e) = c.wait() {
+            setup::retry(&admin, e, || Ok(()))?;
+        }
     }
     let _ = admin.close();
     bench.converge()?;
@@ -276,7 +286,12 @@ pub fn memory(o: &Options) -> Result<Report, BenchError> {
         .cluster
         .running()
         .iter()
-        .filter_map(|id| bench.cluster.stats(*id).map(|s| s.server.znode_count.to_string()))
+        .filter_map(|id| {
+            bench
+                .cluster
+                .stats(*id)
+                .map(|s| s.server.znode_count.to_string())
+        })
         .collect();
     let mut rep = Report::new(o);
     rep.measured_s = load.as_secs_f64();

@@ -131,29 +131,70 @@ pub fn create_keys(c: &Client, keys: usize, value: &Bytes) -> Result<(), BenchEr
 
 /// Creates `path` unless it exists.
 pub fn ensure(c: &Client, path: &str) -> Result<(), BenchError> {
-    match c.create(path, Bytes::new(), &Acl::open_unsafe(), CreateMode::Persistent) {
-        Ok(_) => Ok(()),
-        // ZooKeeper's NODEEXISTS code.
-        Err(e) if e.code() == -110 => Ok(()),
-        Err(e) => Err(e.into()),
+    let create = || {
+        match c.create(
+            path,
+            Bytes::new(),
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        ) {
+            Ok(_) => Ok(()),
+            // ZooKeeper's NODEEXISTS code.
+            Err(e) if e.code() == -110 => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    match create() {
+        Ok(()) => Ok(()),
+        Err(e) => retry(c, e, create),
     }
 }
 
-/// Sends `ops` as multis of [`LOAD_BATCH`], [`LOAD_OUTSTANDING`] in flight.
+/// Sends `ops` as multis of [`LOAD_BATCH`], [`LOAD_OUTSTANDING`] in flight. A batch
+/// that fails with a retryable error (the session moving after a lost heartbeat on a
+/// loaded machine) is sent again once the session is back; if the retry then fails
+/// definitely, the first attempt is taken to have committed (the loader creates
+/// fresh paths only, so the only definite failure is NodeExists).
 fn run_batches(c: &Client, ops: Vec<WriteOp>) -> Result<(), BenchError> {
     let mut inflight = std::collections::VecDeque::new();
     let mut it = ops.into_iter().peekable();
     while it.peek().is_some() || !inflight.is_empty() {
         while inflight.len() < LOAD_OUTSTANDING && it.peek().is_some() {
             let batch: Vec<WriteOp> = it.by_ref().take(LOAD_BATCH).collect();
-            inflight.push_back(c.multi_async(batch));
+            inflight.push_back((c.multi_async(batch.clone()), batch));
         }
-        if let Some(call) = inflight.pop_front() {
-            call.wait()?;
+        if let Some((call, batch)) = inflight.pop_front() {
+            if let Err(e) = call.wait() {
+                retry(c, e, || c.multi(batch.clone()).map(|_| ()))?;
+            }
         }
     }
     Ok(())
 }
+
+/// Retries `f` after a retryable error `e` (a few times, waiting for the session
+/// to reconnect); a definite error on a retry means an earlier attempt committed.
+pub fn retry(
+    c: &Client,
+    mut e: ensemble::Error,
+    f: impl Fn() -> Result<(), ensemble::Error>,
+) -> Result<(), BenchError> {
+    for _ in 0..RETRIES_MAX {
+        if !e.is_retryable() {
+            return Err(e.into());
+        }
+        c.wait_connected(LEADER_WAIT);
+        match f() {
+            Ok(()) => return Ok(()),
+            Err(next) if next.is_retryable() => e = next,
+            Err(_) => return Ok(()),
+        }
+    }
+    Err(e.into())
+}
+
+/// Retries of one bulk-load step.
+const RETRIES_MAX: usize = 5;
 
 /// Loads `count` znodes of `value` under `/z` (1,000 children per parent); returns
 /// how long it took.

@@ -141,7 +141,8 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         if t0 >= w.measure_from {
             rep.ops += 1;
             rounds_measured += 1;
-            rep.latency.record_duration(r.last.saturating_duration_since(t0));
+            rep.latency
+                .record_duration(r.last.saturating_duration_since(t0));
         }
     }
     sh.stop.store(true, Ordering::Release);

@@ -105,7 +105,11 @@ impl Window {
     }
 
     fn open(&self, now: Instant) -> bool {
-        now < self.end && !self.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
+        now < self.end
+            && !self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Acquire))
     }
 }
 

@@ -42,7 +42,10 @@ fn check(o: &Options) -> String {
     for k in FIELDS {
         assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
     }
-    assert!(j.contains(&format!("\"workload\":\"{}\"", o.workload.name())), "{j}");
+    assert!(
+        j.contains(&format!("\"workload\":\"{}\"", o.workload.name())),
+        "{j}"
+    );
     assert!(rep.ops > 0, "no operations: {j}");
     assert!(rep.ops_per_s() > 0.0, "{j}");
     j
@@ -84,20 +87,45 @@ fn recovery_snapshot_stall_and_memory() {
 fn binary_prints_json_last() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-bench"))
         .args([
-            "--workload", "set", "--nodes", "3", "--storage", "file", "--fsync",
-            "--outstanding", "32", "--sessions", "8", "--duration", "0.3", "--json",
-            "--warmup", "0", "--tick-ms", "10", "--sync-limit-ticks", "20",
-            "--init-limit-ticks", "50",
+            "--workload",
+            "set",
+            "--nodes",
+            "3",
+            "--storage",
+            "file",
+            "--fsync",
+            "--outstanding",
+            "32",
+            "--sessions",
+            "8",
+            "--duration",
+            "0.3",
+            "--json",
+            "--warmup",
+            "0",
+            "--tick-ms",
+            "10",
+            "--sync-limit-ticks",
+            "20",
+            "--init-limit-ticks",
+            "50",
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with('{') && last.ends_with('}'), "{last}");
     for k in FIELDS {
         assert!(last.contains(&format!("\"{k}\":")), "{k} missing in {last}");
     }
-    assert!(last.contains("\"storage\":\"file\",\"fsync\":true"), "{last}");
+    assert!(
+        last.contains("\"storage\":\"file\",\"fsync\":true"),
+        "{last}"
+    );
     assert!(!last.contains("\"ops\":0,"), "{last}");
 }
