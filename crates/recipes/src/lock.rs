@@ -515,6 +515,44 @@ half_api!(WriteLock);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The read-write rules against a model: the holders are the leading run of
+        /// readers, or the first contender alone if it is a writer; every waiter
+        /// waits for someone ahead of it (so releases always make progress), and a
+        /// writer waits for exactly its predecessor.
+        #[test]
+        fn read_write_rules_match_the_model(kinds in proptest::collection::vec(any::<bool>(), 1..20)) {
+            let names: Vec<String> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, w)| format!("g-{}{:010}", if *w { WRITE_NAME } else { READ_NAME }, i))
+                .collect();
+            let first_writer = kinds.iter().position(|w| *w);
+            for (i, is_w) in kinds.iter().enumerate() {
+                let turn = if *is_w { mutex_turn(&names, i) } else { read_turn(&names, i) };
+                let model_holds = match first_writer {
+                    Some(0) => i == 0,
+                    Some(f) => i < f,
+                    None => true,
+                };
+                match turn {
+                    Turn::Acquired => prop_assert!(model_holds, "{} should wait", i),
+                    Turn::WaitFor(p) => {
+                        prop_assert!(!model_holds, "{} should hold", i);
+                        let j = names.iter().position(|n| *n == p).unwrap_or(usize::MAX);
+                        prop_assert!(j < i);
+                        if *is_w {
+                            prop_assert_eq!(j, i - 1);
+                        } else {
+                            prop_assert!(kinds[j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -114,34 +114,60 @@ impl QueueCore {
         }
     }
 
+    /// Takes the first item that is still there, if any.
+    fn take_first(&self, names: Vec<String>, deadline: Option<Instant>) -> Result<Option<Bytes>> {
+        for name in self.sorted(names) {
+            let path = join(&self.items, &name);
+            let data = match self.coord.retry(deadline, |c| c.get_data(&path, false)) {
+                Ok((d, _)) => d,
+                Err(e) if e.has_code(code::NO_NODE) => continue,
+                Err(e) => return Err(e),
+            };
+            if self.remove(&path)? {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
     fn take_locked(&self, deadline: Option<Instant>) -> Result<Option<Bytes>> {
         loop {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let listed = self.coord.children_watch(&self.items, &tx);
-            let names = match listed {
-                Ok((names, _)) => names,
-                Err(e) if e.code() == code::NO_NODE => {
+            // Look without a watch first: a watch left behind by a successful take
+            // would fire on our own delete and wake nobody useful.
+            let names = match self
+                .coord
+                .retry(deadline, |c| c.get_children(&self.items, false))
+            {
+                Ok(n) => n,
+                Err(e) if e.has_code(code::NO_NODE) => {
                     self.coord.ensure_path(&self.items)?;
                     continue;
+                }
+                Err(RecipeError::Timeout) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if let Some(item) = self.take_first(names, deadline)? {
+                return Ok(Some(item));
+            }
+            let (tx, rx) = crossbeam_channel::unbounded();
+            match self.coord.children_watch(&self.items, &tx) {
+                Ok((names, id)) => {
+                    if !names.is_empty() {
+                        // Items arrived meanwhile: take them without the watch.
+                        self.coord.unwatch(id);
+                        continue;
+                    }
                 }
                 Err(ensemble::Error::SessionExpired) => return Err(RecipeError::Lost),
                 Err(e) if e.is_retryable() => {
                     std::thread::sleep(Duration::from_millis(5));
-                    self.coord.wait_connected(deadline)?;
-                    continue;
+                    match self.coord.wait_connected(deadline) {
+                        Ok(()) => continue,
+                        Err(RecipeError::Timeout) => return Ok(None),
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(e) => return Err(e.into()),
-            };
-            for name in self.sorted(names) {
-                let path = join(&self.items, &name);
-                let data = match self.coord.retry(deadline, |c| c.get_data(&path, false)) {
-                    Ok((d, _)) => d,
-                    Err(e) if e.has_code(code::NO_NODE) => continue,
-                    Err(e) => return Err(e),
-                };
-                if self.remove(&path)? {
-                    return Ok(Some(data));
-                }
             }
             match wait_notice(&rx, deadline) {
                 None => return Ok(None),

@@ -184,3 +184,41 @@ fn shared_value_compare_and_set_and_wait_for_change() {
     let changed = waiter.join().unwrap().unwrap().unwrap();
     assert_eq!(&changed.value[..], b"two");
 }
+
+#[test]
+fn an_item_wakes_one_consumer_not_all() {
+    let cluster = common::cluster();
+    let producer = DistributedQueue::new(common::coord(&cluster, 1), "/herd").unwrap();
+    let coords: Vec<_> = (0..5u64)
+        .map(|i| common::coord(&cluster, 1 + i % 3))
+        .collect();
+    let mut threads = Vec::new();
+    for (i, c) in coords.iter().enumerate() {
+        let q = DistributedQueue::new(Arc::clone(c), "/herd").unwrap();
+        threads.push(std::thread::spawn(move || {
+            q.take(Some(Duration::from_secs(20)))
+                .unwrap()
+                .map(|d| num(&d))
+        }));
+        assert!(common::eventually(Duration::from_secs(5), || {
+            producer.waiting_consumers().unwrap() == i + 1
+        }));
+    }
+    let before: u64 = coords.iter().map(|c| c.delivered_notices()).sum();
+    assert_eq!(before, 0);
+    producer.put(b"7".to_vec()).unwrap();
+    let first = threads.remove(0).join().unwrap();
+    assert_eq!(first, Some(7));
+    // Let any herd show up before counting.
+    std::thread::sleep(Duration::from_millis(200));
+    let after: u64 = coords.iter().map(|c| c.delivered_notices()).sum();
+    // One event woke the head consumer (the item), one woke the next in line (the
+    // head left the consumer queue): independent of how many wait.
+    assert!(after <= 2, "{after} notices for one item");
+    for i in 0..threads.len() {
+        producer.put(format!("{i}").into_bytes()).unwrap();
+    }
+    for t in threads {
+        assert!(t.join().unwrap().is_some());
+    }
+}
