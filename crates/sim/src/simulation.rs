@@ -377,7 +377,6 @@ fn server_states<W: Workload>(w: &World<W>) -> String {
 
 /// The history checkers, after quiescence.
 fn end_checks<W: Workload>(w: &mut World<W>) {
-    let calm = w.kinds.is_empty();
     let strict = w.cfg.strict_reply_zxid;
     let committed = w.zab.committed();
     let reference = Reference::replay(&committed);
@@ -397,7 +396,13 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
         w.cfg.strict_local_errors,
     ));
     found.extend(check::watches::check(history, &reference, strict));
-    found.extend(check::sessions::check(history, &reference, &servers, calm));
+    found.extend(check::sessions::check(
+        history,
+        &reference,
+        &servers,
+        &w.disturbances,
+        &committed.applied_at_us,
+    ));
     let now = w.now_us;
     for (name, message) in found {
         w.violations.push(Violation {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use ensemble::{
-    Acl, AddWatchMode, CreateMode, Error, Event, Request, Response, SessionId, WriteOp,
+    Acl, AddWatchMode, CreateMode, Error, Event, ReadOp, Request, Response, SessionId, WriteOp,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -73,11 +73,22 @@ struct ClientState {
     persistent_watch: bool,
 }
 
+/// The mix a run uses, drawn from the seed at the first request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Mixed,
+    WriteHeavy,
+    ReadHeavy,
+    SessionChurn,
+}
+
 /// The default workload: a seeded random mix over a few register keys plus
-/// ephemeral, sequential, container and TTL nodes.
+/// ephemeral, sequential, container and TTL nodes. Each seed also draws a profile
+/// (mixed, write-heavy, read-heavy, session churn) that skews the mix.
 #[derive(Default)]
 pub struct RandomWorkload {
     clients: HashMap<usize, ClientState>,
+    profile: Option<Profile>,
 }
 
 impl RandomWorkload {
@@ -99,6 +110,14 @@ fn create(path: String, data: Bytes, mode: CreateMode, ttl_ms: i64) -> Request {
 
 impl Workload for RandomWorkload {
     fn next_request(&mut self, client: ClientId, ctx: &mut WorkloadCtx<'_>) -> Option<Request> {
+        let profile = *self.profile.get_or_insert_with(|| {
+            [
+                Profile::Mixed,
+                Profile::WriteHeavy,
+                Profile::ReadHeavy,
+                Profile::SessionChurn,
+            ][ctx.rng.gen_range(0..4)]
+        });
         let st = self.clients.entry(client.0).or_default();
         if st.setup_done < PARENTS.len() {
             let p = PARENTS[st.setup_done];
@@ -124,7 +143,18 @@ impl Workload for RandomWorkload {
                 st.versions.get(k).copied().unwrap_or(0)
             }
         };
-        let pick = rng.gen_range(0..100u32);
+        let skew = rng.gen_bool(0.6);
+        let pick = match profile {
+            Profile::WriteHeavy if skew => rng.gen_range(0..34u32),
+            Profile::ReadHeavy if skew => rng.gen_range(34..67u32),
+            Profile::SessionChurn if skew => rng.gen_range(73..92u32),
+            _ => rng.gen_range(0..100u32),
+        };
+        let close_p = if profile == Profile::SessionChurn {
+            0.5
+        } else {
+            0.15
+        };
         let req = match pick {
             0..=11 => create(k, data, CreateMode::Persistent, 0),
             12..=27 => {
@@ -212,11 +242,17 @@ impl Workload for RandomWorkload {
                 ));
                 create(c, data, CreateMode::Container, 0)
             }
-            86 => create(
+            86 if rng.gen_bool(0.5) => create(
                 format!("/t/x{}", rng.gen_range(0..3)),
                 data,
                 CreateMode::PersistentWithTtl,
                 100,
+            ),
+            86 => create(
+                "/t/s-".into(),
+                data,
+                CreateMode::PersistentSequentialWithTtl,
+                150,
             ),
             87..=88 if !st.persistent_watch => {
                 st.persistent_watch = true;
@@ -232,7 +268,11 @@ impl Workload for RandomWorkload {
             90 => Request::GetEphemerals {
                 prefix: "/e".into(),
             },
-            91 if rng.gen_bool(0.15) => Request::Close,
+            91 if rng.gen_bool(close_p) => Request::Close,
+            91 => Request::MultiRead(vec![
+                ReadOp::GetData { path: k },
+                ReadOp::GetChildren { path: "/r".into() },
+            ]),
             92..=95 => Request::Exists {
                 path: k,
                 watch: false,

@@ -3,9 +3,11 @@
 //!
 //! - no replica holds an ephemeral node of a session whose close or expiry committed;
 //! - every ephemeral owner on a replica is a committed, still-open session;
-//! - a session whose client never went silent does not expire in a run without faults
-//!   (with faults, a client cut off with a minority can legitimately lose its session,
-//!   so the check only applies to calm runs: `calm` below).
+//! - no session expires while its client kept heartbeating and the cluster was calm:
+//!   an expiry at time `T` is a violation when no fault (partition, lossy links,
+//!   crash, pause) touched the window `[T - 2 × timeout, T]` and the client did not go
+//!   silent in it (with faults, a client cut off with a minority can legitimately lose
+//!   its session).
 
 use ensemble::Server;
 
@@ -19,7 +21,8 @@ pub fn check(
     history: &History,
     reference: &Reference,
     servers: &[(u64, &Server)],
-    calm: bool,
+    disturbances: &[(u64, u64)],
+    applied_at_us: &std::collections::BTreeMap<u64, u64>,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for (id, s) in servers {
@@ -40,19 +43,32 @@ pub fn check(
             }
         }
     }
-    if calm {
-        for rec in &history.sessions {
-            if let Some((zx, true)) = reference.closed_sessions.get(&rec.id) {
-                if rec.silent.is_empty() {
-                    out.push((
-                        NAME,
-                        format!(
-                            "session {:?} of c{} expired at {zx:#x} in a calm run while its client kept its connection",
-                            rec.id, rec.client
-                        ),
-                    ));
-                }
-            }
+    let overlaps = |a: u64, b: u64, (x, y): (u64, u64)| x <= b && a <= y;
+    for rec in &history.sessions {
+        let Some((zx, true)) = reference.closed_sessions.get(&rec.id) else {
+            continue;
+        };
+        let Some(&t) = applied_at_us.get(zx) else {
+            continue;
+        };
+        let window = 2 * u64::from(rec.timeout_ms) * 1000;
+        let start = t.saturating_sub(window);
+        if rec.opened_us > start {
+            continue;
+        }
+        let disturbed = disturbances.iter().any(|d| overlaps(start, t, *d))
+            || rec.silent.iter().any(|d| overlaps(start, t, *d));
+        if !disturbed {
+            out.push((
+                NAME,
+                format!(
+                    "session {:?} of c{} expired at {zx:#x} ({:.3}ms) although the cluster was calm and its client heartbeating for the {:.3}ms before",
+                    rec.id,
+                    rec.client,
+                    t as f64 / 1000.0,
+                    window as f64 / 1000.0
+                ),
+            ));
         }
     }
     out.truncate(10);

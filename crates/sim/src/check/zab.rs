@@ -41,6 +41,8 @@ pub struct Committed {
     pub payloads: BTreeMap<u64, Bytes>,
     /// The tree digest some replica had right after a zxid.
     pub digests: BTreeMap<u64, u64>,
+    /// Virtual time (µs) a zxid was first applied anywhere.
+    pub applied_at_us: BTreeMap<u64, u64>,
 }
 
 /// The stepwise ZAB invariant checker.
@@ -55,6 +57,7 @@ pub struct ZabChecker {
     leading: HashMap<u64, u32>,
     /// Highest zxid applied anywhere.
     max_applied: u64,
+    applied_at_us: BTreeMap<u64, u64>,
 }
 
 fn z(raw: u64) -> Zxid {
@@ -126,6 +129,7 @@ impl ZabChecker {
                     Some(_) => {}
                     None => {
                         self.payloads.insert(zx, payload);
+                        self.applied_at_us.insert(zx, now_us);
                     }
                 }
                 prev = zx;
@@ -242,6 +246,7 @@ impl ZabChecker {
             order,
             payloads: self.payloads.clone(),
             digests: self.digests.clone(),
+            applied_at_us: self.applied_at_us.clone(),
         }
     }
 }

@@ -92,6 +92,10 @@ pub(crate) struct World<W> {
     pub schedule: VecDeque<(u64, Fault)>,
     pub kinds: Vec<&'static str>,
     pub stats: RunStats,
+    /// Closed fault intervals (start, end µs), for the session-expiry check.
+    pub disturbances: Vec<(u64, u64)>,
+    /// Faults in progress, by kind, with their start.
+    pub open_faults: BTreeMap<String, u64>,
 }
 
 fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerConfig, String> {
@@ -198,6 +202,8 @@ impl<W: Workload> World<W> {
             schedule: sched.faults.into_iter().collect(),
             kinds,
             stats: RunStats::default(),
+            disturbances: Vec::new(),
+            open_faults: BTreeMap::new(),
         };
         let probe = w.cfg.clients;
         w.clients[probe].silent_until_us = u64::MAX;
@@ -518,8 +524,51 @@ impl<W: Workload> World<W> {
         }
     }
 
+    fn open_fault(&mut self, key: String) {
+        let now = self.now_us;
+        self.open_faults.entry(key).or_insert(now);
+    }
+
+    fn close_fault(&mut self, key: &str) {
+        if let Some(start) = self.open_faults.remove(key) {
+            self.disturbances.push((start, self.now_us));
+        }
+    }
+
+    fn close_all_faults(&mut self) {
+        let keys: Vec<String> = self.open_faults.keys().cloned().collect();
+        for k in keys {
+            self.close_fault(&k);
+        }
+    }
+
     fn apply_fault(&mut self, f: Fault) {
         self.trace(format!("nemesis: {f:?}"));
+        match &f {
+            Fault::Partition(_) | Fault::OneWay(..) | Fault::Bridge { .. } => {
+                self.open_fault("net".into())
+            }
+            Fault::Heal => self.close_fault("net"),
+            Fault::Links(_) => self.open_fault("links".into()),
+            Fault::CalmLinks => self.close_fault("links"),
+            Fault::Crash(id) => self.open_fault(format!("crash-{id}")),
+            Fault::Restart(id) => self.close_fault(&format!("crash-{id}")),
+            Fault::PowerLoss(ids) => {
+                for id in ids {
+                    self.open_fault(format!("crash-{id}"));
+                }
+            }
+            Fault::PowerBack(ids) => {
+                for id in ids {
+                    self.close_fault(&format!("crash-{id}"));
+                }
+            }
+            Fault::Pause(_, ms) => {
+                self.disturbances
+                    .push((self.now_us, self.now_us + ms * 1000));
+            }
+            Fault::ClientSilent(..) => {}
+        }
         let ids = |v: &[u64]| v.iter().map(|i| NodeId(*i)).collect::<Vec<_>>();
         match f {
             Fault::Partition(groups) => {
@@ -633,6 +682,7 @@ impl<W: Workload> World<W> {
     /// ones and silent clients.
     pub(crate) fn heal_everything(&mut self) {
         self.trace("nemesis: heal everything".into());
+        self.close_all_faults();
         self.schedule.clear();
         self.net.heal_all();
         self.net.set_default_faults(LinkFaults::none());
