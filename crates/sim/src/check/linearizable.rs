@@ -25,7 +25,7 @@ use crate::history::{History, OpRecord};
 
 const NAME: &str = "linearizable";
 /// Search nodes explored per znode before the check gives up (inconclusive).
-pub const SEARCH_STEPS_MAX: u64 = 2_000_000;
+pub const SEARCH_STEPS_MAX: u64 = 500_000;
 
 /// The register: absent, or data with its version.
 type State = Option<(Bytes, i32)>;
