@@ -54,11 +54,12 @@ fn discovery_finds_and_follows_instances() {
     };
     reg.register(&inst("i1", 8080)).unwrap();
     reg.register(&inst("i2", 8081)).unwrap();
-    assert_eq!(client.query_for_names().unwrap(), ["api"]);
-    assert_eq!(
-        client.query_for_instances("api").unwrap(),
-        vec![inst("i1", 8080), inst("i2", 8081)]
-    );
+    // Reads through another node may lag the registrations a little.
+    assert!(common::eventually(Duration::from_secs(10), || {
+        client.query_for_names().unwrap() == ["api"]
+            && client.query_for_instances("api").unwrap()
+                == vec![inst("i1", 8080), inst("i2", 8081)]
+    }));
     assert!(common::eventually(Duration::from_secs(10), || cache
         .instances()
         .len()

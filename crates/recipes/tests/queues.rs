@@ -46,7 +46,9 @@ fn queue_items_leave_in_order_exactly_once() {
         }
     }
     assert_eq!(all, (0..total).collect::<BTreeSet<_>>());
-    assert!(producer.is_empty().unwrap());
+    assert!(common::eventually(Duration::from_secs(5), || {
+        producer.is_empty().unwrap()
+    }));
 }
 
 #[test]
@@ -165,7 +167,10 @@ fn shared_count_adds_atomically_under_contention() {
     for t in threads {
         t.join().unwrap();
     }
-    let c = SharedCount::new(common::coord(&cluster, 3), "/counters/c", 0).unwrap();
+    let coord = common::coord(&cluster, 3);
+    // A sync makes this session's next read see every write committed before it.
+    coord.client().sync("/counters/c").unwrap();
+    let c = SharedCount::new(coord, "/counters/c", 0).unwrap();
     assert_eq!(c.count().unwrap().value, 40);
 }
 
