@@ -121,3 +121,60 @@ impl Reference {
         zxid == 0 || self.index.contains_key(&zxid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use datatree::{Txn, TxnOp};
+    use ensemble::codec::Envelope;
+
+    fn set(zx: u64, data: &'static str, version: i32, xid: u64) -> Bytes {
+        Envelope {
+            origin: 1,
+            conn: ConnId(9),
+            xid: Xid(xid),
+            session: SessionId(5),
+            check: (0, 0),
+            body: Body::Tree(Txn {
+                zxid: zx as i64,
+                time_ms: 0,
+                op: TxnOp::SetData {
+                    path: "/zookeeper".into(),
+                    data: Bytes::from_static(data.as_bytes()),
+                    version,
+                },
+            }),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn replay_records_states_writes_and_successors() {
+        let mut c = Committed::default();
+        for (i, d) in ["a", "b"].iter().enumerate() {
+            let zx = i as u64 + 1;
+            c.order.push(zx);
+            c.payloads.insert(zx, set(zx, d, zx as i32, zx));
+        }
+        // A duplicate of xid 2 committed again at zxid 3.
+        c.order.push(3);
+        c.payloads.insert(3, set(3, "b", 3, 2));
+        let r = Reference::replay(&c);
+        assert_eq!(
+            r.state_at("/zookeeper", 1),
+            Some((Bytes::from_static(b"a"), 1))
+        );
+        assert_eq!(
+            r.state_at("/zookeeper", 2),
+            Some((Bytes::from_static(b"b"), 2))
+        );
+        assert_eq!(r.state_at("/nothing", 2), None);
+        assert_eq!(r.successor(0), Some(1));
+        assert_eq!(r.successor(1), Some(2));
+        assert_eq!(r.successor(3), None);
+        assert!(r.knows(0) && r.knows(2) && !r.knows(7));
+        assert_eq!(r.writes.get(&(1, ConnId(9), Xid(1))), Some(&1));
+        assert_eq!(r.duplicates.len(), 1);
+    }
+}
