@@ -462,6 +462,10 @@ impl Coordinator {
                 Err(e) if is_transient(&e) => {
                     std::thread::sleep(Duration::from_millis(5));
                     self.wait_connected(None)?;
+                    // The session may now be on another node, which can lag: a sync
+                    // (a quorum operation in Ensemble) makes the listing show the
+                    // create if it was committed before the connection broke.
+                    self.retry(None, |c| c.sync(parent))?;
                     let children = self.retry(None, |c| c.get_children(parent, false))?;
                     if let Some(found) = children.iter().find(|c| c.starts_with(&guid)) {
                         return Ok(format!("{}/{found}", parent.trim_end_matches('/')));

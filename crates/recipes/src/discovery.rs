@@ -34,6 +34,11 @@ impl MemberShared {
     fn ensure(&self) -> Result<()> {
         let data = self.data.lock().clone();
         let me = self.coord.client().session_id();
+        // A node left by an older session of ours lives until that session's expiry
+        // reaches the tree: wait for it, up to twice the session timeout.
+        let patience =
+            Duration::from_millis(2 * u64::from(self.coord.client().session_timeout_ms()));
+        let until = std::time::Instant::now() + patience;
         loop {
             let r = self.coord.retry(None, |c| {
                 c.create(
@@ -55,6 +60,9 @@ impl MemberShared {
                         Some(s) if s.ephemeral_owner == me.0 => return Ok(()),
                         // Gone meanwhile: create again.
                         None => {}
+                        Some(_) if std::time::Instant::now() < until => {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
                         Some(_) => {
                             return Err(RecipeError::BadArgument(format!(
                                 "{} belongs to another session",

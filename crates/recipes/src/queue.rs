@@ -104,6 +104,8 @@ impl QueueCore {
                 Err(e) if e.is_retryable() => {
                     std::thread::sleep(Duration::from_millis(5));
                     self.coord.wait_connected(None)?;
+                    // Sync first: the node the session moved to may lag.
+                    self.coord.retry(None, |c| c.sync(path))?;
                     let gone = self.coord.retry(None, |c| c.exists(path, false))?.is_none();
                     if gone {
                         return Ok(true);
