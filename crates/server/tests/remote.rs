@@ -366,3 +366,22 @@ fn the_cli_runs_commands_and_says_what_went_wrong() {
         "{text}"
     );
 }
+
+#[test]
+fn the_server_refuses_a_bad_config_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.cfg");
+    std::fs::write(
+        &cfg,
+        "server_id = 1\nserver.1 = 127.0.0.1:1\ndata_dir = /tmp/x\nclient_port = 2\ntick_ms = soon\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-server"))
+        .arg(&cfg)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`tick_ms`"), "{err}");
+}
