@@ -218,6 +218,8 @@ impl Coordinator {
     }
 
     /// The current session's client (a new one after a lost session was renewed).
+    /// Use it for plain operations; do not read its `events()` stream, which the
+    /// coordinator's dispatcher owns (use the `*_watch` methods instead).
     pub fn client(&self) -> Arc<Client> {
         Arc::clone(&self.shared.client.read())
     }
