@@ -140,7 +140,8 @@ pub struct SimConfig {
     pub observers: u64,
     /// Simulated clients.
     pub clients: usize,
-    /// Requests one client may have outstanding.
+    /// Requests one client may have outstanding: each seed draws the limit from
+    /// `1..=2 × outstanding_max`.
     pub outstanding_max: usize,
     /// Length of one tick, in ms.
     pub tick_ms: u64,

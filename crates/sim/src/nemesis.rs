@@ -160,7 +160,13 @@ pub fn schedule(
             }
             _ => {}
         }
-        t = end + rng.gen_range(50_000..600_000u64);
+        // Usually the next fault starts after this one ended; sometimes they overlap
+        // (a crash during a partition, a pause during lossy links...).
+        t = if rng.gen_bool(0.3) {
+            t + rng.gen_range(10_000..len.max(10_001))
+        } else {
+            end + rng.gen_range(50_000..600_000u64)
+        };
     }
     out.sort_by_key(|(t, _)| *t);
     let mut all_kinds = kinds;

@@ -144,6 +144,8 @@ impl<W: Workload> World<W> {
             counter_max = rng.gen_range(6..60);
         }
         let skew = cfg.faults.tick_skew && rng.gen_bool(0.5);
+        // Outstanding requests per client, drawn per seed (1 = strictly sequential).
+        cfg.outstanding_max = rng.gen_range(1..=cfg.outstanding_max.max(1) * 2);
         let tick_us = cfg.tick_ms * 1000;
         let mut nodes = Vec::new();
         let mut server_cfgs = Vec::new();
