@@ -75,6 +75,17 @@ pub(crate) enum Inbound {
     Stop,
 }
 
+/// The first connection id of a node incarnation: wall-clock milliseconds shifted
+/// left by 20 bits, so a restarted node never reuses a connection id its peers still
+/// remember (the leader's duplicate guard keys on it).
+fn conn_id_base() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    (ms << 20).max(1)
+}
+
 /// A cheap, clonable way to reach a node from clients. It stays valid across a
 /// restart of the node through [`Node::restart`], so clients holding it reach the
 /// restarted node.
@@ -181,7 +192,7 @@ impl Node {
             id: cfg.id(),
             slot: Arc::new(HandleSlot {
                 inbox: parking_lot::RwLock::new(inbox_tx),
-                next_conn: AtomicU64::new(1),
+                next_conn: AtomicU64::new(conn_id_base()),
                 alive: Arc::clone(&alive),
             }),
         };
@@ -202,6 +213,10 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_MAX);
         *handle.slot.inbox.write() = inbox_tx;
+        handle
+            .slot
+            .next_conn
+            .fetch_max(conn_id_base(), Ordering::Relaxed);
         let alive = Arc::clone(&handle.slot.alive);
         alive.store(true, Ordering::Release);
         let core = core_loop::spawn(cfg, transport, stores, inbox_rx, alive)?;

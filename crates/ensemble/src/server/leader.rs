@@ -6,7 +6,7 @@ use bytes::Bytes;
 use datatree::{PrepContext, PrepError, Txn, WriteOp};
 use zab_core::{Phase, Role, ServerId, Zxid};
 
-use super::{Server, DEFERRED_MAX};
+use super::{Server, DEFERRED_MAX, FORWARD_SEEN_MAX};
 use crate::codec::{Body, Envelope, Failure, Forward, ForwardOp};
 use crate::error::Error;
 use crate::ops::{ConnId, SessionId, Xid};
@@ -55,6 +55,22 @@ impl Server {
             let _ = self.sessions.handle_touches(ids, self.tick);
             return;
         }
+        // Exactly once and in order per connection: a transport that duplicates or
+        // reorders frames must not commit a request twice or out of issue order. A
+        // request not newer than the last one seen from its connection is dropped; the
+        // learner's connection then times out (ConnectionLoss) and re-attaches.
+        let key = (origin.0, fwd.conn.0);
+        match self.forward_seen.get(&key) {
+            Some(last) if fwd.xid.0 <= *last => {
+                tracing::warn!(id = %self.id, %origin, conn = fwd.conn.0, xid = fwd.xid.0, "dropping a duplicated or reordered forwarded request");
+                return;
+            }
+            _ => {}
+        }
+        if self.forward_seen.len() >= FORWARD_SEEN_MAX {
+            self.forward_seen.clear();
+        }
+        self.forward_seen.insert(key, fwd.xid.0);
         if !self.deferred.is_empty() {
             self.defer(origin, fwd);
             return;

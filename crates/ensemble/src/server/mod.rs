@@ -37,6 +37,9 @@ pub const REQUEST_MAX_BYTES_DEFAULT: usize = (1 << 20) - 1;
 pub const DEFERRED_MAX: usize = 100_000;
 /// Applied zxids whose digest a replica remembers to check the leader's claims.
 pub const DIGEST_WINDOW_MAX: usize = 4096;
+/// Connections whose last forwarded xid the leader remembers (duplicate / reorder
+/// guard); the table is cleared when full and on every leadership change.
+pub const FORWARD_SEEN_MAX: usize = 1 << 20;
 /// Znodes written per tick by a running incremental snapshot (about 1 µs each).
 pub const SNAPSHOT_STEP_NODES: usize = 4_096;
 /// Outstanding requests per connection before further ones fail with Throttled.
@@ -255,6 +258,7 @@ pub struct Server {
     conns: HashMap<ConnId, conn::Conn>,
     by_session: HashMap<SessionId, ConnId>,
     deferred: VecDeque<(ServerId, Forward)>,
+    forward_seen: HashMap<(u64, u64), u64>,
     out: Vec<ServerAction>,
     scratch_events: Vec<(SessionId, WatchedEvent)>,
 }
@@ -348,6 +352,7 @@ impl Server {
             conns: HashMap::new(),
             by_session: HashMap::new(),
             deferred: VecDeque::new(),
+            forward_seen: HashMap::new(),
             out: Vec::new(),
             scratch_events: Vec::new(),
         };
@@ -617,6 +622,7 @@ impl Server {
         self.prep.reset();
         self.deferred.clear();
         self.proposed.clear();
+        self.forward_seen.clear();
         let serve = phase == Phase::Broadcast && self.diverged.is_none();
         if was_serving && !serve {
             self.disconnect_all();

@@ -619,3 +619,44 @@ fn a_lost_forwarded_request_costs_the_connection_not_a_hang() {
         .iter()
         .any(|(id, c, e)| *id == f && *c == ConnId(1) && *e == SessionEvent::Disconnected));
 }
+
+#[test]
+fn duplicated_or_reordered_forwards_commit_once_and_in_order() {
+    let mut sim = Sim::new(3);
+    sim.run_until_serving();
+    let leader = sim
+        .servers
+        .values()
+        .find(|s| s.status().role == Role::Leading)
+        .unwrap()
+        .id()
+        .0;
+    let f = (1..=3).find(|i| *i != leader).unwrap();
+    sim.connect(f, 1);
+    sim.send(f, 1, 1, create("/x", CreateMode::PersistentSequential));
+    sim.send(f, 1, 2, create("/y", CreateMode::PersistentSequential));
+    // The network duplicates the first REQUEST and swaps the order.
+    let reqs: Vec<_> = sim
+        .net
+        .iter()
+        .filter(|(_, _, m)| matches!(m, Message::Request { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(reqs.len(), 2);
+    sim.net
+        .retain(|(_, _, m)| !matches!(m, Message::Request { .. }));
+    sim.net.push_back(reqs[1].clone());
+    sim.net.push_back(reqs[0].clone());
+    sim.net.push_back(reqs[0].clone());
+    for _ in 0..100 {
+        sim.step();
+    }
+    let tree = sim.servers.get(&leader).unwrap().tree();
+    let (kids, _) = tree.children("/").unwrap();
+    let seq: Vec<&String> = kids
+        .iter()
+        .filter(|k| k.starts_with('x') || k.starts_with('y'))
+        .collect();
+    assert_eq!(seq.len(), 1, "only /y committed, once: {seq:?}");
+    assert!(seq[0].starts_with('y'));
+}
