@@ -33,6 +33,9 @@ use parking_lot::Mutex;
 
 use crate::wire::{read_frame, ClientMsg, ServerMsg};
 
+/// A write to a client blocked this long ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Settings of the client port.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {
@@ -184,7 +187,14 @@ fn send(stream: &Mutex<TcpStream>, msg: &ServerMsg) -> std::io::Result<()> {
     let bytes = msg
         .encode()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    stream.lock().write_all(&bytes)
+    let s = stream.lock();
+    let r = (&*s).write_all(&bytes);
+    if r.is_err() {
+        // A client that does not read (or a dead link) loses its connection; the
+        // reader sees the shutdown and everything unwinds.
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    r
 }
 
 fn reply(stream: &Mutex<TcpStream>, xid: u64, zxid: i64, result: Result<Response, Error>) {
@@ -260,6 +270,7 @@ enum Item {
 
 fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     stream.set_read_timeout(Some(shared.opts.handshake_timeout))?;
     let mut reader = stream.try_clone()?;
     let out = Arc::new(Mutex::new(stream));
