@@ -10,7 +10,6 @@
 //! After `Lost` the coordinator opens a new session (unless told not to) and reports
 //! `Reconnected` again; recipes then re-create what the lost session owned.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,12 +18,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ensemble::{
-    AddWatchMode, Client, ClientOptions, Event, EventType, NodeHandle, SessionEvent, Stat,
-    WatchedEvent,
+    AddWatchMode, Client, ClientOptions, Event, NodeHandle, SessionEvent, Stat, WatchedEvent,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{code, RecipeError, Result};
+use crate::watch_table::{Kind, WatchTable};
 
 /// How long the dispatcher blocks on the event stream before it checks for shutdown.
 const DISPATCH_POLL: Duration = Duration::from_millis(20);
@@ -94,32 +93,6 @@ impl Default for CoordinatorOptions {
             renew_session: true,
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// exists / getData watches: created, data changed, deleted.
-    Data,
-    /// getChildren watches: children changed, deleted.
-    Child,
-}
-
-struct Entry {
-    id: u64,
-    kind: Kind,
-    tx: Sender<Notice>,
-}
-
-struct Recursive {
-    id: u64,
-    prefix: String,
-    tx: Sender<Notice>,
-}
-
-#[derive(Default)]
-struct WatchTable {
-    one_shot: HashMap<String, Vec<Entry>>,
-    recursive: Vec<Recursive>,
 }
 
 type Listener = Arc<dyn Fn(ConnectionState) + Send + Sync>;
@@ -305,26 +278,14 @@ impl Coordinator {
         self.shared
             .watches
             .lock()
-            .one_shot
-            .entry(path.to_string())
-            .or_default()
-            .push(Entry {
-                id,
-                kind,
-                tx: tx.clone(),
-            });
+            .add_one_shot(id, path, kind, tx.clone());
         id
     }
 
     /// Removes a watch registration (a one-shot one that did not fire, or a recursive
     /// one). The server-side watch stays until it fires; its event is then ignored.
     pub fn unwatch(&self, id: WatchId) {
-        let mut w = self.shared.watches.lock();
-        w.one_shot.retain(|_, v| {
-            v.retain(|e| e.id != id.0);
-            !v.is_empty()
-        });
-        w.recursive.retain(|r| r.id != id.0);
+        self.shared.watches.lock().remove(id.0);
     }
 
     /// exists(path) leaving a watch whose event goes to `tx`. The watch is registered
@@ -382,11 +343,10 @@ impl Coordinator {
     /// `Notice::State(Reconnected)` reaches `tx`.
     pub fn recursive_watch(&self, path: &str, tx: &Sender<Notice>) -> Result<WatchId> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        self.shared.watches.lock().recursive.push(Recursive {
-            id,
-            prefix: path.to_string(),
-            tx: tx.clone(),
-        });
+        self.shared
+            .watches
+            .lock()
+            .add_recursive(id, path, tx.clone());
         let r = self.retry(None, |c| {
             c.add_watch(path, AddWatchMode::PersistentRecursive)
         });
@@ -504,59 +464,15 @@ impl Drop for Coordinator {
     }
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    prefix == "/"
-        || path == prefix
-        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-}
-
 fn route_watch(shared: &Shared, ev: &WatchedEvent) {
-    let mut w = shared.watches.lock();
-    let mut sent = 0u64;
-    if let Some(list) = w.one_shot.get_mut(&*ev.path) {
-        let fires = |k: Kind| match ev.event_type {
-            EventType::NodeCreated | EventType::NodeDataChanged => k == Kind::Data,
-            EventType::NodeChildrenChanged => k == Kind::Child,
-            _ => true,
-        };
-        let mut keep = Vec::with_capacity(list.len());
-        for e in list.drain(..) {
-            if fires(e.kind) {
-                if e.tx.send(Notice::Watch(ev.clone())).is_ok() {
-                    sent += 1;
-                }
-            } else {
-                keep.push(e);
-            }
-        }
-        if keep.is_empty() {
-            w.one_shot.remove(&*ev.path);
-        } else {
-            w.one_shot.insert(ev.path.to_string(), keep);
-        }
-    }
-    if ev.event_type != EventType::NodeChildrenChanged {
-        for r in &w.recursive {
-            if prefix_matches(&r.prefix, &ev.path) && r.tx.send(Notice::Watch(ev.clone())).is_ok() {
-                sent += 1;
-            }
-        }
-    }
+    let sent = shared.watches.lock().route(ev);
     shared.delivered.fetch_add(sent, Ordering::Relaxed);
 }
 
 /// Tells every waiter and listener about a state change; one-shot watches are dropped.
 fn fan_out_state(shared: &Shared, state: ConnectionState) {
-    let (one_shot, rec): (Vec<Entry>, Vec<Sender<Notice>>) = {
-        let mut w = shared.watches.lock();
-        let one: Vec<Entry> = w.one_shot.drain().flat_map(|(_, v)| v).collect();
-        let rec = w.recursive.iter().map(|r| r.tx.clone()).collect();
-        (one, rec)
-    };
-    for e in one_shot {
-        let _ = e.tx.send(Notice::State(state));
-    }
-    for tx in rec {
+    let waiters = shared.watches.lock().take_for_state_change();
+    for tx in waiters {
         let _ = tx.send(Notice::State(state));
     }
     let listeners: Vec<Listener> = shared
@@ -586,13 +502,7 @@ fn set_state(shared: &Shared, state: ConnectionState) -> bool {
 
 /// Re-adds every recursive watch on the (new or re-attached) session.
 fn restore_recursive(shared: &Shared) {
-    let prefixes: Vec<String> = shared
-        .watches
-        .lock()
-        .recursive
-        .iter()
-        .map(|r| r.prefix.clone())
-        .collect();
+    let prefixes = shared.watches.lock().recursive_prefixes();
     let client = Arc::clone(&shared.client.read());
     for p in prefixes {
         if let Err(e) = client.add_watch(&p, AddWatchMode::PersistentRecursive) {
@@ -663,14 +573,6 @@ fn dispatch_loop(shared: &Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recursive_prefixes_match_whole_segments() {
-        assert!(prefix_matches("/a", "/a"));
-        assert!(prefix_matches("/a", "/a/b"));
-        assert!(!prefix_matches("/a", "/ab"));
-        assert!(prefix_matches("/", "/x/y"));
-    }
 
     #[test]
     fn only_connected_states_are_connected() {

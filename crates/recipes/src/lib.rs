@@ -65,6 +65,7 @@ pub mod queue;
 pub mod semaphore;
 pub mod seq;
 pub mod shared;
+mod watch_table;
 
 pub use barrier::{DistributedBarrier, DistributedDoubleBarrier};
 pub use cache::{CacheEvent, CachedNode, TreeCache};
