@@ -52,6 +52,8 @@ struct State {
     conn: ConnId,
     next_xid: u64,
     status: Status,
+    /// The connection being re-attached was lost before the re-attach completed.
+    attach_lost: bool,
 }
 
 pub(crate) struct Inner {
@@ -88,6 +90,8 @@ impl ConnListener for Inner {
             }
             Event::Session(SessionEvent::Disconnected) => {
                 if st.status != Status::Connected {
+                    // A connection being re-attached died: the re-attach must retry.
+                    st.attach_lost = true;
                     return;
                 }
                 st.status = Status::Disconnected;
@@ -243,6 +247,7 @@ impl Client {
                             conn,
                             next_xid: 1,
                             status: Status::Connected,
+                            attach_lost: false,
                         }),
                         session,
                         password,
@@ -434,6 +439,7 @@ fn reattach(inner: &Arc<Inner>) {
             {
                 let mut st = inner.st.lock();
                 st.conn = conn;
+                st.attach_lost = false;
             }
             let (tx, rx) = crossbeam_channel::bounded(1);
             let opened = node.send(Inbound::Open { conn, listener }).and_then(|_| {
@@ -454,6 +460,13 @@ fn reattach(inner: &Arc<Inner>) {
             match answer {
                 Ok(Response::Connected { .. }) => {
                     let mut st = inner.st.lock();
+                    if st.attach_lost {
+                        // Attached, but that node left the quorum meanwhile: try again
+                        // (under the same lock as the events, so nothing slips between).
+                        drop(st);
+                        let _ = node.send(Inbound::Closed(conn));
+                        continue;
+                    }
                     if st.conn == conn && st.status == Status::Disconnected {
                         st.node = idx;
                         st.next_xid = 1;
