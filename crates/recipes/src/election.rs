@@ -382,19 +382,64 @@ impl LeadershipContext {
 
 /// A leader selector (Curator's `LeaderSelector`): when this candidate's turn comes,
 /// its task runs on the selector's thread; when the task returns, leadership is
-/// given up and, with auto-requeue, the candidate queues again.
+/// given up and, with auto-requeue, the candidate queues again (or on
+/// [`LeaderSelector::requeue`]).
 pub struct LeaderSelector {
-    mutex: Arc<InterProcessMutex>,
+    run: Arc<SelectorRun>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+type Task = Box<dyn FnMut(&LeadershipContext) + Send>;
+
+/// What the selector's thread needs.
+struct SelectorRun {
+    mutex: InterProcessMutex,
     coord: Arc<Coordinator>,
     closed: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    terms: Arc<AtomicU32>,
+    queued: AtomicBool,
+    terms: AtomicU32,
+    id: String,
+    auto_requeue: bool,
+    task: Mutex<Task>,
+}
+
+impl SelectorRun {
+    /// Queues, leads, gives up; again while auto-requeue is on.
+    fn run(&self) {
+        while !self.closed.load(Ordering::Acquire) {
+            match self.mutex.acquire() {
+                Ok(()) => {}
+                Err(RecipeError::Closed) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "leader selector: retrying");
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            }
+            let ctx = LeadershipContext {
+                coord: Arc::clone(&self.coord),
+                epoch: self.coord.epoch(),
+                closed: Arc::clone(&self.closed),
+                id: self.id.clone(),
+            };
+            self.terms.fetch_add(1, Ordering::Relaxed);
+            if ctx.is_leader() {
+                (self.task.lock())(&ctx);
+            }
+            let _ = self.mutex.release();
+            if !self.auto_requeue {
+                break;
+            }
+        }
+        self.queued.store(false, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for LeaderSelector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaderSelector")
-            .field("dir", &self.mutex.path())
+            .field("dir", &self.run.mutex.path())
+            .field("id", &self.run.id)
             .finish_non_exhaustive()
     }
 }
@@ -407,80 +452,77 @@ impl LeaderSelector {
         path: &str,
         id: &str,
         auto_requeue: bool,
-        mut task: impl FnMut(&LeadershipContext) + Send + 'static,
+        task: impl FnMut(&LeadershipContext) + Send + 'static,
     ) -> Result<LeaderSelector> {
-        let mutex = Arc::new(InterProcessMutex::with_data(
+        let mutex = InterProcessMutex::with_data(
             Arc::clone(&coord),
             path,
             Bytes::from(id.to_string().into_bytes()),
-        )?);
-        let closed = Arc::new(AtomicBool::new(false));
-        let terms = Arc::new(AtomicU32::new(0));
-        let (m, c, cl, t, id) = (
-            Arc::clone(&mutex),
-            Arc::clone(&coord),
-            Arc::clone(&closed),
-            Arc::clone(&terms),
-            id.to_string(),
-        );
-        let thread = std::thread::Builder::new()
+        )?;
+        let sel = LeaderSelector {
+            run: Arc::new(SelectorRun {
+                mutex,
+                coord,
+                closed: Arc::new(AtomicBool::new(false)),
+                queued: AtomicBool::new(false),
+                terms: AtomicU32::new(0),
+                id: id.to_string(),
+                auto_requeue,
+                task: Mutex::new(Box::new(task)),
+            }),
+            thread: Mutex::new(None),
+        };
+        sel.requeue()?;
+        Ok(sel)
+    }
+
+    /// Queues the candidate again after a term ended (without auto-requeue). Does
+    /// nothing while it is queued or leading; fails once closed.
+    pub fn requeue(&self) -> Result<()> {
+        if self.run.closed.load(Ordering::Acquire) {
+            return Err(RecipeError::Closed);
+        }
+        if self.run.queued.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut slot = self.thread.lock();
+        if let Some(old) = slot.take() {
+            let _ = old.join();
+        }
+        let run = Arc::clone(&self.run);
+        let t = std::thread::Builder::new()
             .name("recipes-selector".into())
-            .spawn(move || {
-                while !cl.load(Ordering::Acquire) {
-                    match m.acquire() {
-                        Ok(()) => {}
-                        Err(RecipeError::Closed) => break,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "leader selector: retrying");
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                    }
-                    let ctx = LeadershipContext {
-                        coord: Arc::clone(&c),
-                        epoch: c.epoch(),
-                        closed: Arc::clone(&cl),
-                        id: id.clone(),
-                    };
-                    t.fetch_add(1, Ordering::Relaxed);
-                    if ctx.is_leader() {
-                        task(&ctx);
-                    }
-                    let _ = m.release();
-                    if !auto_requeue {
-                        break;
-                    }
-                }
-            })
+            .spawn(move || run.run())
             .map_err(|e| {
+                self.run.queued.store(false, Ordering::Release);
                 RecipeError::BadArgument(format!("cannot start the selector thread: {e}"))
             })?;
-        Ok(LeaderSelector {
-            mutex,
-            coord,
-            closed,
-            thread: Mutex::new(Some(thread)),
-            terms,
-        })
+        *slot = Some(t);
+        Ok(())
+    }
+
+    /// Whether the candidate is queued or leading.
+    pub fn is_queued(&self) -> bool {
+        self.run.queued.load(Ordering::Acquire)
     }
 
     /// Every candidate, leader first.
     pub fn participants(&self) -> Result<Vec<Participant>> {
-        read_participants(&self.coord, self.mutex.path())
+        read_participants(&self.run.coord, self.run.mutex.path())
     }
 
     /// How many terms this candidate has started.
     pub fn terms(&self) -> u32 {
-        self.terms.load(Ordering::Relaxed)
+        self.run.terms.load(Ordering::Relaxed)
     }
 
     /// Leaves the election: a running task sees `is_leader() == false`; the call
     /// waits for it to return.
     pub fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.run.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.mutex.interrupt();
+        self.run.mutex.interrupt();
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }

@@ -204,3 +204,28 @@ fn selector_runs_one_term_at_a_time_and_requeues() {
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
     assert!(terms.load(Ordering::SeqCst) >= 6);
 }
+
+#[test]
+fn selector_without_auto_requeue_leads_once_until_requeued() {
+    let cluster = common::cluster();
+    let terms = Arc::new(AtomicU32::new(0));
+    let t2 = Arc::clone(&terms);
+    let s = LeaderSelector::start(
+        common::coord(&cluster, 1),
+        "/sel1",
+        "only",
+        false,
+        move |_| {
+            t2.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(10), || !s.is_queued()));
+    assert_eq!(terms.load(Ordering::SeqCst), 1);
+    s.requeue().unwrap();
+    assert!(common::eventually(Duration::from_secs(10), || {
+        terms.load(Ordering::SeqCst) == 2 && !s.is_queued()
+    }));
+    s.close();
+    assert!(s.requeue().is_err());
+}
