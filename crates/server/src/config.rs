@@ -426,6 +426,14 @@ fsync = never   # fast
         ServerConfig::parse(text).unwrap_err().to_string()
     }
 
+    proptest::proptest! {
+        /// Arbitrary text never panics the parser.
+        #[test]
+        fn any_text_parses_or_errs(text in "(server_id|server\\.[0-9]|tick_ms|fsync|data_dir|client_port|[a-z=:;#. 0-9\n])*") {
+            let _ = ServerConfig::parse(&text);
+        }
+    }
+
     #[test]
     fn errors_name_the_key() {
         assert!(err(&GOOD.replace("tick_ms = 20", "tick_ms = fast")).contains("`tick_ms`"));

@@ -5,6 +5,22 @@
 //! Threads: one reader per connection (replies and events) and one pinger per client
 //! (a ping every third of the session timeout; a connection silent for two thirds of
 //! it counts as lost). Requests are written by the calling thread.
+//!
+//! ```no_run
+//! use ensemble_server::{RemoteClient, RemoteOptions};
+//! use datatree::CreateMode;
+//!
+//! let servers = ["10.0.0.1:2181".parse()?, "10.0.0.2:2181".parse()?, "10.0.0.3:2181".parse()?];
+//! let client = RemoteClient::connect(&servers, RemoteOptions::default())?;
+//! client.create("/app", "config v1", CreateMode::Persistent)?;
+//! let (data, stat) = client.get_data("/app", true)?; // leaves a data watch
+//! assert_eq!((&data[..], stat.version), (&b"config v1"[..], 0));
+//! // Watch events (and session events) arrive in order on one stream.
+//! let event = client.events().recv()?;
+//! println!("{event:?}");
+//! client.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::VecDeque;
 use std::io::Write;
