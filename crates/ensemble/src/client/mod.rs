@@ -373,6 +373,16 @@ impl Client {
             req,
             done: Completion::Future(tx),
         });
+        if matches!(sent, Err(Error::ConnectionLoss)) && st.status == Status::Connected {
+            // The node is gone without telling us (stopped, or its core thread died):
+            // treat it as a disconnect and move the session.
+            st.status = Status::Disconnected;
+            drop(st);
+            self.inner
+                .push_event(Event::Session(SessionEvent::Disconnected));
+            start_reattach(&self.inner);
+            return Call::failed(Error::ConnectionLoss);
+        }
         drop(st);
         match sent {
             Ok(()) => Call::new(rx, map, Arc::clone(&self.inner.last_zxid)),
