@@ -135,3 +135,38 @@ fn tree_cache_mirrors_the_subtree() {
     ];
     assert_eq!(ev, expected);
 }
+
+#[test]
+fn tree_cache_catches_up_after_its_node_crashes() {
+    let mut cluster = common::cluster();
+    let x = common::follower(&cluster);
+    let leader = cluster.leader().unwrap();
+    let writer = common::coord(&cluster, leader);
+    let w = writer.client();
+    let open = Acl::open_unsafe();
+    w.create("/live", Bytes::new(), &open, CreateMode::Persistent)
+        .unwrap();
+    w.create("/live/k", &b"1"[..], &open, CreateMode::Persistent)
+        .unwrap();
+    let coord = common::coord(&cluster, x);
+    let cache = TreeCache::start(Arc::clone(&coord), "/live").unwrap();
+    assert!(cache.wait_initialized(Duration::from_secs(10)));
+    cluster.crash(x);
+    // Changes made while the cache's session moves to another node.
+    w.set_data("/live/k", &b"2"[..], -1).unwrap();
+    w.create("/live/new", &b"n"[..], &open, CreateMode::Persistent)
+        .unwrap();
+    assert!(common::eventually(Duration::from_secs(15), || {
+        cache.get("/live/k").is_some_and(|n| &n.data[..] == b"2")
+            && cache.get("/live/new").is_some()
+    }));
+    // And the recursive watch works again on the new node.
+    w.delete("/live/new", -1).unwrap();
+    assert!(common::eventually(Duration::from_secs(10), || cache
+        .get("/live/new")
+        .is_none()));
+    w.set_data("/live/k", &b"3"[..], -1).unwrap();
+    assert!(common::eventually(Duration::from_secs(10), || {
+        cache.get("/live/k").is_some_and(|n| &n.data[..] == b"3")
+    }));
+}
