@@ -1,4 +1,4 @@
-//! Locks: the shared waiting core ([`LockCore`]), the reentrant [`InterProcessMutex`],
+//! Locks: the shared waiting core (`LockCore`), the reentrant [`InterProcessMutex`],
 //! the [`InterProcessReadWriteLock`] and the [`DistributedLock`] trait that
 //! [`MultiLock`](crate::MultiLock) and the semaphore build on.
 //!

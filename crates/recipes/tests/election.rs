@@ -229,3 +229,29 @@ fn selector_without_auto_requeue_leads_once_until_requeued() {
     s.close();
     assert!(s.requeue().is_err());
 }
+
+#[test]
+fn a_leader_whose_session_moves_steps_down_then_resumes() {
+    let mut cluster = common::cluster();
+    let x = common::follower(&cluster);
+    let beliefs = Arc::new(Beliefs::default());
+    // The leader may move to another node: its session (and node) survive.
+    let a = LeaderLatch::start(common::coord(&cluster, x), "/el3", "a").unwrap();
+    beliefs.watch(&a);
+    assert!(a.await_leadership(Some(Duration::from_secs(10))));
+    let other = cluster.leader().unwrap();
+    let b = LeaderLatch::start(common::coord(&cluster, other), "/el3", "b").unwrap();
+    beliefs.watch(&b);
+    assert!(common::eventually(Duration::from_secs(5), || {
+        b.participants().map(|p| p.len() == 2).unwrap_or(false)
+    }));
+    cluster.crash(x);
+    // Told at once that it may not lead, then leading again once re-attached.
+    assert!(common::eventually(Duration::from_secs(5), || {
+        beliefs.changes.lock().contains(&("a".to_string(), false))
+    }));
+    assert!(a.await_leadership(Some(Duration::from_secs(15))));
+    assert!(!b.has_leadership());
+    assert_eq!(b.wakeups(), 0, "b was never woken: a's node never went");
+    assert_eq!(beliefs.violations.load(Ordering::SeqCst), 0);
+}
