@@ -65,6 +65,8 @@ struct LatchShared {
     id: String,
     node: Mutex<Option<String>>,
     leader: Mutex<bool>,
+    /// Serializes leadership transitions and their listener calls.
+    order: Mutex<()>,
     cond: Condvar,
     listeners: Mutex<Vec<ChangeListener>>,
     closed: AtomicBool,
@@ -74,12 +76,27 @@ struct LatchShared {
 
 impl LatchShared {
     fn set_leader(&self, now: bool) {
-        let mut l = self.leader.lock();
-        if *l == now {
-            return;
+        self.transition(now, None);
+    }
+
+    /// Changes the leadership flag and tells the listeners. Transitions are
+    /// serialized, and a rise to leader happens only if the session has not been
+    /// suspended since `epoch` (checked under the same order lock the dispatcher's
+    /// `false` takes, so a `true` can never overtake the `false` of a suspension).
+    fn transition(&self, now: bool, epoch: Option<u64>) {
+        let _order = self.order.lock();
+        if let Some(e) = epoch {
+            if !self.coord.still_valid(e) {
+                return;
+            }
         }
-        *l = now;
-        drop(l);
+        {
+            let mut l = self.leader.lock();
+            if *l == now {
+                return;
+            }
+            *l = now;
+        }
         self.cond.notify_all();
         for f in self.listeners.lock().iter() {
             f(now);
@@ -116,6 +133,7 @@ impl LeaderLatch {
             id: id.to_string(),
             node: Mutex::new(None),
             leader: Mutex::new(false),
+            order: Mutex::new(()),
             cond: Condvar::new(),
             listeners: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -177,7 +195,7 @@ impl LeaderLatch {
 
     /// Calls `f(true)` when this candidate becomes leader and `f(false)` when it stops
     /// (on the latch thread, or on the dispatcher thread when the session is
-    /// suspended). Keep it short.
+    /// suspended). Keep it short, and do not close the latch from it.
     pub fn add_listener(&self, f: impl Fn(bool) + Send + Sync + 'static) {
         self.shared.listeners.lock().push(Box::new(f));
     }
@@ -278,6 +296,8 @@ fn latch_loop(sh: &LatchShared, rx: &Receiver<Notice>) {
 /// One round: make sure our node exists, see where it stands, wait for a change.
 fn latch_step(sh: &LatchShared, rx: &Receiver<Notice>) -> Result<()> {
     let coord = &sh.coord;
+    // Leadership found in this round is valid only if no suspension happened since.
+    let epoch = coord.epoch();
     let existing = sh.node.lock().clone();
     let ours = match existing {
         Some(n) => n,
@@ -302,9 +322,7 @@ fn latch_step(sh: &LatchShared, rx: &Receiver<Notice>) -> Result<()> {
     };
     let watch = match idx.checked_sub(1) {
         None => {
-            if coord.state().is_connected() {
-                sh.set_leader(true);
-            }
+            sh.transition(true, Some(epoch));
             None
         }
         Some(p) => {
@@ -407,6 +425,8 @@ impl SelectorRun {
     /// Queues, leads, gives up; again while auto-requeue is on.
     fn run(&self) {
         while !self.closed.load(Ordering::Acquire) {
+            // Taken before waiting: a suspension during the wait voids the term.
+            let epoch = self.coord.epoch();
             match self.mutex.acquire() {
                 Ok(()) => {}
                 Err(RecipeError::Closed) => break,
@@ -418,7 +438,7 @@ impl SelectorRun {
             }
             let ctx = LeadershipContext {
                 coord: Arc::clone(&self.coord),
-                epoch: self.coord.epoch(),
+                epoch,
                 closed: Arc::clone(&self.closed),
                 id: self.id.clone(),
             };
