@@ -23,6 +23,9 @@ pub struct Reference {
     pub index: HashMap<u64, usize>,
     /// Per path: (zxid, state after it) for every zxid that changed the path.
     pub paths: HashMap<String, Vec<(u64, NodeState)>>,
+    /// Per path: (zxid, sorted children after it, `None` when absent) for every zxid
+    /// that touched the path.
+    pub children: HashMap<String, Vec<(u64, Option<Vec<String>>)>>,
     /// Committed tree txns by origin (server, connection, xid).
     pub writes: HashMap<(u64, ConnId, Xid), u64>,
     /// Sessions whose close committed: the zxid, and whether it was an expiry (or
@@ -83,6 +86,11 @@ impl Reference {
                         applied.changes.iter().map(|c| c.path.to_string()).collect();
                     for p in touched {
                         let state = tree.data(&p).ok().map(|(d, s)| (d, s.version));
+                        let kids = tree.children(&p).ok().map(|(mut c, _)| {
+                            c.sort_unstable();
+                            c
+                        });
+                        r.children.entry(p.clone()).or_default().push((zx, kids));
                         r.paths.entry(p).or_default().push((zx, state));
                     }
                 }
@@ -104,6 +112,18 @@ impl Reference {
             None
         } else {
             h[i - 1].1.clone()
+        }
+    }
+
+    /// The sorted children of `path` right after `zxid`, if the replay saw the path
+    /// change at or before `zxid` (`Some(None)`: absent then).
+    pub fn children_at(&self, path: &str, zxid: u64) -> Option<Option<Vec<String>>> {
+        let h = self.children.get(path)?;
+        let i = h.partition_point(|(z, _)| *z <= zxid);
+        if i == 0 {
+            None
+        } else {
+            Some(h[i - 1].1.clone())
         }
     }
 

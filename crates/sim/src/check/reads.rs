@@ -68,6 +68,30 @@ pub fn check(
             (Request::GetData { path, .. }, Err(Error::Tree(datatree::Error::NoNode(_)))) => {
                 (path, None)
             }
+            (Request::GetChildren { path, .. }, result) => {
+                let seen = match result {
+                    Ok(Response::Children(c, _)) => {
+                        let mut c = c.clone();
+                        c.sort_unstable();
+                        Some(c)
+                    }
+                    Err(Error::Tree(datatree::Error::NoNode(_))) => None,
+                    _ => continue,
+                };
+                // Known only once the replay saw the path change.
+                if let Some(expected) = reference.children_at(path, z) {
+                    if expected != seen {
+                        out.push((
+                            NAME,
+                            format!(
+                                "c{} getChildren({path}) on s{} at {z:#x} saw {seen:?}, the history has {expected:?}",
+                                op.client, op.server
+                            ),
+                        ));
+                    }
+                }
+                continue;
+            }
             (Request::Exists { path, .. }, Ok(Response::Exists(st))) => {
                 let expected = reference.state_at(path, z);
                 let fits = |e: &NodeState| match (st, e) {
