@@ -14,6 +14,9 @@ use crate::check::zab::Committed;
 /// The state of one node: `None` when absent, else its data and version.
 pub type NodeState = Option<(Bytes, i32)>;
 
+/// A node's sorted children, `None` when the node is absent.
+pub type Children = Option<Vec<String>>;
+
 /// The committed history, replayed.
 #[derive(Debug, Default)]
 pub struct Reference {
@@ -25,7 +28,7 @@ pub struct Reference {
     pub paths: HashMap<String, Vec<(u64, NodeState)>>,
     /// Per path: (zxid, sorted children after it, `None` when absent) for every zxid
     /// that touched the path.
-    pub children: HashMap<String, Vec<(u64, Option<Vec<String>>)>>,
+    pub children: HashMap<String, Vec<(u64, Children)>>,
     /// Committed tree txns by origin (server, connection, xid).
     pub writes: HashMap<(u64, ConnId, Xid), u64>,
     /// Sessions whose close committed: the zxid, and whether it was an expiry (or
@@ -117,7 +120,7 @@ impl Reference {
 
     /// The sorted children of `path` right after `zxid`, if the replay saw the path
     /// change at or before `zxid` (`Some(None)`: absent then).
-    pub fn children_at(&self, path: &str, zxid: u64) -> Option<Option<Vec<String>>> {
+    pub fn children_at(&self, path: &str, zxid: u64) -> Option<Children> {
         let h = self.children.get(path)?;
         let i = h.partition_point(|(z, _)| *z <= zxid);
         if i == 0 {
