@@ -51,5 +51,6 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         Workload::Recovery => scenario::recovery(o),
         Workload::SnapshotStall => scenario::snapshot_stall(o),
         Workload::Memory => scenario::memory(o),
+        Workload::MemoryTree => scenario::memory_tree(o),
     }
 }

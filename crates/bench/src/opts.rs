@@ -24,6 +24,8 @@ pub enum Workload {
     SnapshotStall,
     /// Resident bytes per znode with `znodes` znodes of `value_size` bytes.
     Memory,
+    /// The same for a bare `DataTree` (no cluster): the tree's share of `memory`.
+    MemoryTree,
 }
 
 impl Workload {
@@ -39,6 +41,7 @@ impl Workload {
             Workload::Recovery => "recovery",
             Workload::SnapshotStall => "snapshot-stall",
             Workload::Memory => "memory",
+            Workload::MemoryTree => "memory-tree",
         }
     }
 }

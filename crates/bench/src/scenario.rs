@@ -212,7 +212,8 @@ pub fn recovery(o: &Options) -> Result<Report, BenchError> {
 pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     // Writes before the snapshot starts (a baseline inside the same run).
     let before = (o.znodes as u64 / 300).clamp(50, 3_000);
-    let mut bench = setup::start(o, Some(load_txns(o.znodes) + before))?;
+    let every = load_txns(o.znodes) + before;
+    let mut bench = setup::start(o, Some(every))?;
     let value = Bytes::from(vec![0x5a; o.value_size]);
     let admin = bench.client(bench.leader)?;
     let load = setup::populate(&admin, o.znodes, &value)?;
@@ -225,14 +226,23 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     let t0 = Instant::now();
     let load_thread = {
         let (lo, keys, value) = (load_opts(o), Arc::clone(&keys), value.clone());
-        let w = Window::until(Arc::clone(&stop));
+        let mut w = Window::until(Arc::clone(&stop));
+        w.trace = true;
         std::thread::spawn(move || workload::run_sessions(clients, &lo, keys, &value, w))
     };
     let ids = bench.cluster.running();
-    let mut waited = Ok(());
+    // The snapshot starts when the leader has applied `every` txns (the counter
+    // starts with the cluster), and ends when every node has written one.
+    let leader = bench.leader;
+    let waited_start = wait_stats(&bench, leader, SNAPSHOT_WAIT, |s| {
+        s.server.applied_txns >= every || s.snapshots >= 1
+    });
+    let snap_start = Instant::now();
+    let mut waited = waited_start;
     for id in &ids {
         waited = waited.and(wait_stats(&bench, *id, SNAPSHOT_WAIT, |s| s.snapshots >= 1));
     }
+    let snap_end = Instant::now();
     let snap_done = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Release);
@@ -240,6 +250,18 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
         .join()
         .map_err(|_| BenchError::Setup("load thread panicked".into()))??;
     waited?;
+    let (mut base, mut during, mut after) = (Histogram::new(), Histogram::new(), Histogram::new());
+    for (t, ns) in results.iter().flat_map(|r| r.trace.iter()) {
+        // An op issued before the start but still running at it overlaps the snapshot.
+        let end = *t + Duration::from_nanos(*ns);
+        if end < snap_start {
+            base.record(*ns);
+        } else if *t <= snap_end {
+            during.record(*ns);
+        } else {
+            after.record(*ns);
+        }
+    }
     let mut rep = Report::new(o);
     rep.measured_s = t0.elapsed().as_secs_f64();
     workload::fold(&mut rep, &results);
@@ -253,6 +275,12 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     rep.push("snapshot_done_s", snap_done.as_secs_f64());
     rep.push("node_snapshot_step_max_us", stall);
     rep.push("write_stall_max_ms", rep.latency.max() as f64 / 1e6);
+    rep.push("snapshot_s", (snap_end - snap_start).as_secs_f64());
+    for (name, h) in [("before", &base), ("during", &during), ("after", &after)] {
+        rep.push(&format!("{name}_ops"), h.count());
+        rep.push(&format!("{name}_p99_us"), h.quantile(0.99) as f64 / 1e3);
+        rep.push(&format!("{name}_max_us"), h.max() as f64 / 1e3);
+    }
     bench.cluster.shutdown();
     Ok(rep)
 }
@@ -303,5 +331,63 @@ pub fn memory(o: &Options) -> Result<Report, BenchError> {
     rep.push("rss_after_mib", after as f64 / 1048576.0);
     rep.push("bytes_per_znode", per);
     rep.push("overhead_per_znode", per - o.value_size as f64);
+    Ok(rep)
+}
+
+/// Memory of a bare tree: resident bytes per znode after applying `znodes` creates of
+/// `value_size` bytes (the same shape as the cluster load) to a `DataTree` directly.
+/// Subtracting this from [`memory`] gives what the rest of a node costs per znode.
+pub fn memory_tree(o: &Options) -> Result<Report, BenchError> {
+    use ensemble::deps::datatree::{CreateTxn, DataTree, NodeKind, SessionId, Txn, TxnOp};
+    let before = rss_bytes().ok_or_else(|| BenchError::Setup("no /proc/self/status".into()))?;
+    let t = Instant::now();
+    let mut tree = DataTree::new();
+    let value = Bytes::from(vec![0x5a; o.value_size]);
+    let parents = o.znodes.div_ceil(1000).max(1);
+    let mut zxid = 0i64;
+    let mut create = |tree: &mut DataTree, path: String, data: Bytes, parent_creates: i32| {
+        zxid += 1;
+        let txn = Txn {
+            zxid,
+            time_ms: 0,
+            op: TxnOp::Create(CreateTxn {
+                path,
+                data,
+                acl: ensemble::Acl::open_unsafe(),
+                kind: NodeKind::Persistent,
+                owner: SessionId(0),
+                ttl_ms: 0,
+                parent_creates,
+            }),
+        };
+        tree.apply(&txn)
+            .map(|_| ())
+            .map_err(|e| BenchError::Setup(e.to_string()))
+    };
+    create(&mut tree, "/z".into(), Bytes::new(), 1)?;
+    for p in 0..parents {
+        create(&mut tree, format!("/z/p{p}"), Bytes::new(), p as i32 + 1)?;
+    }
+    for i in 0..o.znodes {
+        let creates = (i % 1000) as i32 + 1;
+        create(
+            &mut tree,
+            format!("/z/p{}/n{i}", i / 1000),
+            value.clone(),
+            creates,
+        )?;
+    }
+    let took = t.elapsed();
+    let after = rss_bytes().unwrap_or(before);
+    let per = after.saturating_sub(before) as f64 / o.znodes.max(1) as f64;
+    let mut rep = Report::new(o);
+    rep.measured_s = took.as_secs_f64();
+    rep.ops = o.znodes as u64;
+    rep.push("znodes", tree.node_count());
+    rep.push("rss_before_mib", before as f64 / 1048576.0);
+    rep.push("rss_after_mib", after as f64 / 1048576.0);
+    rep.push("bytes_per_znode", per);
+    rep.push("overhead_per_znode", per - o.value_size as f64);
+    drop(tree);
     Ok(rep)
 }

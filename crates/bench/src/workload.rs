@@ -29,6 +29,8 @@ pub struct SessionResult {
     pub errors: u64,
     /// The first error seen, if any.
     pub first_error: Option<String>,
+    /// (issue time, latency ns) of every measured operation, when the window asks.
+    pub trace: Vec<(Instant, u64)>,
 }
 
 impl SessionResult {
@@ -81,6 +83,8 @@ pub struct Window {
     pub end: Instant,
     /// Set to end the run early (scenarios run a load until told to stop).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Keep every measured latency with its issue time ([`SessionResult::trace`]).
+    pub trace: bool,
 }
 
 impl Window {
@@ -91,6 +95,7 @@ impl Window {
             measure_from,
             end: measure_from + duration,
             stop: None,
+            trace: false,
         }
     }
 
@@ -101,6 +106,7 @@ impl Window {
             measure_from: now,
             end: now + Duration::from_secs(365 * 24 * 3600),
             stop: Some(stop),
+            trace: false,
         }
     }
 
@@ -173,7 +179,11 @@ fn drive(
         match res {
             Ok(()) if t0 >= w.measure_from && t0 < w.end => {
                 r.ops += 1;
-                r.latency.record_duration(t0.elapsed());
+                let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                r.latency.record(ns);
+                if w.trace {
+                    r.trace.push((t0, ns));
+                }
             }
             Ok(()) => {}
             Err(e) => {
