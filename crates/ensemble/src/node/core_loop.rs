@@ -199,10 +199,12 @@ impl Shell {
                 }
                 recv(events) -> ev => {
                     let Ok(ev) = ev else { return };
-                    self.peer_event(ev);
-                    for _ in 0..DRAIN_MAX {
+                    // Bounded by messages, not frames (a batch frame holds many): a
+                    // long iteration would starve ticks and heartbeats.
+                    let mut handled = self.peer_event(ev);
+                    while handled < DRAIN_MAX {
                         match events.try_recv() {
-                            Ok(ev) => self.peer_event(ev),
+                            Ok(ev) => handled += self.peer_event(ev),
                             Err(_) => break,
                         }
                     }
@@ -217,19 +219,27 @@ impl Shell {
                         self.storage_done(d);
                     }
                 }
-                recv(ticker) -> _ => {
-                    let now = self.now_ms();
-                    let snapshotting = self.server.snapshot_in_progress();
-                    let t0 = Instant::now();
-                    self.server.handle_tick(now);
-                    if snapshotting {
-                        // A tick writes one snapshot step: the stall it causes.
-                        let us = t0.elapsed().as_micros() as u64;
-                        self.stall_max_us = self.stall_max_us.max(us);
-                    }
-                }
+                recv(ticker) -> _ => self.tick(),
             }
             self.flush();
+            // Under a flood of requests a due tick must not wait for `select!`'s
+            // random pick: heartbeats depend on it.
+            if ticker.try_recv().is_ok() {
+                self.tick();
+                self.flush();
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now_ms();
+        let snapshotting = self.server.snapshot_in_progress();
+        let t0 = Instant::now();
+        self.server.handle_tick(now);
+        if snapshotting {
+            // A tick writes one snapshot step: the stall it causes.
+            let us = t0.elapsed().as_micros() as u64;
+            self.stall_max_us = self.stall_max_us.max(us);
         }
     }
 
@@ -239,16 +249,23 @@ impl Shell {
         }
     }
 
-    fn peer_event(&mut self, ev: TransportEvent) {
-        if let TransportEvent::Frame { from, payload } = ev {
-            let from = ServerId(from.0);
-            match split_batch(&payload) {
-                Some(frames) => {
-                    for f in frames {
-                        self.server.handle_peer_frame(from, &f);
-                    }
+    /// Handles one transport event; returns the number of messages it carried.
+    fn peer_event(&mut self, ev: TransportEvent) -> usize {
+        let TransportEvent::Frame { from, payload } = ev else {
+            return 0;
+        };
+        let from = ServerId(from.0);
+        match split_batch(&payload) {
+            Some(frames) => {
+                let n = frames.len();
+                for f in frames {
+                    self.server.handle_peer_frame(from, &f);
                 }
-                None => self.server.handle_peer_frame(from, &payload),
+                n
+            }
+            None => {
+                self.server.handle_peer_frame(from, &payload);
+                1
             }
         }
     }

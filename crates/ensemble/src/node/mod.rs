@@ -26,7 +26,7 @@ pub const INBOX_MAX: usize = 65_536;
 /// Storage command batches queued for the log writer (back-pressure on the core).
 pub const LOG_QUEUE_MAX: usize = 4_096;
 /// Inbound items the core thread takes from one source before looking at the others.
-pub const DRAIN_MAX: usize = 1_024;
+pub const DRAIN_MAX: usize = 128;
 
 /// Where a reply goes.
 pub(crate) enum Completion {
