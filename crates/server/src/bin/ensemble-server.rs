@@ -2,13 +2,12 @@
 //!
 //! Runs one Ensemble server from a `zoo.cfg`-like file (see `ensemble_server::config`).
 //!
-//! Stopping: a clean stop happens when the configured `stop_file` appears, or, with
-//! `--stdin-stop`, when stdin reaches end of file or reads the line `stop` (handy under
-//! a supervisor or a test harness that owns the pipe). SIGTERM/SIGINT are not caught
-//! (the standard library cannot, and no signal crate is in the workspace): they end
-//! the process at once, which is safe because every acknowledged write is already
-//! logged on a quorum, and with `fsync = always` on disk; the data directory is
-//! recovered on the next start.
+//! Stopping: a clean stop happens on SIGTERM, SIGINT or SIGHUP (through the `ctrlc`
+//! crate), when the configured `stop_file` appears, or, with `--stdin-stop`, when stdin
+//! reaches end of file or reads the line `stop` (handy under a supervisor or a test
+//! harness that owns the pipe). SIGKILL ends the process at once, which is also safe:
+//! every acknowledged write is already logged on a quorum, and with `fsync = always` on
+//! disk; the data directory is recovered on the next start.
 #![forbid(unsafe_code)]
 
 use std::io::BufRead;
@@ -78,6 +77,14 @@ fn main() -> ExitCode {
         }
     };
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<&'static str>(1);
+    {
+        let tx = stop_tx.clone();
+        if let Err(e) = ctrlc::set_handler(move || {
+            let _ = tx.try_send("signal");
+        }) {
+            tracing::warn!("cannot catch SIGTERM/SIGINT ({e}); use the stop file or --stdin-stop");
+        }
+    }
     if stdin_stop {
         let tx = stop_tx.clone();
         let _ = std::thread::Builder::new()
