@@ -1,4 +1,4 @@
-//! [`Node`]: the shell around a [`Server`]. A core thread owns the server and
+//! [`Node`]: the shell around a [`Server`](crate::Server). A core thread owns the server and
 //! `select!`s over client requests, transport events, storage completions and a
 //! ticker; a log-writer thread executes storage ops in FIFO order with group commit;
 //! a snapshot thread serializes periodic snapshots off the core thread.
