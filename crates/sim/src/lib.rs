@@ -105,7 +105,7 @@ mod simulation;
 pub mod workload;
 mod world;
 
-pub use check::{Check, ClusterView, ServerView, Violation};
+pub use check::{Check, ClusterView, Coverage, ServerView, Violation};
 pub use config::{Faults, Sabotage, SimConfig};
 pub use history::{History, OpId, OpRecord};
 pub use simulation::{RunReport, SimFailure, Simulation};

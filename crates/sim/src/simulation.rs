@@ -30,7 +30,7 @@ impl fmt::Display for RunReport {
         let s = &self.stats;
         write!(
             f,
-            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} SNAP syncs, {} TRUNCs, faults [{}]",
+            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} SNAP syncs, {} TRUNCs; checked {} reads, {} ops on {} znodes ({} inconclusive); faults [{}]",
             self.seed,
             s.steps,
             s.virtual_ms,
@@ -43,6 +43,10 @@ impl fmt::Display for RunReport {
             s.pauses,
             s.snap_syncs,
             s.truncations,
+            s.coverage.reads_checked,
+            s.coverage.lin_ops,
+            s.coverage.lin_keys,
+            s.coverage.lin_inconclusive,
             self.faults.join(", ")
         )
     }
@@ -386,14 +390,21 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
         .filter_map(|n| n.server.as_ref().map(|s| (n.id, s)))
         .collect();
     let history: &History = &w.history;
+    let mut coverage = check::Coverage::default();
     let mut found = Vec::new();
     found.extend(check::quiescence::check(&servers, &reference));
     found.extend(check::durability::check(history, &reference, strict));
     found.extend(check::fifo::check(history, &reference));
-    found.extend(check::reads::check(history, &reference, strict));
+    found.extend(check::reads::check(
+        history,
+        &reference,
+        strict,
+        &mut coverage,
+    ));
     found.extend(check::linearizable::check(
         history,
         w.cfg.strict_local_errors,
+        &mut coverage,
     ));
     found.extend(check::watches::check(history, &reference, strict));
     found.extend(check::sessions::check(
@@ -403,6 +414,7 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
         &w.disturbances,
         &committed.applied_at_us,
     ));
+    w.stats.coverage = coverage;
     let now = w.now_us;
     for (name, message) in found {
         w.violations.push(Violation {

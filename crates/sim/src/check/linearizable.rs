@@ -443,11 +443,22 @@ fn check_key(ops: &mut [LinOp]) -> Verdict {
 /// Checks every register key of the history. Returns violations; inconclusive keys
 /// (search budget exhausted) are not reported as violations. `strict`: see
 /// [`crate::SimConfig::strict_local_errors`].
-pub fn check(history: &History, strict: bool) -> Vec<(&'static str, String)> {
+pub fn check(
+    history: &History,
+    strict: bool,
+    coverage: &mut super::Coverage,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for (key, mut ops) in per_key(history, strict) {
-        if check_key(&mut ops) != Verdict::NotLinearizable {
-            continue;
+        coverage.lin_keys += 1;
+        coverage.lin_ops += ops.len();
+        match check_key(&mut ops) {
+            Verdict::NotLinearizable => {}
+            Verdict::Inconclusive => {
+                coverage.lin_inconclusive += 1;
+                continue;
+            }
+            Verdict::Linearizable => continue,
         }
         // The shortest failing prefix (by invocation) points at the culprit: prefixes
         // of a linearizable history are linearizable.

@@ -56,6 +56,19 @@ impl fmt::Display for Violation {
     }
 }
 
+/// How much the end-of-run checkers looked at (so a pass is not vacuous).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Znodes checked for linearizability.
+    pub lin_keys: usize,
+    /// Operations in those per-key histories.
+    pub lin_ops: usize,
+    /// Keys whose search hit its bound (neither proved nor refuted).
+    pub lin_inconclusive: usize,
+    /// Local reads compared with the replayed history.
+    pub reads_checked: usize,
+}
+
 /// One server as a [`Check`] sees it.
 #[derive(Debug)]
 pub struct ServerView<'a> {

@@ -27,6 +27,7 @@ pub fn check(
     history: &History,
     reference: &Reference,
     strict: bool,
+    coverage: &mut super::Coverage,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let mut seen: HashMap<SessionId, i64> = HashMap::new();
@@ -80,6 +81,7 @@ pub fn check(
                 };
                 // Known only once the replay saw the path change.
                 if let Some(expected) = reference.children_at(path, z) {
+                    coverage.reads_checked += 1;
                     if expected != seen {
                         out.push((
                             NAME,
@@ -93,6 +95,7 @@ pub fn check(
                 continue;
             }
             (Request::Exists { path, .. }, Ok(Response::Exists(st))) => {
+                coverage.reads_checked += 1;
                 let expected = reference.state_at(path, z);
                 let fits = |e: &NodeState| match (st, e) {
                     (None, None) => true,
@@ -119,6 +122,7 @@ pub fn check(
             }
             _ => continue,
         };
+        coverage.reads_checked += 1;
         let expected = reference.state_at(path, z);
         let lagged = !strict
             && reference

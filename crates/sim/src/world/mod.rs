@@ -71,6 +71,8 @@ pub struct RunStats {
     pub snap_syncs: u64,
     /// Log truncations (TRUNC syncs).
     pub truncations: u64,
+    /// What the end-of-run checkers looked at.
+    pub coverage: crate::check::Coverage,
 }
 
 pub(crate) struct World<W> {
