@@ -13,6 +13,7 @@ use ensemble::CreateMode;
 
 use crate::coordinator::{deadline_in, wait_notice, ConnectionState, Coordinator, Notice};
 use crate::error::{code, RecipeError, Result};
+use crate::ops;
 use crate::seq::{check_path, join};
 
 /// What a waiter does after its notice arrived: go round again, or stop.
@@ -83,12 +84,7 @@ impl DistributedBarrier {
         self.coord
             .ensure_path(if parent.is_empty() { "/" } else { parent })?;
         match self.coord.retry(None, |c| {
-            c.create(
-                &self.path,
-                Bytes::new(),
-                &ensemble::Acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
+            ops::create(c, &self.path, Bytes::new(), CreateMode::Persistent)
         }) {
             Ok(_) => Ok(()),
             Err(e) if e.has_code(code::NODE_EXISTS) => Ok(()),
@@ -98,7 +94,7 @@ impl DistributedBarrier {
 
     /// Lowers the barrier, releasing every waiter.
     pub fn remove_barrier(&self) -> Result<()> {
-        match self.coord.retry(None, |c| c.delete(&self.path, -1)) {
+        match self.coord.retry(None, |c| ops::delete(c, &self.path, -1)) {
             Ok(()) => Ok(()),
             Err(e) if e.has_code(code::NO_NODE) => Ok(()),
             Err(e) => Err(e),
@@ -165,7 +161,7 @@ impl DistributedDoubleBarrier {
     fn members(&self, deadline: Option<Instant>) -> Result<Vec<String>> {
         let mut m = match self
             .coord
-            .retry(deadline, |c| c.get_children(&self.path, false))
+            .retry(deadline, |c| ops::get_children(c, &self.path, false))
         {
             Ok(m) => m,
             Err(e) if e.has_code(code::NO_NODE) => Vec::new(),
@@ -182,12 +178,7 @@ impl DistributedDoubleBarrier {
         let deadline = deadline_in(timeout);
         self.coord.ensure_path(&self.path)?;
         match self.coord.retry(deadline, |c| {
-            c.create(
-                &self.ours,
-                Bytes::new(),
-                &ensemble::Acl::open_unsafe(),
-                CreateMode::Ephemeral,
-            )
+            ops::create(c, &self.ours, Bytes::new(), CreateMode::Ephemeral)
         }) {
             Ok(_) => {}
             // A retried create that had succeeded, or an id in use by another member.
@@ -202,12 +193,7 @@ impl DistributedDoubleBarrier {
             }
             if self.members(deadline)?.len() >= self.member_count {
                 match self.coord.retry(deadline, |c| {
-                    c.create(
-                        &self.ready,
-                        Bytes::new(),
-                        &ensemble::Acl::open_unsafe(),
-                        CreateMode::Persistent,
-                    )
+                    ops::create(c, &self.ready, Bytes::new(), CreateMode::Persistent)
                 }) {
                     Ok(_) => return Ok(true),
                     Err(e) if e.has_code(code::NODE_EXISTS) => return Ok(true),
@@ -222,7 +208,7 @@ impl DistributedDoubleBarrier {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        match self.coord.retry(None, |c| c.delete(path, -1)) {
+        match self.coord.retry(None, |c| ops::delete(c, path, -1)) {
             Ok(()) => Ok(()),
             Err(e) if e.has_code(code::NO_NODE) => Ok(()),
             Err(e) => Err(e),

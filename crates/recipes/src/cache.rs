@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::coordinator::{ConnectionState, Coordinator, Notice, WatchId};
 use crate::error::{code, RecipeError, Result};
+use crate::ops;
 use crate::seq::join;
 
 /// A node as the cache holds it.
@@ -226,7 +227,7 @@ impl CacheShared {
     /// Reads `path` into the cache, reporting what changed; a missing node is
     /// removed with its subtree.
     fn refresh(&self, path: &str) -> Result<()> {
-        match self.coord.retry(None, |c| c.get_data(path, false)) {
+        match self.coord.retry(None, |c| ops::get_data(c, path, false)) {
             Ok((data, stat)) => {
                 let old = self.nodes.write().insert(
                     path.to_string(),
@@ -280,13 +281,13 @@ impl CacheShared {
         let mut seen = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(p) = stack.pop() {
-            let exists = self.coord.retry(None, |c| c.exists(&p, false))?;
+            let exists = self.coord.retry(None, |c| ops::exists(c, &p, false))?;
             if exists.is_none() {
                 continue;
             }
             self.refresh(&p)?;
             seen.push(p.clone());
-            let children = match self.coord.retry(None, |c| c.get_children(&p, false)) {
+            let children = match self.coord.retry(None, |c| ops::get_children(c, &p, false)) {
                 Ok(c) => c,
                 Err(e) if e.has_code(code::NO_NODE) => Vec::new(),
                 Err(e) => return Err(e),

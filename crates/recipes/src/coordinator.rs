@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use ensemble::{
-    AddWatchMode, Client, ClientOptions, Event, NodeHandle, SessionEvent, Stat, WatchedEvent,
-};
+use ensemble::{Client, ClientOptions, Event, NodeHandle, SessionEvent, Stat, WatchedEvent};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{code, RecipeError, Result};
+use crate::ops;
 use crate::watch_table::{Kind, WatchTable};
 
 /// How long the dispatcher blocks on the event stream before it checks for shutdown.
@@ -296,7 +295,7 @@ impl Coordinator {
         tx: &Sender<Notice>,
     ) -> std::result::Result<(Option<Stat>, WatchId), ensemble::Error> {
         let id = self.register(path, Kind::Data, tx);
-        match self.client().exists(path, true) {
+        match ops::exists(&self.client(), path, true) {
             Ok(s) => Ok((s, WatchId(id))),
             Err(e) => {
                 self.unwatch(WatchId(id));
@@ -312,7 +311,7 @@ impl Coordinator {
         tx: &Sender<Notice>,
     ) -> std::result::Result<(Bytes, Stat, WatchId), ensemble::Error> {
         let id = self.register(path, Kind::Data, tx);
-        match self.client().get_data(path, true) {
+        match ops::get_data(&self.client(), path, true) {
             Ok((d, s)) => Ok((d, s, WatchId(id))),
             Err(e) => {
                 self.unwatch(WatchId(id));
@@ -328,7 +327,7 @@ impl Coordinator {
         tx: &Sender<Notice>,
     ) -> std::result::Result<(Vec<String>, WatchId), ensemble::Error> {
         let id = self.register(path, Kind::Child, tx);
-        match self.client().get_children(path, true) {
+        match ops::get_children(&self.client(), path, true) {
             Ok(c) => Ok((c, WatchId(id))),
             Err(e) => {
                 self.unwatch(WatchId(id));
@@ -347,9 +346,7 @@ impl Coordinator {
             .watches
             .lock()
             .add_recursive(id, path, tx.clone());
-        let r = self.retry(None, |c| {
-            c.add_watch(path, AddWatchMode::PersistentRecursive)
-        });
+        let r = self.retry(None, |c| ops::add_recursive_watch(c, path));
         if r.is_err() {
             self.unwatch(WatchId(id));
         }
@@ -382,12 +379,7 @@ impl Coordinator {
             at.push('/');
             at.push_str(part);
             let r = self.retry(None, |c| {
-                c.create(
-                    &at,
-                    Bytes::new(),
-                    &ensemble::Acl::open_unsafe(),
-                    ensemble::CreateMode::Persistent,
-                )
+                ops::create(c, &at, Bytes::new(), ensemble::CreateMode::Persistent)
             });
             match r {
                 Ok(_) => {}
@@ -414,7 +406,7 @@ impl Coordinator {
         let mut tried_parents = false;
         loop {
             let client = self.client();
-            match client.create(&full, data.clone(), &ensemble::Acl::open_unsafe(), mode) {
+            match ops::create(&client, &full, data.clone(), mode) {
                 Ok(p) => return Ok(p),
                 Err(e) if !tried_parents && e.code() == code::NO_NODE => {
                     tried_parents = true;
@@ -427,8 +419,8 @@ impl Coordinator {
                     // The session may now be on another node, which can lag: a sync
                     // (a quorum operation in Ensemble) makes the listing show the
                     // create if it was committed before the connection broke.
-                    self.retry(None, |c| c.sync(parent))?;
-                    let children = self.retry(None, |c| c.get_children(parent, false))?;
+                    self.retry(None, |c| ops::sync(c, parent))?;
+                    let children = self.retry(None, |c| ops::get_children(c, parent, false))?;
                     if let Some(found) = children.iter().find(|c| c.starts_with(&guid)) {
                         return Ok(format!("{}/{found}", parent.trim_end_matches('/')));
                     }
@@ -448,7 +440,19 @@ impl Coordinator {
             st.state = ConnectionState::Closed;
             st.epoch += 1;
         }
-        let _ = self.client().close();
+        // Bounded: a close stuck behind a dying node must not hang the caller (the
+        // helper thread ends when the close is answered or the session expires).
+        let client = self.client();
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+        let closer = std::thread::Builder::new()
+            .name("recipes-close".into())
+            .spawn(move || {
+                let _ = client.close();
+                let _ = done_tx.send(());
+            });
+        if closer.is_ok() {
+            let _ = done_rx.recv_timeout(ops::op_timeout(&self.client()));
+        }
         self.shared.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
@@ -505,7 +509,7 @@ fn restore_recursive(shared: &Shared) {
     let prefixes = shared.watches.lock().recursive_prefixes();
     let client = Arc::clone(&shared.client.read());
     for p in prefixes {
-        if let Err(e) = client.add_watch(&p, AddWatchMode::PersistentRecursive) {
+        if let Err(e) = ops::add_recursive_watch(&client, &p) {
             tracing::warn!(path = %p, error = %e, "could not restore a recursive watch");
         }
     }

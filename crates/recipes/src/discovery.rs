@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use crate::cache::{CacheEvent, TreeCache};
 use crate::coordinator::{ConnectionState, Coordinator, ListenerId};
 use crate::error::{code, RecipeError, Result};
+use crate::ops;
 use crate::seq::{check_path, join};
 
 struct MemberShared {
@@ -41,12 +42,7 @@ impl MemberShared {
         let until = std::time::Instant::now() + patience;
         loop {
             let r = self.coord.retry(None, |c| {
-                c.create(
-                    &self.node,
-                    data.clone(),
-                    &ensemble::Acl::open_unsafe(),
-                    CreateMode::Ephemeral,
-                )
+                ops::create(c, &self.node, data.clone(), CreateMode::Ephemeral)
             });
             match r {
                 Ok(_) => return Ok(()),
@@ -55,7 +51,9 @@ impl MemberShared {
                     self.coord.ensure_path(parent)?;
                 }
                 Err(e) if e.has_code(code::NODE_EXISTS) => {
-                    let owner = self.coord.retry(None, |c| c.exists(&self.node, false))?;
+                    let owner = self
+                        .coord
+                        .retry(None, |c| ops::exists(c, &self.node, false))?;
                     match owner {
                         Some(s) if s.ephemeral_owner == me.0 => return Ok(()),
                         // Gone meanwhile: create again.
@@ -143,7 +141,9 @@ impl GroupMember {
         *self.shared.data.lock() = data.clone();
         self.shared
             .coord
-            .retry(None, |c| c.set_data(&self.shared.node, data.clone(), -1))
+            .retry(None, |c| {
+                ops::set_data(c, &self.shared.node, data.clone(), -1)
+            })
             .map(|_| ())
     }
 
@@ -155,7 +155,7 @@ impl GroupMember {
         self.shared.coord.remove_state_listener(self.listener);
         match self.shared.coord.retry(
             Some(std::time::Instant::now() + Duration::from_secs(5)),
-            |c| c.delete(&self.shared.node, -1),
+            |c| ops::delete(c, &self.shared.node, -1),
         ) {
             Ok(()) => Ok(()),
             Err(e) if e.has_code(code::NO_NODE) => Ok(()),
@@ -173,14 +173,14 @@ impl Drop for GroupMember {
 
 /// The members of the group at `group` now: id → data.
 pub fn group_members(coord: &Coordinator, group: &str) -> Result<BTreeMap<String, Bytes>> {
-    let ids = match coord.retry(None, |c| c.get_children(group, false)) {
+    let ids = match coord.retry(None, |c| ops::get_children(c, group, false)) {
         Ok(v) => v,
         Err(e) if e.has_code(code::NO_NODE) => return Ok(BTreeMap::new()),
         Err(e) => return Err(e),
     };
     let mut out = BTreeMap::new();
     for id in ids {
-        match coord.retry(None, |c| c.get_data(&join(group, &id), false)) {
+        match coord.retry(None, |c| ops::get_data(c, &join(group, &id), false)) {
             Ok((d, _)) => {
                 out.insert(id, d);
             }
@@ -311,7 +311,7 @@ impl ServiceDiscovery {
     pub fn query_for_names(&self) -> Result<Vec<String>> {
         match self
             .coord
-            .retry(None, |c| c.get_children(&self.base, false))
+            .retry(None, |c| ops::get_children(c, &self.base, false))
         {
             Ok(v) => Ok(v),
             Err(e) if e.has_code(code::NO_NODE) => Ok(Vec::new()),

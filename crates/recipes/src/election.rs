@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::coordinator::{ConnectionState, Coordinator, ListenerId, Notice};
 use crate::error::{code, RecipeError, Result};
 use crate::lock::InterProcessMutex;
+use crate::ops;
 use crate::seq::{basename, check_path, join, sort_by_sequence};
 
 /// A candidate as others see it.
@@ -35,7 +36,7 @@ pub struct Participant {
 
 /// Reads every candidate under `dir`, in order (the first leads).
 fn read_participants(coord: &Coordinator, dir: &str) -> Result<Vec<Participant>> {
-    let mut children = match coord.retry(None, |c| c.get_children(dir, false)) {
+    let mut children = match coord.retry(None, |c| ops::get_children(c, dir, false)) {
         Ok(c) => c,
         Err(e) if e.has_code(code::NO_NODE) => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -43,7 +44,7 @@ fn read_participants(coord: &Coordinator, dir: &str) -> Result<Vec<Participant>>
     sort_by_sequence(&mut children);
     let mut out = Vec::with_capacity(children.len());
     for name in children {
-        match coord.retry(None, |c| c.get_data(&join(dir, &name), false)) {
+        match coord.retry(None, |c| ops::get_data(c, &join(dir, &name), false)) {
             Ok((d, _)) => out.push(Participant {
                 id: String::from_utf8_lossy(&d).into_owned(),
                 is_leader: out.is_empty(),
@@ -285,7 +286,7 @@ fn latch_loop(sh: &LatchShared, rx: &Receiver<Notice>) {
     if let Some(n) = node {
         let _ = coord.retry(
             Some(Instant::now() + Duration::from_millis(500)),
-            |c| match c.delete(&n, -1) {
+            |c| match ops::delete(c, &n, -1) {
                 Err(e) if e.code() == code::NO_NODE => Ok(()),
                 r => r,
             },
@@ -312,7 +313,7 @@ fn latch_step(sh: &LatchShared, rx: &Receiver<Notice>) -> Result<()> {
             n
         }
     };
-    let mut children = coord.retry(None, |c| c.get_children(&sh.dir, false))?;
+    let mut children = coord.retry(None, |c| ops::get_children(c, &sh.dir, false))?;
     sort_by_sequence(&mut children);
     let Some(idx) = children.iter().position(|c| c == basename(&ours)) else {
         // The node went with a lost session: compete again with a new one.

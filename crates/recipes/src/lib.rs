@@ -61,6 +61,7 @@ pub mod discovery;
 pub mod election;
 pub mod error;
 pub mod lock;
+mod ops;
 pub mod queue;
 pub mod semaphore;
 pub mod seq;

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 
 use crate::coordinator::{deadline_in, wait_notice, ConnectionState, Coordinator, Notice};
 use crate::error::{code, RecipeError, Result};
+use crate::ops;
 use crate::seq::{basename, check_path, join, sort_by_sequence};
 
 /// A lock that can be taken with a timeout and released: what
@@ -98,7 +99,7 @@ impl LockCore {
         loop {
             let mut children = self
                 .coord
-                .retry(deadline, |c| c.get_children(&self.dir, false))?;
+                .retry(deadline, |c| ops::get_children(c, &self.dir, false))?;
             sort_by_sequence(&mut children);
             let Some(idx) = children.iter().position(|c| c == our_name) else {
                 // Our ephemeral is gone: the session that made it was lost.
@@ -164,7 +165,7 @@ impl LockCore {
         let grace = Duration::from_millis(u64::from(self.coord.client().session_timeout_ms()));
         let r = self
             .coord
-            .retry(Some(Instant::now() + grace), |c| c.delete(path, -1));
+            .retry(Some(Instant::now() + grace), |c| ops::delete(c, path, -1));
         match r {
             Ok(()) => {}
             Err(e) if e.has_code(code::NO_NODE) => {}
@@ -174,7 +175,10 @@ impl LockCore {
 
     /// The contenders, in order.
     pub(crate) fn contenders(&self) -> Result<Vec<String>> {
-        let mut c = match self.coord.retry(None, |c| c.get_children(&self.dir, false)) {
+        let mut c = match self
+            .coord
+            .retry(None, |c| ops::get_children(c, &self.dir, false))
+        {
             Ok(c) => c,
             Err(e) if e.has_code(code::NO_NODE) => Vec::new(),
             Err(e) => return Err(e),

@@ -16,6 +16,7 @@ use ensemble::CreateMode;
 use crate::coordinator::{deadline_in, wait_notice, ConnectionState, Coordinator, Notice};
 use crate::error::{code, RecipeError, Result};
 use crate::lock::InterProcessMutex;
+use crate::ops;
 use crate::seq::{check_path, join, sequence};
 
 /// Sort key of an item name: (priority, sequence).
@@ -74,7 +75,7 @@ impl QueueCore {
     fn len(&self) -> Result<usize> {
         match self
             .coord
-            .retry(None, |c| c.get_children(&self.items, false))
+            .retry(None, |c| ops::get_children(c, &self.items, false))
         {
             Ok(v) => Ok(v.len()),
             Err(e) if e.has_code(code::NO_NODE) => Ok(0),
@@ -97,7 +98,7 @@ impl QueueCore {
     /// exists (only lock holders delete, so a missing node is ours).
     fn remove(&self, path: &str) -> Result<bool> {
         loop {
-            match self.coord.client().delete(path, -1) {
+            match ops::delete(&self.coord.client(), path, -1) {
                 Ok(()) => return Ok(true),
                 Err(e) if e.code() == code::NO_NODE => return Ok(false),
                 Err(ensemble::Error::SessionExpired) => return Err(RecipeError::Lost),
@@ -105,8 +106,11 @@ impl QueueCore {
                     std::thread::sleep(Duration::from_millis(5));
                     self.coord.wait_connected(None)?;
                     // Sync first: the node the session moved to may lag.
-                    self.coord.retry(None, |c| c.sync(path))?;
-                    let gone = self.coord.retry(None, |c| c.exists(path, false))?.is_none();
+                    self.coord.retry(None, |c| ops::sync(c, path))?;
+                    let gone = self
+                        .coord
+                        .retry(None, |c| ops::exists(c, path, false))?
+                        .is_none();
                     if gone {
                         return Ok(true);
                     }
@@ -120,7 +124,10 @@ impl QueueCore {
     fn take_first(&self, names: Vec<String>, deadline: Option<Instant>) -> Result<Option<Bytes>> {
         for name in self.sorted(names) {
             let path = join(&self.items, &name);
-            let data = match self.coord.retry(deadline, |c| c.get_data(&path, false)) {
+            let data = match self
+                .coord
+                .retry(deadline, |c| ops::get_data(c, &path, false))
+            {
                 Ok((d, _)) => d,
                 Err(e) if e.has_code(code::NO_NODE) => continue,
                 Err(e) => return Err(e),
@@ -138,7 +145,7 @@ impl QueueCore {
             // would fire on our own delete and wake nobody useful.
             let names = match self
                 .coord
-                .retry(deadline, |c| c.get_children(&self.items, false))
+                .retry(deadline, |c| ops::get_children(c, &self.items, false))
             {
                 Ok(n) => n,
                 Err(e) if e.has_code(code::NO_NODE) => {

@@ -18,6 +18,7 @@ use crate::coordinator::{
 };
 use crate::error::{code, RecipeError, Result};
 use crate::lock::{DistributedLock, InterProcessMutex};
+use crate::ops;
 use crate::seq::{check_path, join};
 
 /// A counting semaphore across processes. See the module docs.
@@ -80,7 +81,7 @@ impl Drop for Lease {
 
 fn delete_lease(coord: &Coordinator, node: &str) -> Result<()> {
     let grace = Duration::from_millis(u64::from(coord.client().session_timeout_ms()));
-    match coord.retry(Some(Instant::now() + grace), |c| c.delete(node, -1)) {
+    match coord.retry(Some(Instant::now() + grace), |c| ops::delete(c, node, -1)) {
         Ok(()) => Ok(()),
         Err(e) if e.has_code(code::NO_NODE) => Ok(()),
         Err(RecipeError::Lost) => Ok(()),
@@ -125,7 +126,7 @@ impl InterProcessSemaphore {
     pub fn lease_nodes(&self) -> Result<Vec<String>> {
         match self
             .coord
-            .retry(None, |c| c.get_children(&self.leases_dir, false))
+            .retry(None, |c| ops::get_children(c, &self.leases_dir, false))
         {
             Ok(v) => Ok(v),
             Err(e) if e.has_code(code::NO_NODE) => Ok(Vec::new()),

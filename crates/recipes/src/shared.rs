@@ -9,6 +9,7 @@ use ensemble::CreateMode;
 
 use crate::coordinator::{deadline_in, wait_notice, ConnectionState, Coordinator, Notice};
 use crate::error::{code, RecipeError, Result};
+use crate::ops;
 use crate::seq::check_path;
 
 /// A value and the version it was read at.
@@ -43,12 +44,7 @@ impl SharedValue {
             coord.ensure_path(parent)?;
         }
         match coord.retry(None, |c| {
-            c.create(
-                path,
-                seed.clone(),
-                &ensemble::Acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
+            ops::create(c, path, seed.clone(), CreateMode::Persistent)
         }) {
             Ok(_) => {}
             Err(e) if e.has_code(code::NODE_EXISTS) => {}
@@ -62,7 +58,9 @@ impl SharedValue {
 
     /// The value now, with its version.
     pub fn value(&self) -> Result<Versioned<Bytes>> {
-        let (d, s) = self.coord.retry(None, |c| c.get_data(&self.path, false))?;
+        let (d, s) = self
+            .coord
+            .retry(None, |c| ops::get_data(c, &self.path, false))?;
         Ok(Versioned {
             value: d,
             version: s.version,
@@ -89,7 +87,7 @@ impl SharedValue {
     pub fn set(&self, value: impl Into<Bytes>) -> Result<()> {
         let v = value.into();
         self.coord
-            .retry(None, |c| c.set_data(&self.path, v.clone(), -1))
+            .retry(None, |c| ops::set_data(c, &self.path, v.clone(), -1))
             .map(|_| ())
     }
 
