@@ -267,7 +267,8 @@ impl Server {
                     self.answer(conn, xid, Err(e.into()));
                     return;
                 }
-                let _ = self.sessions.touch(sid, self.tick);
+                // No touch per request: every attached session is touched once per
+                // tick (`Server::handle_tick`), which covers activity too.
                 if other.is_write() {
                     self.write(conn, xid, session, other);
                 } else if self.conns.get(&conn).is_some_and(|c| c.slots.is_empty()) {
