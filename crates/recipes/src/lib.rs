@@ -28,6 +28,12 @@
 //!   created with a GUID prefix ([`Coordinator::create_protected`]) and found again
 //!   after the reconnection instead of being created twice.
 //!
+//! Runnable examples at the workspace root (`cargo run --example NAME`):
+//! `master_election` (failover when the master's node crashes), `lock_workers`,
+//! `config_watcher` (tree cache), `work_queue` (FIFO and priority queues),
+//! `service_discovery`, `master_worker` (task assignment and reassignment).
+//! Design notes: `crates/recipes/design.md`.
+//!
 //! ```
 //! use std::time::Duration;
 //! use ensemble::Cluster;
