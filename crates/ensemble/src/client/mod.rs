@@ -21,6 +21,9 @@ use crate::error::Error;
 use crate::node::{Completion, ConnListener, Inbound, NodeHandle};
 use crate::ops::{ConnId, Event, Request, Response, SessionEvent, SessionId, Xid};
 
+/// Longest pause between two rounds of re-attach attempts over all nodes.
+pub const REATTACH_BACKOFF_MAX_MS: u64 = 100;
+
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -423,13 +426,17 @@ fn start_reattach(inner: &Arc<Inner>) {
 }
 
 /// Re-attaches the session to some serving node: tries the nodes in turn (the one it
-/// lost first last) until one accepts or the session must be considered expired.
+/// lost first last) until one accepts it or one says it expired. Like ZooKeeper's
+/// client it never declares the session expired by itself: only the ensemble knows
+/// (a new leader gives every session a full timeout, so a session whose nodes are
+/// slow to come back may well be alive). It stops when the client is dropped or
+/// closed.
 fn reattach(inner: &Arc<Inner>) {
     let n = inner.nodes.len();
     let start = inner.st.lock().node;
-    let deadline = Instant::now() + Duration::from_millis(u64::from(inner.timeout_ms).max(500) * 2);
     let mut i = 1;
-    while Instant::now() < deadline {
+    let mut backoff_ms = 5;
+    loop {
         if inner.st.lock().status != Status::Disconnected {
             return;
         }
@@ -516,14 +523,10 @@ fn reattach(inner: &Arc<Inner>) {
             }
         }
         if i % n == 1 {
-            std::thread::sleep(Duration::from_millis(10));
+            // A full round without success: back off (bounded) before the next.
+            std::thread::sleep(Duration::from_millis(backoff_ms));
+            backoff_ms = (backoff_ms * 2).min(REATTACH_BACKOFF_MAX_MS);
         }
-    }
-    let mut st = inner.st.lock();
-    if st.status == Status::Disconnected {
-        st.status = Status::Expired;
-        drop(st);
-        inner.push_event(Event::Session(SessionEvent::Expired));
     }
 }
 
