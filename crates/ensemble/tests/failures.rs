@@ -395,3 +395,35 @@ fn a_session_can_be_attached_elsewhere_by_id_and_password() {
     .unwrap_err();
     assert!(matches!(e, Error::SessionExpired));
 }
+
+#[test]
+fn a_blocking_call_gives_up_after_the_operation_timeout() {
+    let cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let opts = ClientOptions {
+        operation_timeout: Some(Duration::from_millis(100)),
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(&[cluster.handle(f).unwrap()], opts).unwrap();
+    c.create("/fast", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap();
+    // Forwarded requests from f now take 2 s to reach the leader.
+    cluster.network().set_link_faults(
+        transport::NodeId(f),
+        transport::NodeId(leader),
+        transport::mem::LinkFaults {
+            delay_us: 2_000_000,
+            ..transport::mem::LinkFaults::none()
+        },
+    );
+    let t = Instant::now();
+    let e = c
+        .create("/slow", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap_err();
+    assert!(matches!(e, Error::OperationTimeout), "{e:?}");
+    assert!(t.elapsed() < T);
+    cluster
+        .network()
+        .clear_link_faults(transport::NodeId(f), transport::NodeId(leader));
+}

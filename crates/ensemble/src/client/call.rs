@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
@@ -19,6 +20,7 @@ use crate::ops::Response;
 pub struct Call<T> {
     inner: CallInner,
     map: fn(Response) -> Result<T, Error>,
+    timeout: Option<Duration>,
 }
 
 enum CallInner {
@@ -49,7 +51,14 @@ impl<T> Call<T> {
                 note: None,
             },
             map,
+            timeout: None,
         }
+    }
+
+    /// Bounds blocking waits ([`Call::wait`]) to `timeout` (then OperationTimeout).
+    pub(crate) fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Records `note` in `book` when the call succeeds.
@@ -64,12 +73,14 @@ impl<T> Call<T> {
         Call {
             inner: CallInner::Failed(Some(e)),
             map: |_| Err(Error::ConnectionLoss),
+            timeout: None,
         }
     }
 
-    /// Blocks the calling thread until the result is in.
+    /// Blocks the calling thread until the result is in, or until the client's
+    /// operation timeout (if set) passes: then OperationTimeout (outcome unknown).
     pub fn wait(self) -> Result<T, Error> {
-        futures::executor::block_on(self)
+        self.wait_with_zxid().0
     }
 }
 
@@ -79,7 +90,22 @@ impl<T> Call<T> {
     /// Blocks until the result is in; also returns the zxid the server had applied
     /// when it answered (for a write: the write's own zxid).
     pub fn wait_with_zxid(mut self) -> (Result<T, Error>, i64) {
-        futures::executor::block_on(futures::future::poll_fn(|cx| self.poll_reply(cx)))
+        let Some(timeout) = self.timeout else {
+            return futures::executor::block_on(futures::future::poll_fn(|cx| self.poll_reply(cx)));
+        };
+        let deadline = Instant::now() + timeout;
+        let waker = futures::task::waker(Arc::new(ThreadWaker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(r) = self.poll_reply(&mut cx) {
+                return r;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return (Err(Error::OperationTimeout), 0);
+            }
+            std::thread::park_timeout(deadline - now);
+        }
     }
 
     fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<(Result<T, Error>, i64)> {
@@ -104,6 +130,15 @@ impl<T> Call<T> {
                 }
             },
         }
+    }
+}
+
+/// Wakes a thread parked in [`Call::wait`].
+struct ThreadWaker(std::thread::Thread);
+
+impl futures::task::ArcWake for ThreadWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.0.unpark();
     }
 }
 

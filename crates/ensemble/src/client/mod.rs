@@ -31,6 +31,12 @@ pub struct ClientOptions {
     pub session_timeout_ms: u32,
     /// How long [`Client::connect`] keeps trying. Default 10 s.
     pub connect_timeout: Duration,
+    /// Longest blocking wait for one operation ([`Call::wait`] and every blocking
+    /// method); past it the call fails with OperationTimeout (outcome unknown).
+    /// Default `None`: wait for the answer, which always comes (a reply, or
+    /// ConnectionLoss when the node leaves the quorum or stops). Futures are not
+    /// bounded by it; use your runtime's timer.
+    pub operation_timeout: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -38,6 +44,7 @@ impl Default for ClientOptions {
         ClientOptions {
             session_timeout_ms: 4_000,
             connect_timeout: Duration::from_secs(10),
+            operation_timeout: None,
         }
     }
 }
@@ -71,6 +78,7 @@ pub(crate) struct Inner {
     waker: Arc<AtomicWaker>,
     reattaching: AtomicBool,
     book: Arc<WatchBook>,
+    op_timeout: Option<Duration>,
 }
 
 impl Inner {
@@ -261,6 +269,7 @@ impl Client {
                         waker: Arc::new(AtomicWaker::new()),
                         reattaching: AtomicBool::new(false),
                         book: Arc::new(WatchBook::default()),
+                        op_timeout: opts.operation_timeout,
                     });
                     inner.push_event(Event::Session(SessionEvent::Connected));
                     *fwd.target.lock() = Some(Arc::downgrade(&inner));
@@ -388,7 +397,8 @@ impl Client {
         }
         drop(st);
         match sent {
-            Ok(()) => Call::new(rx, map, Arc::clone(&self.inner.last_zxid)),
+            Ok(()) => Call::new(rx, map, Arc::clone(&self.inner.last_zxid))
+                .with_timeout(self.inner.op_timeout),
             Err(e) => Call::failed(e),
         }
     }

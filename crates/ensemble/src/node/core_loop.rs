@@ -1,7 +1,7 @@
 //! The core thread: owns the [`Server`], moves inputs in and outputs out.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -71,7 +71,8 @@ pub(crate) fn spawn(
     transport: Arc<dyn Transport>,
     stores: Stores,
     inbox: Receiver<Inbound>,
-    alive: Arc<AtomicBool>,
+    inbox_tx: Sender<Inbound>,
+    slot: Arc<super::HandleSlot>,
 ) -> Result<JoinHandle<Option<Stores>>, NodeError> {
     let id = cfg.id();
     let start_wall_ms = wall_ms();
@@ -150,7 +151,19 @@ pub(crate) fn spawn(
             };
             shell.flush();
             shell.run(&inbox, &done_rx, tick);
-            alive.store(false, Ordering::Release);
+            // Close the door, then answer everything that got in before it closed:
+            // no request may stay unanswered in an inbox nobody reads.
+            slot.close(&inbox_tx);
+            drop(inbox_tx);
+            while let Ok(m) = inbox.try_recv() {
+                match m {
+                    Inbound::Request { done, .. } => done.complete((Err(Error::ConnectionLoss), 0)),
+                    Inbound::Open { conn, listener } => {
+                        listener.on_event(conn, Event::Session(SessionEvent::Disconnected))
+                    }
+                    _ => {}
+                }
+            }
             shell.disconnect_all();
             shell.transport.shutdown();
             let Shell { log, snap_tx, .. } = shell;

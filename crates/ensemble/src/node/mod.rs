@@ -101,6 +101,22 @@ pub(crate) struct HandleSlot {
     alive: Arc<AtomicBool>,
 }
 
+impl HandleSlot {
+    /// Called by a stopping core thread whose inbox sender is `mine`: marks the node
+    /// dead and swaps in a closed channel, under the write lock, so that no client
+    /// send can land in `mine` afterwards. (A slot already taken over by a restart is
+    /// left alone.)
+    pub(crate) fn close(&self, mine: &Sender<Inbound>) {
+        let mut inbox = self.inbox.write();
+        if !inbox.same_channel(mine) {
+            return;
+        }
+        self.alive.store(false, Ordering::Release);
+        let (dead, _) = crossbeam_channel::bounded(1);
+        *inbox = dead;
+    }
+}
+
 impl std::fmt::Debug for NodeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeHandle").field("id", &self.id).finish()
@@ -123,10 +139,14 @@ impl NodeHandle {
     }
 
     pub(crate) fn send(&self, msg: Inbound) -> Result<(), Error> {
+        // The read guard spans the liveness check and the send: a stopping core
+        // thread takes the write lock to close the door (see `HandleSlot::close`), so
+        // nothing can slip into an inbox nobody will read.
+        let inbox = self.slot.inbox.read();
         if !self.is_alive() {
             return Err(Error::ConnectionLoss);
         }
-        match self.slot.inbox.read().try_send(msg) {
+        match inbox.try_send(msg) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Error::Throttled("node inbox full")),
             Err(TrySendError::Disconnected(_)) => Err(Error::ConnectionLoss),
@@ -187,16 +207,16 @@ impl Node {
         stores: Stores,
     ) -> Result<Node, NodeError> {
         let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_MAX);
-        let alive = Arc::new(AtomicBool::new(true));
         let handle = NodeHandle {
             id: cfg.id(),
             slot: Arc::new(HandleSlot {
-                inbox: parking_lot::RwLock::new(inbox_tx),
+                inbox: parking_lot::RwLock::new(inbox_tx.clone()),
                 next_conn: AtomicU64::new(conn_id_base()),
-                alive: Arc::clone(&alive),
+                alive: Arc::new(AtomicBool::new(true)),
             }),
         };
-        let core = core_loop::spawn(cfg, transport, stores, inbox_rx, alive)?;
+        let slot = Arc::clone(&handle.slot);
+        let core = core_loop::spawn(cfg, transport, stores, inbox_rx, inbox_tx, slot)?;
         Ok(Node {
             handle,
             core: Some(core),
@@ -212,14 +232,14 @@ impl Node {
         stores: Stores,
     ) -> Result<Node, NodeError> {
         let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_MAX);
-        *handle.slot.inbox.write() = inbox_tx;
+        *handle.slot.inbox.write() = inbox_tx.clone();
         handle
             .slot
             .next_conn
             .fetch_max(conn_id_base(), Ordering::Relaxed);
-        let alive = Arc::clone(&handle.slot.alive);
-        alive.store(true, Ordering::Release);
-        let core = core_loop::spawn(cfg, transport, stores, inbox_rx, alive)?;
+        handle.slot.alive.store(true, Ordering::Release);
+        let slot = Arc::clone(&handle.slot);
+        let core = core_loop::spawn(cfg, transport, stores, inbox_rx, inbox_tx, slot)?;
         Ok(Node {
             handle: handle.clone(),
             core: Some(core),
