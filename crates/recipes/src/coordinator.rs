@@ -42,6 +42,9 @@ pub enum ConnectionState {
     /// session replaced a lost one (everything the old one held is gone).
     Reconnected,
     /// The session expired: its ephemerals are deleted; what it held is lost.
+    /// Also reported when the session stayed `Suspended` for longer than its
+    /// timeout (as Curator does): by then the quorum has expired it, even if no
+    /// server could say so to this client.
     Lost,
     /// The coordinator was closed.
     Closed,
@@ -558,10 +561,32 @@ fn renew(shared: &Shared) {
 }
 
 fn dispatch_loop(shared: &Arc<Shared>) {
+    let mut suspended_since: Option<Instant> = None;
     while !shared.stop.load(Ordering::Acquire) {
-        if shared.state.lock().state == ConnectionState::Lost && shared.opts.renew_session {
+        let state = shared.state.lock().state;
+        if state == ConnectionState::Lost && shared.opts.renew_session {
+            suspended_since = None;
             renew(shared);
             continue;
+        }
+        // Curator's simulated expiry: a session suspended for longer than its
+        // timeout has expired on the quorum's side (the leader expires it a timeout
+        // after its last heartbeat, which came before the suspension), even though
+        // no server could tell this client so yet.
+        match (state, suspended_since) {
+            (ConnectionState::Suspended, None) => suspended_since = Some(Instant::now()),
+            (ConnectionState::Suspended, Some(t)) => {
+                let timeout = Duration::from_millis(u64::from(
+                    shared.client.read().session_timeout_ms(),
+                ));
+                if t.elapsed() >= timeout {
+                    tracing::debug!("suspended longer than the session timeout: lost");
+                    suspended_since = None;
+                    on_session_event(shared, SessionEvent::Expired);
+                    continue;
+                }
+            }
+            _ => suspended_since = None,
         }
         let rx = shared.client.read().events().clone();
         match rx.recv_timeout(DISPATCH_POLL) {
