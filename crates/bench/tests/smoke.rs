@@ -79,6 +79,8 @@ fn recovery_snapshot_stall_and_memory() {
     assert!(j.contains("\"node_snapshot_step_max_us\":"), "{j}");
     let j = check(&quick(Workload::Memory));
     assert!(j.contains("\"bytes_per_znode\":"), "{j}");
+    let j = check(&quick(Workload::MemoryTree));
+    assert!(j.contains("\"bytes_per_znode\":"), "{j}");
 }
 
 /// The exact invocation (shortened, and with fast ticks): the last line of
