@@ -227,3 +227,18 @@ fn an_item_wakes_one_consumer_not_all() {
         assert!(t.join().unwrap().is_some());
     }
 }
+
+#[test]
+fn double_barrier_enter_times_out_and_withdraws() {
+    let cluster = common::cluster();
+    let coord = common::coord(&cluster, 1);
+    let b = DistributedDoubleBarrier::new(Arc::clone(&coord), "/db2", 3, "lonely").unwrap();
+    assert!(!b.enter(Some(Duration::from_millis(150))).unwrap());
+    // Its member node is gone again, so it does not count for a later round.
+    assert!(coord
+        .client()
+        .get_children("/db2", false)
+        .unwrap()
+        .is_empty());
+    assert!(DistributedDoubleBarrier::new(coord, "/db2", 0, "x").is_err());
+}

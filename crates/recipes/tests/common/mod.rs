@@ -25,6 +25,7 @@ pub fn opts() -> CoordinatorOptions {
         client: ClientOptions {
             session_timeout_ms: SESSION_MS,
             connect_timeout: Duration::from_secs(10),
+            ..ClientOptions::default()
         },
         renew_session: true,
     }
