@@ -200,12 +200,16 @@ impl Shell {
             select! {
                 recv(inbox) -> m => {
                     let Ok(m) = m else { return };
-                    if !self.inbound(m) {
+                    // One clock read per drained batch, not per request.
+                    let now = Instant::now();
+                    let now_ms = self.now_ms();
+                    self.server.handle_time(now_ms);
+                    if !self.inbound(m, now) {
                         return;
                     }
                     for _ in 0..DRAIN_MAX {
                         match inbox.try_recv() {
-                            Ok(m) => if !self.inbound(m) { return },
+                            Ok(m) => if !self.inbound(m, now) { return },
                             Err(_) => break,
                         }
                     }
@@ -284,7 +288,7 @@ impl Shell {
     }
 
     /// Handles one inbound item; false means stop.
-    fn inbound(&mut self, m: Inbound) -> bool {
+    fn inbound(&mut self, m: Inbound, now: Instant) -> bool {
         match m {
             Inbound::Open { conn, listener } => {
                 self.conns.insert(
@@ -302,9 +306,7 @@ impl Shell {
                 done,
             } => match self.conns.get_mut(&conn) {
                 Some(c) => {
-                    c.pending.push_back((xid, done, Instant::now()));
-                    let now = self.now_ms();
-                    self.server.handle_time(now);
+                    c.pending.push_back((xid, done, now));
                     self.server.handle_client(conn, xid, req);
                 }
                 None => done.complete((Err(Error::ConnectionLoss), 0)),
