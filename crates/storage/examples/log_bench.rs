@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p storage --example log_bench -- [--dir DIR] [--secs 2]
-//!     [--appenders 1,8,64,512] [--payload 100] [--fsync always|never]
+//!     [--appenders 1,8,64,512] [--payload 100] [--fsync always|never] [--flusher]
+//!     [--no-writer]
 //! ```
 //!
 //! Prints, for each number of concurrent appenders (each waits for its record to be
@@ -28,6 +29,7 @@ struct Args {
     fsync: FsyncPolicy,
     prealloc_kib: u64,
     flusher: bool,
+    no_writer: bool,
 }
 
 fn parse_args() -> Args {
@@ -39,6 +41,7 @@ fn parse_args() -> Args {
         fsync: FsyncPolicy::Always,
         prealloc_kib: FileLogOptions::default().prealloc_bytes >> 10,
         flusher: false,
+        no_writer: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +50,7 @@ fn parse_args() -> Args {
             "--dir" => args.dir = Some(PathBuf::from(value())),
             "--secs" => args.secs = value().parse().expect("--secs"),
             "--flusher" => args.flusher = true,
+            "--no-writer" => args.no_writer = true,
             "--prealloc-kib" => args.prealloc_kib = value().parse().expect("--prealloc-kib"),
             "--payload" => args.payload = value().parse().expect("--payload"),
             "--appenders" => {
@@ -122,9 +126,26 @@ struct Point {
     appenders: usize,
     records: u64,
     syncs: u64,
+    sync_ns: u64,
     secs: f64,
+    cpu_secs: f64,
     p50_us: f64,
     p99_us: f64,
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 Hz
+/// ticks); 0 where unavailable.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the ")" that closes the command name: state is field 3, utime 14.
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn run_point(dir: &Path, appenders: usize, args: &Args) -> Point {
@@ -170,6 +191,7 @@ fn run_point(dir: &Path, appenders: usize, args: &Args) -> Point {
         .collect();
     let before = log.stats();
     *deadline_holder.lock() = Some(Instant::now() + Duration::from_secs_f64(secs));
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     barrier.wait();
     let mut lat: Vec<u64> = Vec::new();
@@ -177,6 +199,7 @@ fn run_point(dir: &Path, appenders: usize, args: &Args) -> Point {
         lat.extend(t.join().unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     let after = log.stats();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -190,7 +213,9 @@ fn run_point(dir: &Path, appenders: usize, args: &Args) -> Point {
         appenders,
         records: lat.len() as u64,
         syncs: after.syncs - before.syncs,
+        sync_ns: after.sync_ns - before.sync_ns,
         secs: elapsed,
+        cpu_secs: cpu,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
     }
@@ -247,31 +272,59 @@ fn main() {
         1e6 / idle
     );
     let raw = raw_fsync_rate(&root, args.payload, args.secs, 1);
-    let fsync_us = 1e6 / raw;
     println!(
-        "raw write+fdatasync, one CPU kept busy: {raw:.0}/s ({fsync_us:.1} us each) \
-         = the one-fsync-per-record limit used for the ratios below"
+        "raw write+fdatasync, one CPU kept busy: {raw:.0}/s ({:.1} us each)",
+        1e6 / raw
     );
     println!(
-        "{:>9} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "appenders", "records/s", "MB/s", "fsyncs/s", "p50_us", "p99_us", "p99/fsync", "x_1fsync"
+        "one-fsync-per-record limit: raw write+fdatasync (one CPU kept busy) measured for \
+         {:.2} s right before and after each point; raw_us, p99/raw and x_1fsync use their mean. \
+         fsync_us = mean fsync inside the run, rec/fs = records per fsync, cpu_us/r = process \
+         CPU time per record",
+        args.secs / 4.0
+    );
+    println!(
+        "{:>9} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
+        "appenders",
+        "records/s",
+        "MB/s",
+        "fsyncs/s",
+        "rec/fs",
+        "fsync_us",
+        "raw_us",
+        "p50_us",
+        "p99_us",
+        "p99/raw",
+        "x_1fsync",
+        "cpu_us/r"
     );
     for &n in &args.appenders {
         let dir = root.join(format!("run-{n}"));
+        let raw0 = raw_fsync_rate(&root, args.payload, args.secs / 4.0, 1);
         let p = run_point(&dir, n, &args);
+        let raw1 = raw_fsync_rate(&root, args.payload, args.secs / 4.0, 1);
+        let raw = (raw0 + raw1) / 2.0;
+        let raw_us = 1e6 / raw;
         let rps = p.records as f64 / p.secs;
         println!(
-            "{:>9} {:>12.0} {:>8.2} {:>10.0} {:>10.1} {:>10.1} {:>9.2} {:>9.1}",
+            "{:>9} {:>10.0} {:>6.2} {:>8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.0} {:>7.2} {:>8.1} {:>8.2}",
             p.appenders,
             rps,
             rps * args.payload as f64 / 1e6,
             p.syncs as f64 / p.secs,
+            p.records as f64 / p.syncs.max(1) as f64,
+            p.sync_ns as f64 / 1e3 / p.syncs.max(1) as f64,
+            raw_us,
             p.p50_us,
             p.p99_us,
-            p.p99_us / fsync_us,
+            p.p99_us / raw_us,
             rps / raw,
+            p.cpu_secs * 1e6 / p.records.max(1) as f64,
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+    if args.no_writer {
+        return;
     }
     for batch in [256usize, 4096] {
         let dir = root.join(format!("writer-{batch}"));

@@ -1,6 +1,6 @@
 //! [`GroupCommitLog`]: many threads, one write and one fsync per batch.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,14 +15,19 @@ pub struct GroupCommitStats {
     pub syncs: u64,
     /// Entries appended.
     pub entries: u64,
+    /// Total wall time spent in the slow half of the syncs (the fsyncs), in ns.
+    pub sync_ns: u64,
 }
 
 struct State<L> {
     log: L,
     /// A thread is running a sync outside the lock.
     syncing: bool,
-    /// Threads parked until their entry is durable (or until they must re-check).
-    waiters: Vec<Waiter>,
+    /// Syncs started so far; while `syncing`, the number of the running one. Sync `n`
+    /// makes durable every entry appended before it started.
+    started: u64,
+    /// The zxid the running sync makes durable (meaningful while `syncing`).
+    inflight_zxid: u64,
     /// A flusher thread does every sync (see [`GroupCommitLog::with_flusher`]).
     flusher: bool,
     /// The flusher is waiting for work on `Inner::work`.
@@ -36,24 +41,14 @@ struct State<L> {
     generation: u64,
 }
 
-/// How a parked waiter was woken.
-const WAITING: u8 = 0;
-/// Its target is durable: return without taking the lock.
-const DONE: u8 = 1;
-/// Take the lock and re-check (become the next sync leader, or see an error).
-const RECHECK: u8 = 2;
-
-struct Waiter {
-    target: u64,
-    thread: std::thread::Thread,
-    flag: Arc<AtomicU8>,
-}
-
-impl Waiter {
-    fn wake(self, how: u8) {
-        self.flag.store(how, Ordering::Release);
-        self.thread.unpark();
-    }
+/// Where waiters sleep: a small mutex of its own (never held while taking `state`),
+/// so that the end of a sync wakes its whole batch with one `notify_all`.
+struct Bell {
+    /// The last sync that succeeded: every batch numbered up to it is durable.
+    completed: u64,
+    /// A batch whose waiters should send one of theirs to lead the next sync (0: none).
+    /// Taken (reset to 0) by the waiter that accepts it.
+    offer: u64,
 }
 
 struct Inner<L> {
@@ -62,8 +57,24 @@ struct Inner<L> {
     idle: Condvar,
     /// Signalled when there is work for the flusher (or it must exit).
     work: Condvar,
+    bell: std::sync::Mutex<Bell>,
+    /// Waiters for batch `n` sleep on `rings[n % 2]`: at most one sync runs, so at most
+    /// two batches (the running one and the next) have waiters, never on the same ring.
+    rings: [std::sync::Condvar; 2],
+    /// Bumped (under the `state` lock) when waiters must re-check the state instead of
+    /// waiting for their batch: a failed sync, or `with_log` removed entries.
+    alarm: AtomicU64,
     syncs: AtomicU64,
     entries: AtomicU64,
+    sync_ns: AtomicU64,
+}
+
+/// How a sleeping waiter left the bell.
+enum Woken {
+    /// Its batch is durable.
+    Done,
+    /// It must take the lock and re-check (lead the next sync, or see an error).
+    Recheck,
 }
 
 /// Stops and joins the flusher thread when dropped.
@@ -92,8 +103,10 @@ impl<L> Drop for Flusher<L> {
 ///   running becomes the *sync leader*: it takes the split sync
 ///   ([`LogStore::start_sync`]), runs the fsync **without the lock** so that other
 ///   threads keep appending into the next batch, records the result, and then, outside
-///   the lock, wakes one waiter that is not yet durable (to lead the next sync) and
-///   every waiter whose entry is now durable (they return without touching the lock).
+///   the lock, offers the lead of the next sync to one waiter of the next batch and
+///   wakes the whole finished batch with one notify (waiters sleep on one of two
+///   condition variables by batch parity, so a notify never wakes a waiter whose entry
+///   is not yet durable, and no per-waiter bookkeeping or allocation is needed).
 /// - [`GroupCommitLog::with_flusher`]: a dedicated thread runs the syncs back to back
 ///   while there is unsynced data, so no leader hand-off is needed; it sleeps when the
 ///   log is fully durable.
@@ -122,7 +135,8 @@ impl<L: LogStore> GroupCommitLog<L> {
                 state: Mutex::new(State {
                     log,
                     syncing: false,
-                    waiters: Vec::new(),
+                    started: 0,
+                    inflight_zxid: 0,
                     flusher: false,
                     flusher_idle: false,
                     shutdown: false,
@@ -131,8 +145,15 @@ impl<L: LogStore> GroupCommitLog<L> {
                 }),
                 idle: Condvar::new(),
                 work: Condvar::new(),
+                bell: std::sync::Mutex::new(Bell {
+                    completed: 0,
+                    offer: 0,
+                }),
+                rings: [std::sync::Condvar::new(), std::sync::Condvar::new()],
+                alarm: AtomicU64::new(0),
                 syncs: AtomicU64::new(0),
                 entries: AtomicU64::new(0),
+                sync_ns: AtomicU64::new(0),
             }),
             flusher: None,
         }
@@ -224,16 +245,14 @@ impl<L: LogStore> GroupCommitLog<L> {
         let out = f(&mut st.log);
         let after = (st.log.last_zxid().unwrap_or(0), st.log.base_zxid());
         let removed = after.0 < before.0 || after.1 > before.1;
-        let woken = if removed {
+        if removed {
             st.generation += 1;
-            std::mem::take(&mut st.waiters)
-        } else {
-            Vec::new()
-        };
+            self.inner.alarm.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.maybe_wake_flusher(&mut st);
         drop(st);
-        for w in woken {
-            w.wake(RECHECK);
+        if removed {
+            self.inner.ring_all();
         }
         out
     }
@@ -263,6 +282,7 @@ impl<L: LogStore> GroupCommitLog<L> {
         GroupCommitStats {
             syncs: self.inner.syncs.load(Ordering::Relaxed),
             entries: self.inner.entries.load(Ordering::Relaxed),
+            sync_ns: self.inner.sync_ns.load(Ordering::Relaxed),
         }
     }
 }
@@ -294,15 +314,40 @@ impl<L: LogStore> Inner<L> {
         }
     }
 
-    /// Runs one sync with `st.syncing` set and the lock released during the fsync,
-    /// then picks the waiters to wake. Returns them and the outcome.
+    /// The bell's lock. A panic while it was held cannot leave `Bell` inconsistent
+    /// (every update is a single field store), so a poisoned lock is used as is.
+    fn bell(&self) -> std::sync::MutexGuard<'_, Bell> {
+        self.bell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes every sleeping waiter to re-check the state (after bumping `alarm`).
+    fn ring_all(&self) {
+        // Taking the bell's lock orders the `alarm` bump before any waiter's next
+        // check, so a waiter between its check and its sleep cannot miss this.
+        drop(self.bell());
+        for ring in &self.rings {
+            ring.notify_all();
+        }
+    }
+
+    /// Runs one sync with `st.syncing` set and the lock released during the fsync.
+    /// Returns the sync's number, its outcome, and whether unsynced entries are left
+    /// for a next sync.
     fn run_sync(
         &self,
         st: &mut MutexGuard<'_, State<L>>,
-    ) -> (Vec<(Waiter, u8)>, Result<u64, StorageError>) {
+    ) -> (u64, Result<u64, StorageError>, bool) {
         st.syncing = true;
+        st.started += 1;
+        let number = st.started;
         let result = st.log.start_sync().map(|mut pending| {
+            st.inflight_zxid = pending.zxid();
+            let started = std::time::Instant::now();
             let run = MutexGuard::unlocked(st, || pending.run());
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.sync_ns.fetch_add(ns, Ordering::Relaxed);
             (pending, run)
         });
         let outcome = match result {
@@ -312,13 +357,35 @@ impl<L: LogStore> Inner<L> {
         st.syncing = false;
         self.idle.notify_all();
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        let durable = st.log.durable_zxid();
-        let failed = outcome.is_err();
-        if failed && st.flusher {
-            st.failed = true;
+        if outcome.is_err() {
+            if st.flusher {
+                st.failed = true;
+            }
+            self.alarm.fetch_add(1, Ordering::SeqCst);
         }
-        let lead_next = !st.flusher;
-        (take_waiters(st, durable, failed, lead_next), outcome)
+        let more = st.log.last_zxid().unwrap_or(0) > st.log.durable_zxid();
+        (number, outcome, more)
+    }
+
+    /// Announces the end of sync `number` (call without the `state` lock): on success
+    /// its batch is woken with one notify; with `offer`, one waiter of the next batch is
+    /// woken first to lead the next sync; on failure everybody re-checks.
+    fn announce(&self, number: u64, ok: bool, offer: bool) {
+        if !ok {
+            self.ring_all();
+            return;
+        }
+        {
+            let mut bell = self.bell();
+            bell.completed = bell.completed.max(number);
+            if offer {
+                bell.offer = number + 1;
+            }
+        }
+        if offer {
+            self.rings[ring_of(number + 1)].notify_one();
+        }
+        self.rings[ring_of(number)].notify_all();
     }
 
     fn flusher_loop(&self) {
@@ -333,17 +400,11 @@ impl<L: LogStore> Inner<L> {
                 self.work.wait(&mut st);
                 continue;
             }
-            let (woken, outcome) = self.run_sync(&mut st);
-            if let Err(e) = outcome {
+            let (number, outcome, _) = self.run_sync(&mut st);
+            if let Err(e) = &outcome {
                 tracing::error!(error = %e, "log flusher: sync failed; the log is poisoned");
             }
-            if !woken.is_empty() {
-                MutexGuard::unlocked(&mut st, || {
-                    for (w, how) in woken {
-                        w.wake(how);
-                    }
-                });
-            }
+            MutexGuard::unlocked(&mut st, || self.announce(number, outcome.is_ok(), false));
         }
     }
 
@@ -373,69 +434,63 @@ impl<L: LogStore> Inner<L> {
                 return Err(StorageError::Poisoned);
             }
             if st.syncing || st.flusher {
-                // Park until our entry is durable, or to re-check.
-                let flag = Arc::new(AtomicU8::new(WAITING));
-                st.waiters.push(Waiter {
-                    target,
-                    thread: std::thread::current(),
-                    flag: flag.clone(),
-                });
+                // The running sync covers `target`, or else the next one will (it starts
+                // after this point, so it covers everything appended so far).
+                let batch = if st.syncing && target <= st.inflight_zxid {
+                    st.started
+                } else {
+                    st.started + 1
+                };
+                let alarm = self.alarm.load(Ordering::SeqCst);
+                let may_lead = !st.flusher;
                 self.maybe_wake_flusher(&mut st);
                 drop(st);
-                let how = loop {
-                    match flag.load(Ordering::Acquire) {
-                        WAITING => std::thread::park(),
-                        how => break how,
-                    }
-                };
-                if how == DONE {
+                if let Woken::Done = self.sleep(batch, alarm, may_lead) {
                     return Ok(target);
                 }
                 st = self.state.lock();
                 continue;
             }
             // Become the sync leader.
-            let (woken, outcome) = self.run_sync(&mut st);
+            let (number, outcome, more) = self.run_sync(&mut st);
             drop(st);
-            for (w, how) in woken {
-                w.wake(how);
+            self.announce(number, outcome.is_ok(), more);
+            let durable = outcome?;
+            if durable >= target {
+                // Nothing can have removed `target` meanwhile: `with_log` waits for
+                // running syncs, and this one ran with `generation` unchanged.
+                return Ok(durable);
             }
-            outcome?;
             st = self.state.lock();
+        }
+    }
+
+    /// Sleeps until sync `batch` has succeeded, `alarm` moved, or (when `may_lead`)
+    /// this waiter accepted the offer to lead the next sync.
+    fn sleep(&self, batch: u64, alarm: u64, may_lead: bool) -> Woken {
+        let ring = &self.rings[ring_of(batch)];
+        let mut bell = self.bell();
+        loop {
+            if bell.completed >= batch {
+                return Woken::Done;
+            }
+            if self.alarm.load(Ordering::SeqCst) != alarm {
+                return Woken::Recheck;
+            }
+            if may_lead && bell.offer == batch {
+                bell.offer = 0;
+                return Woken::Recheck;
+            }
+            bell = ring
+                .wait(bell)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 }
 
-/// Picks the waiters to wake after a sync: everyone whose target is durable (`DONE`);
-/// after a failure everyone (`RECHECK`); and, when `lead_next`, one waiter that is not
-/// yet durable (`RECHECK`, woken first so the next fsync overlaps the other wakeups).
-fn take_waiters<L>(
-    st: &mut State<L>,
-    durable: u64,
-    failed: bool,
-    lead_next: bool,
-) -> Vec<(Waiter, u8)> {
-    if failed {
-        return st.waiters.drain(..).map(|w| (w, RECHECK)).collect();
-    }
-    let mut woken = Vec::with_capacity(st.waiters.len());
-    if lead_next {
-        let next = (0..st.waiters.len())
-            .filter(|&i| st.waiters[i].target > durable)
-            .min_by_key(|&i| st.waiters[i].target);
-        if let Some(next) = next {
-            woken.push((st.waiters.swap_remove(next), RECHECK));
-        }
-    }
-    let mut i = 0;
-    while i < st.waiters.len() {
-        if st.waiters[i].target <= durable {
-            woken.push((st.waiters.swap_remove(i), DONE));
-        } else {
-            i += 1;
-        }
-    }
-    woken
+/// The ring that waiters for batch `n` sleep on.
+fn ring_of(n: u64) -> usize {
+    (n % 2) as usize
 }
 
 #[cfg(test)]
