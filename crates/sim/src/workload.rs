@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use ensemble::{
-    Acl, AddWatchMode, CreateMode, Error, Event, ReadOp, Request, Response, SessionId, WriteOp,
+    Acl, AddWatchMode, CreateMode, Error, Event, ReadOp, Request, Response, SessionId, WatcherType,
+    WriteOp,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -273,7 +274,22 @@ impl Workload for RandomWorkload {
                 ReadOp::GetData { path: k },
                 ReadOp::GetChildren { path: "/r".into() },
             ]),
-            92..=95 => Request::Exists {
+            92 => Request::RemoveWatches {
+                path: k,
+                which: if rng.gen_bool(0.5) {
+                    WatcherType::Data
+                } else {
+                    WatcherType::Children
+                },
+            },
+            93 => Request::SetAcl {
+                path: k,
+                acl: Acl::open_unsafe(),
+                version: -1,
+            },
+            94 if rng.gen_bool(0.5) => Request::GetAcl { path: k },
+            94 => Request::GetAllChildrenNumber { path: "/".into() },
+            95 => Request::Exists {
                 path: k,
                 watch: false,
             },

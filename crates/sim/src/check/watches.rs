@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use ensemble::{AddWatchMode, ConnId, EventType, Request, Response, SessionId};
+use ensemble::{AddWatchMode, ConnId, EventType, Request, Response, SessionId, WatcherType};
 
 use crate::history::{Delivery, History};
 use crate::reference::Reference;
@@ -76,8 +76,9 @@ pub fn check(
     for (c, stream) in history.streams.iter().enumerate() {
         let mut last_event: HashMap<ConnId, i64> = HashMap::new();
         let mut max_reply: HashMap<ConnId, i64> = HashMap::new();
-        // (conn, path, since zxid) of persistent watches, for the coverage check.
-        let mut persistent: Vec<(ConnId, String, i64)> = Vec::new();
+        // (conn, path, since zxid, removed at zxid) of persistent watches, for the
+        // coverage check.
+        let mut persistent: Vec<(ConnId, String, i64, Option<i64>)> = Vec::new();
         for item in stream {
             let Some(session) = item.session else {
                 continue;
@@ -101,9 +102,35 @@ pub fn check(
                         (Request::AddWatch { path, mode }, Ok(Response::Done)) => {
                             if *mode == AddWatchMode::Persistent {
                                 r.persistent.push(path.clone());
-                                persistent.push((item.conn, path.clone(), reply.zxid));
+                                persistent.push((item.conn, path.clone(), reply.zxid, None));
                             } else {
                                 r.recursive.push(path.clone());
+                            }
+                        }
+                        (Request::RemoveWatches { path, which }, Ok(_)) => {
+                            let (data, child, pers, rec) = match which {
+                                WatcherType::Data => (true, false, false, false),
+                                WatcherType::Children => (false, true, false, false),
+                                WatcherType::Persistent => (false, false, true, false),
+                                WatcherType::PersistentRecursive => (false, false, false, true),
+                                _ => (true, true, true, true),
+                            };
+                            if data {
+                                r.data.remove(path);
+                            }
+                            if child {
+                                r.child.remove(path);
+                            }
+                            if pers {
+                                r.persistent.retain(|p| p != path);
+                                for w in persistent.iter_mut() {
+                                    if w.0 == item.conn && w.1 == *path && w.3.is_none() {
+                                        w.3 = Some(reply.zxid);
+                                    }
+                                }
+                            }
+                            if rec {
+                                r.recursive.retain(|p| p != path);
                             }
                         }
                         (Request::Close, Ok(_)) => {
@@ -151,10 +178,12 @@ pub fn check(
             }
         }
         // Persistent watches saw every change up to the connection's last reply.
-        for (conn, path, since) in persistent {
-            let Some(&until) = max_reply.get(&conn) else {
+        for (conn, path, since, removed) in persistent {
+            let Some(&last) = max_reply.get(&conn) else {
                 continue;
             };
+            // A removal at zxid r: changes after r need not be reported.
+            let until = removed.map_or(last, |r| r.min(last));
             let Some(changes) = reference.paths.get(&path) else {
                 continue;
             };

@@ -16,7 +16,8 @@
 //! - **One leader per epoch**: at most one server establishes itself as leader of
 //!   a given epoch.
 //! - **Epochs are monotonic**: a server's durable accepted and current epochs never
-//!   decrease, across crashes too.
+//!   decrease, across crashes too. (Leaders may *learn* they are established out of
+//!   epoch order — a paused leader processes old acks late — so that is not checked.)
 //! - **State agreement**: replicas at the same applied zxid have the same tree
 //!   digest.
 
@@ -208,11 +209,10 @@ impl ZabChecker {
                 self.leaders.insert(epoch, id);
             }
         }
-        if let Some((e2, _)) = self.leaders.range(epoch + 1..).next() {
-            report(format!(
-                "server {id} established epoch {epoch} after epoch {e2} was established (epochs monotonic)"
-            ));
-        }
+        // A leader may reach Broadcast for an older epoch after a newer one was
+        // established elsewhere (a paused leader whose quorum's NEWLEADER acks waited
+        // in its inbox): it cannot commit anything any more, so the order in which
+        // leaders *learn* they are established is not checked.
         // Primary integrity: every txn of an earlier epoch that anyone applied.
         let earlier = self
             .payloads
