@@ -12,13 +12,83 @@ use zab_core::ServerId;
 
 use super::config::StorageKind;
 use super::storage::{
-    run_batch, spawn_log_writer, write_snapshot, LogCmd, LogStores, NodeError, Stores,
+    run_batch, spawn_log_writer, LogCmd, LogStores, NodeError, Stores, SNAPSHOTS_KEPT,
 };
 use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
 use crate::codec::{split_batch, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
 use crate::server::{Server, ServerAction, StorageDone, StorageOp};
+
+/// What the snapshot thread receives.
+enum SnapMsg {
+    /// The next bytes of the snapshot at `zxid`.
+    Chunk {
+        zxid: u64,
+        data: Vec<u8>,
+        last: bool,
+    },
+    /// The snapshot at this zxid was abandoned.
+    Abort(u64),
+}
+
+/// The snapshot thread: streams chunks into the store; after the last one the
+/// snapshot is durable (the store's `finish`) and the log before it may be purged.
+fn write_snapshots(
+    id: u64,
+    snaps: &dyn storage::SnapshotStore,
+    rx: &Receiver<SnapMsg>,
+    count: &AtomicU64,
+    purge: &Sender<u64>,
+) {
+    let mut current: Option<(u64, Box<dyn storage::SnapshotWriter>)> = None;
+    let mut failed: Option<u64> = None;
+    for msg in rx {
+        match msg {
+            SnapMsg::Abort(z) => {
+                if current.as_ref().is_some_and(|(c, _)| *c == z) {
+                    current = None;
+                }
+            }
+            SnapMsg::Chunk { zxid, data, last } => {
+                if failed == Some(zxid) {
+                    continue;
+                }
+                if current.as_ref().is_none_or(|(c, _)| *c != zxid) {
+                    match snaps.begin(zxid) {
+                        Ok(w) => current = Some((zxid, w)),
+                        Err(e) => {
+                            tracing::error!(id, zxid, error = %e, "snapshot failed");
+                            failed = Some(zxid);
+                            continue;
+                        }
+                    }
+                }
+                let Some((_, w)) = current.as_mut() else {
+                    continue;
+                };
+                if let Err(e) = std::io::Write::write_all(w, &data) {
+                    tracing::error!(id, zxid, error = %e, "snapshot failed");
+                    failed = Some(zxid);
+                    current = None;
+                    continue;
+                }
+                if last {
+                    let Some((_, w)) = current.take() else {
+                        continue;
+                    };
+                    match w.finish().and_then(|_| snaps.retain_newest(SNAPSHOTS_KEPT)) {
+                        Ok(_) => {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            let _ = purge.send(zxid);
+                        }
+                        Err(e) => tracing::error!(id, zxid, error = %e, "snapshot failed"),
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct ConnEntry {
     listener: Arc<dyn ConnListener>,
@@ -45,7 +115,7 @@ struct Shell {
     conns: HashMap<ConnId, ConnEntry>,
     log: LogSink,
     purge_rx: Receiver<u64>,
-    snap_tx: Sender<(u64, Vec<u8>)>,
+    snap_tx: Sender<SnapMsg>,
     outgoing: BatchWriter,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,
@@ -105,24 +175,16 @@ pub(crate) fn spawn(
         let writer = spawn_log_writer(id, log, epochs, Arc::clone(&snaps), log_rx, done_tx)?;
         (LogSink::Thread(log_tx), Some(writer))
     };
-    let (snap_tx, snap_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(2);
+    // Unbounded: chunks cannot be dropped (a snapshot must be whole), and the core
+    // thread must never block on the disk; the writer keeps up with one step per tick.
+    let (snap_tx, snap_rx) = crossbeam_channel::unbounded::<SnapMsg>();
     let snapshots = Arc::new(AtomicU64::new(0));
     let snap_thread = {
         let snaps = Arc::clone(&snaps);
         let count = Arc::clone(&snapshots);
         std::thread::Builder::new()
             .name(format!("ensemble-snap-{id}"))
-            .spawn(move || {
-                for (zxid, data) in snap_rx {
-                    match write_snapshot(&*snaps, zxid, &data) {
-                        Ok(()) => {
-                            count.fetch_add(1, Ordering::Relaxed);
-                            let _ = purge_tx.send(zxid);
-                        }
-                        Err(e) => tracing::error!(id, zxid, error = %e, "snapshot failed"),
-                    }
-                }
-            })
+            .spawn(move || write_snapshots(id, &*snaps, &snap_rx, &count, &purge_tx))
             .map_err(|e| NodeError::Thread(e.to_string()))?
     };
     let tick = Duration::from_millis(u64::from(cfg.tick_ms()));
@@ -462,10 +524,15 @@ impl Shell {
                     c.listener.on_event(conn, Event::Session(event));
                 }
             }
-            ServerAction::SnapshotReady { zxid, data } => {
-                if self.snap_tx.try_send((zxid.to_u64(), data)).is_err() {
-                    tracing::debug!(id = self.id, "snapshots still being written: skipped one");
-                }
+            ServerAction::SnapshotChunk { zxid, data, last } => {
+                let _ = self.snap_tx.send(SnapMsg::Chunk {
+                    zxid: zxid.to_u64(),
+                    data,
+                    last,
+                });
+            }
+            ServerAction::SnapshotAbort { zxid } => {
+                let _ = self.snap_tx.send(SnapMsg::Abort(zxid.to_u64()));
             }
             ServerAction::Diverged { zxid, reason } => {
                 tracing::error!(id = self.id, %zxid, %reason, "STOPPED SERVING: replica diverged");

@@ -126,9 +126,6 @@ impl Server {
     /// pre-images the snapshot still needs, so the result is exactly this point.
     fn begin_snapshot(&mut self) {
         let mut buf = codec::encode_state_header(&self.session_table());
-        // Reserve about the final size up front, so no step pays for regrowing it.
-        let estimate = self.tree.data_bytes() as usize + self.tree.node_count() * 96;
-        buf.reserve(estimate);
         match self.tree.begin_snapshot(&mut buf) {
             Ok(()) => {
                 self.snap = Some(super::SnapInProgress {
@@ -145,17 +142,31 @@ impl Server {
         let Some(mut snap) = self.snap.take() else {
             return;
         };
-        match self.tree.snapshot_step(max_nodes, &mut snap.buf) {
-            Ok(datatree::SnapshotProgress::Continue) => self.snap = Some(snap),
+        let step = self.tree.snapshot_step(max_nodes, &mut snap.buf);
+        let zxid = snap.zxid;
+        match step {
+            Ok(datatree::SnapshotProgress::Continue) => {
+                // Hand this step's bytes out now: a snapshot of a big tree never
+                // sits in memory whole.
+                let data = std::mem::take(&mut snap.buf);
+                self.snap = Some(snap);
+                self.out.push(ServerAction::SnapshotChunk {
+                    zxid,
+                    data,
+                    last: false,
+                });
+            }
             Ok(datatree::SnapshotProgress::Done) => {
-                self.out.push(ServerAction::SnapshotReady {
-                    zxid: snap.zxid,
+                self.out.push(ServerAction::SnapshotChunk {
+                    zxid,
                     data: snap.buf,
+                    last: true,
                 });
             }
             Err(_) => {
                 tracing::warn!(id = %self.id, "snapshot step failed: snapshot abandoned");
                 self.tree.abort_snapshot();
+                self.out.push(ServerAction::SnapshotAbort { zxid });
             }
         }
     }

@@ -159,14 +159,23 @@ pub enum ServerAction {
         /// The event.
         event: SessionEvent,
     },
-    /// A periodic snapshot is complete ([`crate::codec::encode_state`] format): store
-    /// it, then purge log entries before `zxid`. It was written incrementally, a step
-    /// of [`SNAPSHOT_STEP_NODES`] per tick, so it never stalled the server for long.
-    SnapshotReady {
-        /// The zxid it covers.
+    /// The next bytes of a periodic snapshot at `zxid` ([`crate::codec::encode_state`]
+    /// format, written incrementally, one step of [`SNAPSHOT_STEP_NODES`] per tick, so
+    /// it never stalls the server for long nor sits in memory whole). Append the
+    /// chunks in order; after the `last` one, make the snapshot durable, then purge
+    /// log entries before `zxid`.
+    SnapshotChunk {
+        /// The zxid the snapshot covers.
         zxid: Zxid,
-        /// The state.
+        /// The next bytes.
         data: Vec<u8>,
+        /// Whether this completes the snapshot.
+        last: bool,
+    },
+    /// The snapshot at `zxid` was abandoned (its tree was replaced): drop its chunks.
+    SnapshotAbort {
+        /// The zxid it would have covered.
+        zxid: Zxid,
     },
     /// This replica's tree diverged from the leader's (digest mismatch or a txn that
     /// does not fit): it stopped serving. Loud by design.
@@ -596,7 +605,10 @@ impl Server {
         match codec::decode_state(&data) {
             Ok((table, tree)) => {
                 // A running periodic snapshot described the old tree: drop it.
-                self.snap = None;
+                if let Some(old) = self.snap.take() {
+                    self.out
+                        .push(ServerAction::SnapshotAbort { zxid: old.zxid });
+                }
                 self.tree = tree;
                 self.sessions.install_table(table_of(&table));
                 self.applied = zxid;

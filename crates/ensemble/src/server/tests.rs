@@ -84,7 +84,7 @@ impl Sim {
                     ServerAction::Session { conn, event } => {
                         self.session_events.push((id, conn, event))
                     }
-                    ServerAction::SnapshotReady { .. } => {}
+                    ServerAction::SnapshotChunk { .. } | ServerAction::SnapshotAbort { .. } => {}
                     ServerAction::Diverged { reason, .. } => self.diverged.push((id, reason)),
                 }
             }
