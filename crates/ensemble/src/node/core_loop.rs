@@ -531,6 +531,13 @@ impl Shell {
                     last,
                 });
             }
+            ServerAction::SnapshotReady { zxid, data } => {
+                let _ = self.snap_tx.send(SnapMsg::Chunk {
+                    zxid: zxid.to_u64(),
+                    data,
+                    last: true,
+                });
+            }
             ServerAction::SnapshotAbort { zxid } => {
                 let _ = self.snap_tx.send(SnapMsg::Abort(zxid.to_u64()));
             }

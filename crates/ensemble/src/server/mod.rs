@@ -172,6 +172,15 @@ pub enum ServerAction {
         /// Whether this completes the snapshot.
         last: bool,
     },
+    /// Legacy: a whole snapshot in one piece. No longer emitted (see
+    /// [`ServerAction::SnapshotChunk`]); kept so that shells written against it still
+    /// build.
+    SnapshotReady {
+        /// The zxid it covers.
+        zxid: Zxid,
+        /// The state.
+        data: Vec<u8>,
+    },
     /// The snapshot at `zxid` was abandoned (its tree was replaced): drop its chunks.
     SnapshotAbort {
         /// The zxid it would have covered.

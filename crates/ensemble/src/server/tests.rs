@@ -84,7 +84,9 @@ impl Sim {
                     ServerAction::Session { conn, event } => {
                         self.session_events.push((id, conn, event))
                     }
-                    ServerAction::SnapshotChunk { .. } | ServerAction::SnapshotAbort { .. } => {}
+                    ServerAction::SnapshotChunk { .. }
+                    | ServerAction::SnapshotReady { .. }
+                    | ServerAction::SnapshotAbort { .. } => {}
                     ServerAction::Diverged { reason, .. } => self.diverged.push((id, reason)),
                 }
             }
