@@ -427,3 +427,40 @@ fn a_blocking_call_gives_up_after_the_operation_timeout() {
         .network()
         .clear_link_faults(transport::NodeId(f), transport::NodeId(leader));
 }
+
+#[test]
+fn every_call_resolves_when_its_node_stops_mid_stream() {
+    let mut cluster = Cluster::builder(3).start().unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let opts = ClientOptions {
+        operation_timeout: Some(T),
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(&cluster.handles_from(f), opts).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = std::sync::Arc::clone(&stop);
+    let worker = std::thread::spawn(move || {
+        let mut timeouts = 0;
+        let mut i = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let calls: Vec<_> = (0..20)
+                .map(|_| {
+                    i += 1;
+                    c.exists_async(&format!("/n{i}"), false)
+                })
+                .collect();
+            for call in calls {
+                if matches!(call.wait(), Err(Error::OperationTimeout)) {
+                    timeouts += 1;
+                }
+            }
+        }
+        timeouts
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    cluster.crash(f);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(worker.join().unwrap(), 0, "a call went unanswered");
+}
