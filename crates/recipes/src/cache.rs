@@ -96,10 +96,10 @@ fn is_under(root: &str, path: &str) -> bool {
 }
 
 impl TreeCache {
-    /// Starts caching the subtree at `root` (which need not exist yet). Listeners
-    /// added right after `start` see every event of the initial read, because the
-    /// read runs on the cache's thread after a short hand-over; use
-    /// [`TreeCache::start_with_listener`] to be certain.
+    /// Starts caching the subtree at `root` (which need not exist yet). The initial
+    /// read starts at once on the cache's thread, so a listener added afterwards may
+    /// miss some of its `Created` events; use [`TreeCache::start_with_listener`] to
+    /// see them all.
     pub fn start(coord: Arc<Coordinator>, root: &str) -> Result<TreeCache> {
         Self::start_inner(coord, root, None)
     }
