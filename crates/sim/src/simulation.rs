@@ -30,7 +30,7 @@ impl fmt::Display for RunReport {
         let s = &self.stats;
         write!(
             f,
-            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} SNAP syncs, {} TRUNCs; checked {} reads, {} ops on {} znodes ({} inconclusive); faults [{}]",
+            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} TRUNCs; checked {} reads, {} ops on {} znodes ({} inconclusive); faults [{}]",
             self.seed,
             s.steps,
             s.virtual_ms,
@@ -41,6 +41,7 @@ impl fmt::Display for RunReport {
             s.crashes,
             s.partitions,
             s.pauses,
+            s.snapshots,
             s.snap_syncs,
             s.truncations,
             s.coverage.reads_checked,

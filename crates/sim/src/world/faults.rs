@@ -117,6 +117,7 @@ impl<W: Workload> World<W> {
             ep.shutdown();
         }
         self.nodes[i].mirror.clear();
+        self.nodes[i].snap_buf = None;
         self.nodes[i].paused_until_us = 0;
         self.nodes[i].last_role = None;
         let on_it: Vec<usize> = (0..self.clients.len())

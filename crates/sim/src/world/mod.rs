@@ -44,6 +44,8 @@ pub(crate) struct SimNode {
     pub mirror: BTreeMap<u64, Bytes>,
     pub recovered: Option<Recovered>,
     pub last_role: Option<(Role, Phase, u32)>,
+    /// A periodic snapshot being streamed out in chunks: (zxid, bytes so far).
+    pub snap_buf: Option<(u64, Vec<u8>)>,
 }
 
 /// Counts of what happened in a run.
@@ -71,6 +73,8 @@ pub struct RunStats {
     pub snap_syncs: u64,
     /// Log truncations (TRUNC syncs).
     pub truncations: u64,
+    /// Periodic snapshots written.
+    pub snapshots: u64,
     /// What the end-of-run checkers looked at.
     pub coverage: crate::check::Coverage,
 }
@@ -173,6 +177,7 @@ impl<W: Workload> World<W> {
                 mirror: BTreeMap::new(),
                 recovered: None,
                 last_role: None,
+                snap_buf: None,
             });
             server_cfgs.push(scfg);
         }
@@ -361,7 +366,29 @@ impl<W: Workload> World<W> {
                 self.nodes[i]
                     .disk
                     .save_snapshot(self.now_us, zxid.to_u64(), Bytes::from(data));
+                self.stats.snapshots += 1;
                 self.trace(format!("s{id}: snapshot at {zxid}"));
+            }
+            ServerAction::SnapshotChunk { zxid, data, last } => {
+                let z = zxid.to_u64();
+                let node = &mut self.nodes[i];
+                let buf = match node.snap_buf.take() {
+                    Some((bz, b)) if bz == z => b,
+                    _ => Vec::new(),
+                };
+                let mut buf = buf;
+                buf.extend_from_slice(&data);
+                if last {
+                    node.disk.save_snapshot(self.now_us, z, Bytes::from(buf));
+                    self.stats.snapshots += 1;
+                    self.trace(format!("s{id}: snapshot at {zxid}"));
+                } else {
+                    node.snap_buf = Some((z, buf));
+                }
+            }
+            ServerAction::SnapshotAbort { zxid } => {
+                self.nodes[i].snap_buf = None;
+                self.trace(format!("s{id}: snapshot at {zxid} abandoned"));
             }
             ServerAction::Diverged { zxid, reason } => {
                 self.violation(
