@@ -99,14 +99,14 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
     // Liveness: every replica converges. A rare learner that keeps failing its
     // handshake under heavy machine load (reported to zab-core, see design.md) is
     // printed, not failed on; safety below is checked on every serving node.
-    let converged = cluster.wait_converged(T);
+    let converged = cluster.wait_converged(Duration::from_secs(8));
     if let Err(d) = &converged {
         let states: Vec<_> = cluster
             .ids()
             .into_iter()
             .map(|id| cluster.stats(id).map(|s| (s.server.serving, s.server.zab)))
             .collect();
-        eprintln!("WARNING: no convergence within {T:?}: {d:?} states {states:?}");
+        eprintln!("WARNING: no convergence within 8 s: {d:?} states {states:?}");
     }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 50, "too little progress: {}", acked.len());
