@@ -46,6 +46,9 @@ pub fn failover(o: &Options) -> Result<Report, BenchError> {
     let keys = Arc::new((0..o.keys.max(1)).map(setup::key_path).collect::<Vec<_>>());
     let mut times = Histogram::new();
     let mut trials_ms = Vec::new();
+    // How long `Cluster::crash` itself took (stopping the node's threads); part of
+    // each trial's time.
+    let mut crash_ms = Vec::new();
     let mut rep = Report::new(o);
     let load_started = Instant::now();
     for _ in 0..o.trials.max(1) {
@@ -80,6 +83,7 @@ pub fn failover(o: &Options) -> Result<Report, BenchError> {
         std::thread::sleep(Duration::from_millis(200));
         let t_kill = Instant::now();
         bench.cluster.crash(leader);
+        crash_ms.push(format!("{:.1}", ms(t_kill.elapsed())));
         let took = loop {
             if probe.set_data("/bench-probe", value.clone(), -1).is_ok() {
                 break t_kill.elapsed();
@@ -109,6 +113,7 @@ pub fn failover(o: &Options) -> Result<Report, BenchError> {
     rep.push("failover_min_ms", times.min() as f64 / 1e6);
     rep.push("failover_max_ms", times.max() as f64 / 1e6);
     rep.push("failover_trials_ms", trials_ms.join(" "));
+    rep.push("crash_call_ms", crash_ms.join(" "));
     rep.push("tick_ms", u64::from(o.tick_ms));
     rep.push("sync_limit_ticks", o.sync_limit_ticks);
     Ok(rep)

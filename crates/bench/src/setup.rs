@@ -117,15 +117,15 @@ pub fn key_path(k: usize) -> String {
 /// Creates `/bench` and `keys` keys holding `value`.
 pub fn create_keys(c: &Client, keys: usize, value: &Bytes) -> Result<(), BenchError> {
     ensure(c, "/bench")?;
-    let ops: Vec<WriteOp> = (0..keys)
-        .map(|k| WriteOp::Create {
-            path: key_path(k),
-            data: value.clone(),
-            acl: Acl::open_unsafe(),
-            mode: CreateMode::Persistent,
-            ttl_ms: 0,
-        })
-        .collect();
+    // Lazily, batch by batch: a bulk load must not leave a million freed strings
+    // behind in the allocator (the memory scenario measures RSS).
+    let ops = (0..keys).map(|k| WriteOp::Create {
+        path: key_path(k),
+        data: value.clone(),
+        acl: Acl::open_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    });
     run_batches(c, ops)
 }
 
@@ -155,9 +155,9 @@ pub fn ensure(c: &Client, path: &str) -> Result<(), BenchError> {
 /// loaded machine) is sent again once the session is back; if the retry then fails
 /// definitely, the first attempt is taken to have committed (the loader creates
 /// fresh paths only, so the only definite failure is NodeExists).
-fn run_batches(c: &Client, ops: Vec<WriteOp>) -> Result<(), BenchError> {
+fn run_batches(c: &Client, ops: impl Iterator<Item = WriteOp>) -> Result<(), BenchError> {
     let mut inflight = std::collections::VecDeque::new();
-    let mut it = ops.into_iter().peekable();
+    let mut it = ops.peekable();
     while it.peek().is_some() || !inflight.is_empty() {
         while inflight.len() < LOAD_OUTSTANDING && it.peek().is_some() {
             let batch: Vec<WriteOp> = it.by_ref().take(LOAD_BATCH).collect();
@@ -211,15 +211,11 @@ pub fn populate(c: &Client, count: usize, value: &Bytes) -> Result<Duration, Ben
     };
     run_batches(
         c,
-        (0..parents)
-            .map(|p| mk(format!("/z/p{p}"), Bytes::new()))
-            .collect(),
+        (0..parents).map(|p| mk(format!("/z/p{p}"), Bytes::new())),
     )?;
     run_batches(
         c,
-        (0..count)
-            .map(|i| mk(format!("/z/p{}/n{i}", i / LOAD_FANOUT), value.clone()))
-            .collect(),
+        (0..count).map(|i| mk(format!("/z/p{}/n{i}", i / LOAD_FANOUT), value.clone())),
     )?;
     Ok(t.elapsed())
 }
