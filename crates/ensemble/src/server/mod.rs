@@ -16,19 +16,20 @@
 mod apply;
 mod conn;
 mod leader;
+mod types;
 
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use datatree::{DataTree, Prep, WatchRegistry, WatchedEvent};
-use session::{PasswordSecret, SessionConfig, SessionTracker};
+use session::SessionTracker;
 use zab_core::{Action, Core, Message, Persisted, Phase, Role, ServerId, Zxid};
 
 use crate::codec::{self, Forward};
-use crate::error::Error;
-use crate::ops::{ConnId, Request, Response, SessionEvent, SessionId, Xid};
+use crate::ops::{ConnId, Request, SessionId, Xid};
 
 pub use conn::ConnStats;
+pub use types::{ServerAction, ServerConfig, ServerStats, StateCopy, StorageDone, StorageOp};
 
 /// Largest client request accepted by default (ZooKeeper's `jute.maxbuffer`, 1 MiB - 1).
 pub const REQUEST_MAX_BYTES_DEFAULT: usize = (1 << 20) - 1;
@@ -44,201 +45,6 @@ pub const FORWARD_SEEN_MAX: usize = 1 << 20;
 pub const SNAPSHOT_STEP_NODES: usize = 4_096;
 /// Outstanding requests per connection before further ones fail with Throttled.
 pub const CONN_PENDING_MAX: usize = 100_000;
-
-/// Settings of a [`Server`].
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The ZAB configuration (id, members, limits in ticks).
-    pub zab: zab_core::Config,
-    /// Session settings (tick length, timeout bounds).
-    pub session: SessionConfig,
-    /// The ensemble-wide secret that derives session passwords (same on every server).
-    pub secret: PasswordSecret,
-    /// Seeds session ids (ZooKeeper uses the start time).
-    pub start_time_ms: u64,
-    /// Largest request accepted.
-    pub request_max_bytes: usize,
-    /// Take a snapshot after this many applied txns (0: never).
-    pub snapshot_every_txns: u64,
-    /// Ticks between the leader's checks for empty containers and expired TTL nodes.
-    pub housekeeping_ticks: u64,
-}
-
-/// A storage action for the shell's FIFO durable pipeline (see [`zab_core::action`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StorageOp {
-    /// Append entries; report with [`StorageDone::Durable`].
-    Append(Vec<zab_core::Entry>),
-    /// Truncate after a zxid; report with [`StorageDone::Truncated`].
-    Truncate(Zxid),
-    /// Install a received snapshot (state bytes) and drop the log; report with
-    /// [`StorageDone::SnapshotInstalled`].
-    InstallSnapshot {
-        /// Zxid it covers.
-        zxid: Zxid,
-        /// The state ([`crate::codec::encode_state`] format).
-        data: Bytes,
-    },
-    /// Save the accepted epoch; report with [`StorageDone::AcceptedEpoch`].
-    SaveAcceptedEpoch(u32),
-    /// Save the current epoch; report with [`StorageDone::CurrentEpoch`].
-    SaveCurrentEpoch(u32),
-}
-
-/// A storage completion, reported in the order the ops were issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StorageDone {
-    /// Everything appended up to this zxid is durable.
-    Durable(Zxid),
-    /// The truncation is durable.
-    Truncated(Zxid),
-    /// The snapshot install is durable.
-    SnapshotInstalled(Zxid),
-    /// The accepted epoch is durable.
-    AcceptedEpoch(u32),
-    /// The current epoch is durable.
-    CurrentEpoch(u32),
-}
-
-/// A consistent copy of the state machine at `zxid`, to serialize off the hot path.
-#[derive(Debug, Clone)]
-pub struct StateCopy {
-    /// The zxid the copy covers.
-    pub zxid: Zxid,
-    /// The session table.
-    pub sessions: Vec<(SessionId, u32)>,
-    /// The tree.
-    pub tree: DataTree,
-}
-
-impl StateCopy {
-    /// Serializes the copy ([`crate::codec::encode_state`]).
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode_state(&self.sessions, &self.tree)
-    }
-}
-
-/// One output of the server, to execute in order.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ServerAction {
-    /// Send a ZAB message to a peer.
-    Send {
-        /// Destination.
-        to: ServerId,
-        /// Message.
-        msg: Message,
-    },
-    /// A storage op for the FIFO durable pipeline.
-    Storage(StorageOp),
-    /// The answer to request `xid` of connection `conn`.
-    Reply {
-        /// Connection.
-        conn: ConnId,
-        /// Request.
-        xid: Xid,
-        /// The server's applied zxid when it answered (the client's "last seen").
-        zxid: i64,
-        /// Outcome.
-        result: Result<Response, Error>,
-    },
-    /// A watch fired for the session on `conn`.
-    Watch {
-        /// Connection.
-        conn: ConnId,
-        /// The event.
-        event: WatchedEvent,
-    },
-    /// A session event for `conn`. After Disconnected, Expired and Closed the
-    /// connection is gone from the server.
-    Session {
-        /// Connection.
-        conn: ConnId,
-        /// The event.
-        event: SessionEvent,
-    },
-    /// The next bytes of a periodic snapshot at `zxid` ([`crate::codec::encode_state`]
-    /// format, written incrementally, one step of [`SNAPSHOT_STEP_NODES`] per tick, so
-    /// it never stalls the server for long nor sits in memory whole). Append the
-    /// chunks in order; after the `last` one, make the snapshot durable, then purge
-    /// log entries before `zxid`.
-    SnapshotChunk {
-        /// The zxid the snapshot covers.
-        zxid: Zxid,
-        /// The next bytes.
-        data: Vec<u8>,
-        /// Whether this completes the snapshot.
-        last: bool,
-    },
-    /// Legacy: a whole snapshot in one piece. No longer emitted (see
-    /// [`ServerAction::SnapshotChunk`]); kept so that shells written against it still
-    /// build.
-    SnapshotReady {
-        /// The zxid it covers.
-        zxid: Zxid,
-        /// The state.
-        data: Vec<u8>,
-    },
-    /// The snapshot at `zxid` was abandoned (its tree was replaced): drop its chunks.
-    SnapshotAbort {
-        /// The zxid it would have covered.
-        zxid: Zxid,
-    },
-    /// This replica's tree diverged from the leader's (digest mismatch or a txn that
-    /// does not fit): it stopped serving. Loud by design.
-    Diverged {
-        /// The zxid where it was detected.
-        zxid: Zxid,
-        /// What was detected.
-        reason: String,
-    },
-}
-
-/// mntr-like figures of one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerStats {
-    /// This server.
-    pub id: u64,
-    /// Role.
-    pub role: Role,
-    /// Phase.
-    pub phase: Phase,
-    /// Whether it serves clients.
-    pub serving: bool,
-    /// Last applied zxid.
-    pub applied_zxid: Zxid,
-    /// ZAB commit point.
-    pub committed_zxid: Zxid,
-    /// Leader: learners synced with it (ZooKeeper's `synced_followers`, observers
-    /// included); 0 elsewhere.
-    pub synced_learners: usize,
-    /// Leader: proposals not yet committed.
-    pub uncommitted_proposals: usize,
-    /// Znodes in the tree.
-    pub znode_count: usize,
-    /// Registered watches.
-    pub watch_count: usize,
-    /// Ephemeral nodes.
-    pub ephemeral_count: usize,
-    /// Sessions in the replicated table.
-    pub session_count: usize,
-    /// Connections on this server.
-    pub connection_count: usize,
-    /// Requests received and not answered yet.
-    pub outstanding_requests: usize,
-    /// Tree digest.
-    pub digest: u64,
-    /// Txns applied since start.
-    pub applied_txns: u64,
-    /// Snapshots received from a leader and installed (SNAP syncs) since start.
-    pub snapshots_installed: u64,
-    /// Set when the replica diverged.
-    pub diverged: Option<String>,
-    /// The ZAB core's full status (epochs, last/durable/committed zxids, election).
-    pub zab: zab_core::Status,
-}
 
 struct SnapInProgress {
     zxid: Zxid,
