@@ -279,12 +279,12 @@ fn main() {
     println!(
         "one-fsync-per-record limit: raw write+fdatasync (one CPU kept busy) measured for \
          {:.2} s right before and after each point; raw_us, p99/raw and x_1fsync use their mean. \
-         fsync_us = mean fsync inside the run, rec/fs = records per fsync, cpu_us/r = process \
-         CPU time per record",
+         fsync_us = mean fsync inside the run, rec/fs = records per fsync; p99/fs and x_fs are \
+         p99 and records/s in units of that in-run fsync; cpu_us/r = process CPU time per record",
         args.secs / 4.0
     );
     println!(
-        "{:>9} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
+        "{:>9} {:>10} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8}",
         "appenders",
         "records/s",
         "MB/s",
@@ -296,6 +296,8 @@ fn main() {
         "p99_us",
         "p99/raw",
         "x_1fsync",
+        "p99/fs",
+        "x_fs",
         "cpu_us/r"
     );
     for &n in &args.appenders {
@@ -306,19 +308,22 @@ fn main() {
         let raw = (raw0 + raw1) / 2.0;
         let raw_us = 1e6 / raw;
         let rps = p.records as f64 / p.secs;
+        let fsync_us = p.sync_ns as f64 / 1e3 / p.syncs.max(1) as f64;
         println!(
-            "{:>9} {:>10.0} {:>6.2} {:>8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.0} {:>7.2} {:>8.1} {:>8.2}",
+            "{:>9} {:>10.0} {:>6.2} {:>8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.0} {:>7.2} {:>8.1} {:>6.1} {:>6.1} {:>8.2}",
             p.appenders,
             rps,
             rps * args.payload as f64 / 1e6,
             p.syncs as f64 / p.secs,
             p.records as f64 / p.syncs.max(1) as f64,
-            p.sync_ns as f64 / 1e3 / p.syncs.max(1) as f64,
+            fsync_us,
             raw_us,
             p.p50_us,
             p.p99_us,
             p.p99_us / raw_us,
             rps / raw,
+            p.p99_us / fsync_us,
+            rps * fsync_us / 1e6,
             p.cpu_secs * 1e6 / p.records.max(1) as f64,
         );
         std::fs::remove_dir_all(&dir).unwrap();
