@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
-use datatree::DataTree;
+use datatree::{ChangeKind, DataTree};
 use ensemble::codec::{Body, Envelope};
 use ensemble::{ConnId, SessionId, Xid};
 
@@ -29,6 +29,8 @@ pub struct Reference {
     /// Per path: (zxid, sorted children after it, `None` when absent) for every zxid
     /// that touched the path.
     pub children: HashMap<String, Vec<(u64, Children)>>,
+    /// Every change (zxid, path, kind) in commit order, for watch completeness.
+    pub changes: Vec<(u64, String, ChangeKind)>,
     /// Committed tree txns by origin (server, connection, xid).
     pub writes: HashMap<(u64, ConnId, Xid), u64>,
     /// Sessions whose close committed: the zxid, and whether it was an expiry (or
@@ -85,6 +87,9 @@ impl Reference {
             };
             if let Some(txn) = txn {
                 if let Ok(applied) = tree.apply(&txn) {
+                    for c in &applied.changes {
+                        r.changes.push((zx, c.path.to_string(), c.kind));
+                    }
                     let touched: BTreeSet<String> =
                         applied.changes.iter().map(|c| c.path.to_string()).collect();
                     for p in touched {

@@ -30,7 +30,7 @@ impl fmt::Display for RunReport {
         let s = &self.stats;
         write!(
             f,
-            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} TRUNCs; checked {} reads, {} ops on {} znodes ({} inconclusive); faults [{}]",
+            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} TRUNCs; checked {} reads, {} watch changes, {} ops on {} znodes ({} inconclusive); faults [{}]",
             self.seed,
             s.steps,
             s.virtual_ms,
@@ -45,6 +45,7 @@ impl fmt::Display for RunReport {
             s.snap_syncs,
             s.truncations,
             s.coverage.reads_checked,
+            s.coverage.watch_changes_checked,
             s.coverage.lin_ops,
             s.coverage.lin_keys,
             s.coverage.lin_inconclusive,
@@ -407,7 +408,12 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
         w.cfg.strict_local_errors,
         &mut coverage,
     ));
-    found.extend(check::watches::check(history, &reference, strict));
+    found.extend(check::watches::check(
+        history,
+        &reference,
+        strict,
+        &mut coverage,
+    ));
     found.extend(check::sessions::check(
         history,
         &reference,

@@ -67,6 +67,8 @@ pub struct Coverage {
     pub lin_inconclusive: usize,
     /// Local reads compared with the replayed history.
     pub reads_checked: usize,
+    /// Changes a persistent (or recursive) watch had to report, all found.
+    pub watch_changes_checked: usize,
 }
 
 /// One server as a [`Check`] sees it.

@@ -7,7 +7,8 @@
 //! - **one-time trigger**: a one-shot watch fires at most once per registration, and
 //!   no event arrives without a registration that covers it;
 //! - **persistent watches see every change**: between `addWatch` and the last reply
-//!   on that connection, every committed change of the watched node produced an event.
+//!   on that connection, every committed change of the watched node produced an event;
+//!   a recursive one, every create, delete and data change at or below its path.
 
 use std::collections::HashMap;
 
@@ -64,6 +65,7 @@ pub fn check(
     history: &History,
     reference: &Reference,
     strict: bool,
+    coverage: &mut super::Coverage,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     // Registrations live per (session, server): a session that comes back to a server
@@ -79,6 +81,7 @@ pub fn check(
         // (conn, path, since zxid, removed at zxid) of persistent watches, for the
         // coverage check.
         let mut persistent: Vec<(ConnId, String, i64, Option<i64>)> = Vec::new();
+        let mut recursive: Vec<(ConnId, String, i64, Option<i64>)> = Vec::new();
         for item in stream {
             let Some(session) = item.session else {
                 continue;
@@ -105,6 +108,7 @@ pub fn check(
                                 persistent.push((item.conn, path.clone(), reply.zxid, None));
                             } else {
                                 r.recursive.push(path.clone());
+                                recursive.push((item.conn, path.clone(), reply.zxid, None));
                             }
                         }
                         (Request::RemoveWatches { path, which }, Ok(_)) => {
@@ -131,6 +135,11 @@ pub fn check(
                             }
                             if rec {
                                 r.recursive.retain(|p| p != path);
+                                for w in recursive.iter_mut() {
+                                    if w.0 == item.conn && w.1 == *path && w.3.is_none() {
+                                        w.3 = Some(reply.zxid);
+                                    }
+                                }
                             }
                         }
                         (Request::Close, Ok(_)) => {
@@ -177,6 +186,45 @@ pub fn check(
                 Delivery::Session(_) => {}
             }
         }
+        // Recursive watches saw every create, delete and data change below them.
+        for (conn, root, since, removed) in recursive {
+            let Some(&last) = max_reply.get(&conn) else {
+                continue;
+            };
+            let until = removed.map_or(last, |r| r.min(last));
+            let prefix = format!("{}/", root.trim_end_matches('/'));
+            let from = reference
+                .changes
+                .partition_point(|(z, _, _)| (*z as i64) <= since);
+            for (zx, path, kind) in &reference.changes[from..] {
+                let z = *zx as i64;
+                if z > until {
+                    break;
+                }
+                if *kind == datatree::ChangeKind::ChildrenChanged
+                    || !(*path == root || path.starts_with(&prefix))
+                {
+                    continue;
+                }
+                if !strict && reference.successor(since.max(0) as u64) == Some(*zx) {
+                    continue;
+                }
+                coverage.watch_changes_checked += 1;
+                let seen = stream.iter().any(|it| {
+                    it.conn == conn
+                        && matches!(&it.what, Delivery::Watch(e) if e.zxid == z && *e.path == **path)
+                });
+                if !seen {
+                    out.push((
+                        NAME,
+                        format!(
+                            "c{c} conn{}: recursive watch on {root} missed {kind:?} {path} at {z:#x}",
+                            conn.0
+                        ),
+                    ));
+                }
+            }
+        }
         // Persistent watches saw every change up to the connection's last reply.
         for (conn, path, since, removed) in persistent {
             let Some(&last) = max_reply.get(&conn) else {
@@ -195,6 +243,7 @@ pub fn check(
                 if !strict && reference.successor(since.max(0) as u64) == Some(*zx) {
                     continue;
                 }
+                coverage.watch_changes_checked += 1;
                 let seen = stream.iter().any(|it| {
                     it.conn == conn
                         && matches!(&it.what, Delivery::Watch(e) if e.zxid == z && *e.path == *path)
