@@ -8,9 +8,11 @@
 //! uses and when, what the clients ask, disk latencies — so a run is a function of
 //! its seed and replays exactly.
 //!
-//! A run has three phases: a faulty phase (workload + nemesis), healing (every fault
-//! ends; the cluster must converge within a bounded number of ticks), and a liveness
-//! probe (a fresh client's write must commit). ZAB invariants are checked after every
+//! A run has three phases: a faulty phase (workload + nemesis, drawing from
+//! [`Faults::tcp_like`] by default: partitions of every shape, crashes, power loss,
+//! pauses, lossy links, client silence, tick skew, a narrowed zxid counter), healing
+//! (every fault ends; the cluster must converge within a bounded number of ticks),
+//! and a liveness probe (a fresh client's write must commit). ZAB invariants are checked after every
 //! step ([`check::zab`]); client histories are checked at the end against a replay of
 //! the agreed committed history ([`check`] lists the checkers and their properties).
 //! A failing run returns a [`SimFailure`] that prints the seed, the violations and the
