@@ -10,6 +10,8 @@ use session::{PasswordSecret, SessionConfig};
 use zab_core::{Config, Persisted, ServerId};
 
 use super::*;
+use crate::error::Error;
+use crate::ops::{Response, SessionEvent};
 
 pub(crate) struct Sim {
     pub servers: BTreeMap<u64, Server>,
