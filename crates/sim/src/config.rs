@@ -127,6 +127,9 @@ pub enum Sabotage {
     /// The disk reports epochs saved without saving them: a restarted server forgets
     /// the epochs it promised.
     ForgetEpochs,
+    /// Periodic snapshots are never stored but the log before them is still purged:
+    /// after a power loss committed txns exist nowhere.
+    PurgeWithoutSnapshot,
 }
 
 /// Timing and shape of a run. Times are virtual.

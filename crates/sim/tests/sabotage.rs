@@ -69,3 +69,17 @@ fn forgetting_epochs_is_caught_by_the_zab_checker() {
     let (_, checks) = first_failure(&sim, 10);
     assert!(checks.iter().any(|c| c == "zab"), "{checks:?}");
 }
+
+#[test]
+fn purging_the_log_without_a_snapshot_loses_committed_txns() {
+    let sim = Simulation::new(3)
+        .faults(Faults {
+            crashes: false,
+            ..crashy()
+        })
+        .duration_ms(3_000)
+        .snapshot_every_txns(16)
+        .sabotage(Sabotage::PurgeWithoutSnapshot);
+    let (_, checks) = first_failure(&sim, 10);
+    assert!(!checks.is_empty());
+}

@@ -177,8 +177,10 @@ impl Disk {
     /// purge of the log before it queues behind the pending ops, as the Node's
     /// snapshot thread asks its log writer.
     pub(crate) fn save_snapshot(&mut self, now_us: u64, zxid: u64, data: Bytes) {
-        self.snapshots.push((zxid, data));
-        self.retain_snapshots();
+        if self.sabotage != Sabotage::PurgeWithoutSnapshot {
+            self.snapshots.push((zxid, data));
+            self.retain_snapshots();
+        }
         let due = self.queue.back().map_or(now_us, |(d, _)| (*d).max(now_us));
         self.queue.push_back((due, DiskOp::Purge(zxid)));
     }
