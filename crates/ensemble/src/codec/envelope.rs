@@ -92,7 +92,15 @@ fn get_error(r: &mut Reader) -> Result<Error, CodecError> {
 impl Envelope {
     /// Encodes the envelope.
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(96);
+        // Encode the txn first so the buffer is allocated once at its exact size: the
+        // bytes live on in zab-core's commit window, so slack would be kept too.
+        let txn_bytes = match &self.body {
+            Body::Tree(txn) | Body::CloseSession(txn) => Some(datatree::txn_codec::encode(txn)),
+            _ => None,
+        };
+        let header = 1 + 6 * 8 + 1;
+        let body_len = txn_bytes.as_ref().map_or(64, |b| 4 + b.len());
+        let mut out = BytesMut::with_capacity(header + body_len);
         out.put_u8(ENVELOPE_VERSION);
         out.put_u64(self.origin);
         out.put_u64(self.conn.0);
@@ -101,17 +109,17 @@ impl Envelope {
         out.put_u64(self.check.0);
         out.put_u64(self.check.1);
         match &self.body {
-            Body::Tree(txn) => {
+            Body::Tree(_) => {
                 out.put_u8(B_TREE);
-                put_bytes(&mut out, &datatree::txn_codec::encode(txn));
+                put_bytes(&mut out, txn_bytes.as_deref().unwrap_or_default());
             }
             Body::CreateSession { timeout_ms } => {
                 out.put_u8(B_CREATE_SESSION);
                 out.put_u32(*timeout_ms);
             }
-            Body::CloseSession(txn) => {
+            Body::CloseSession(_) => {
                 out.put_u8(B_CLOSE_SESSION);
-                put_bytes(&mut out, &datatree::txn_codec::encode(txn));
+                put_bytes(&mut out, txn_bytes.as_deref().unwrap_or_default());
             }
             Body::Error(Failure::Single(e)) => {
                 out.put_u8(B_ERROR);

@@ -397,6 +397,7 @@ impl Shell {
             latency_max_us: self.lat_max_us,
             requests: self.requests,
             snapshots: self.snapshots.load(Ordering::Relaxed),
+            snapshot_in_progress: self.server.snapshot_in_progress(),
             snapshot_stall_max_us: self.stall_max_us,
         }
     }

@@ -176,6 +176,8 @@ pub struct NodeStats {
     pub requests: u64,
     /// Snapshots written since start.
     pub snapshots: u64,
+    /// Whether an incremental snapshot is being written now.
+    pub snapshot_in_progress: bool,
     /// Longest tick of the core thread while an incremental snapshot ran (each tick
     /// writes one step), in µs: the write stall a snapshot causes.
     pub snapshot_stall_max_us: u64,
