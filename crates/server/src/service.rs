@@ -225,6 +225,7 @@ fn attach(
                 ClientOptions {
                     session_timeout_ms: timeout_ms,
                     connect_timeout: opts.attach_timeout,
+                    ..ClientOptions::default()
                 },
             )?;
             let resp = Response::Connected {
@@ -247,6 +248,7 @@ fn attach(
                 ClientOptions {
                     session_timeout_ms: 0,
                     connect_timeout: opts.attach_timeout,
+                    ..ClientOptions::default()
                 },
             )?;
             let resp = Response::Connected {
