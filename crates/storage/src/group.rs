@@ -528,6 +528,106 @@ mod tests {
             .all(|e| e.payload.as_ref() == e.zxid.to_le_bytes()));
     }
 
+    /// A store whose fsync blocks until the test opens a gate, so that appends can be
+    /// made to queue behind a running sync deterministically.
+    struct GatedLog {
+        inner: MemLog,
+        durable: u64,
+        gate: Arc<(parking_lot::Mutex<bool>, Condvar)>,
+    }
+
+    impl LogStore for GatedLog {
+        fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+            self.inner.append(entries)
+        }
+        fn start_sync(&mut self) -> Result<crate::PendingSync, StorageError> {
+            let zxid = self.inner.last_zxid().unwrap_or(0);
+            let gate = self.gate.clone();
+            Ok(crate::PendingSync::new(zxid, 0, move || {
+                let mut open = gate.0.lock();
+                while !*open {
+                    gate.1.wait(&mut open);
+                }
+                Ok(())
+            }))
+        }
+        fn finish_sync(
+            &mut self,
+            pending: crate::PendingSync,
+            result: Result<(), StorageError>,
+        ) -> Result<u64, StorageError> {
+            result?;
+            self.durable = self.durable.max(pending.zxid());
+            Ok(self.durable)
+        }
+        fn sync_inline(&mut self) -> Result<u64, StorageError> {
+            let mut pending = self.start_sync()?;
+            let result = pending.run();
+            self.finish_sync(pending, result)
+        }
+        fn durable_zxid(&self) -> u64 {
+            self.durable
+        }
+        fn base_zxid(&self) -> u64 {
+            self.inner.base_zxid()
+        }
+        fn first_zxid(&self) -> Option<u64> {
+            self.inner.first_zxid()
+        }
+        fn last_zxid(&self) -> Option<u64> {
+            self.inner.last_zxid()
+        }
+        fn read_range(&self, from: u64, to: u64) -> Result<Vec<LogEntry>, StorageError> {
+            self.inner.read_range(from, to)
+        }
+        fn truncate_after(&mut self, zxid: u64) -> Result<(), StorageError> {
+            self.inner.truncate_after(zxid)
+        }
+        fn purge_before(&mut self, zxid: u64) -> Result<(), StorageError> {
+            self.inner.purge_before(zxid)
+        }
+        fn reset(&mut self, base_zxid: u64) -> Result<(), StorageError> {
+            self.inner.reset(base_zxid)
+        }
+    }
+
+    #[test]
+    fn appends_behind_a_running_sync_share_the_next_one_led_by_one_of_them() {
+        let gate = Arc::new((parking_lot::Mutex::new(false), Condvar::new()));
+        let gc = Arc::new(GroupCommitLog::new(GatedLog {
+            inner: MemLog::new(),
+            durable: 0,
+            gate: gate.clone(),
+        }));
+        let spawn = || {
+            let gc = gc.clone();
+            std::thread::spawn(move || gc.append_next_durable(|_| Bytes::from_static(b"x")))
+        };
+        // The first appender leads sync 1, which blocks at the gate.
+        let first = spawn();
+        while !gc.inner.state.lock().syncing {
+            std::thread::yield_now();
+        }
+        // Three more append while it runs: they form batch 2.
+        let rest: Vec<_> = (0..3).map(|_| spawn()).collect();
+        while gc.stats().entries < 4 {
+            std::thread::yield_now();
+        }
+        *gate.0.lock() = true;
+        gate.1.notify_all();
+        assert_eq!(first.join().unwrap().unwrap(), 1);
+        let mut zxids: Vec<u64> = rest
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
+        zxids.sort_unstable();
+        assert_eq!(zxids, vec![2, 3, 4]);
+        // Sync 1 for the leader; one of batch 2 took the offered lead and ran sync 2
+        // for all three of them.
+        assert_eq!(gc.stats().syncs, 2);
+        assert_eq!(gc.durable_zxid(), 4);
+    }
+
     #[test]
     fn many_threads_get_increasing_durable_zxids() {
         many_threads(GroupCommitLog::new(MemLog::new()));
