@@ -173,6 +173,23 @@ impl Core {
         }
     }
 
+    /// Input: the transport lost its connection to `peer`. A learner whose leader is
+    /// `peer` goes back to LOOKING at once, as ZooKeeper's follower does on a socket
+    /// error, instead of waiting out `sync_limit_ticks`; otherwise the input is ignored
+    /// (a leader keeps judging its quorum by heartbeats per tick window). Safety never
+    /// depends on this input: it only shortens failover, and a spurious report costs one
+    /// election that finds the same leader.
+    pub fn handle_peer_lost(&mut self, peer: ServerId) {
+        let leader = match &self.role {
+            RoleState::Following(l) | RoleState::Observing(l) => l.leader,
+            RoleState::Looking(_) | RoleState::Leading(_) => return,
+        };
+        if leader == peer {
+            tracing::info!(id = %self.cfg.id, %peer, "connection to the leader lost; re-electing");
+            self.become_looking();
+        }
+    }
+
     /// Input: one tick of logical time elapsed.
     pub fn handle_tick(&mut self) {
         self.tick += 1;

@@ -594,3 +594,22 @@ fn five_servers_survive_two_crashes() {
         assert_eq!(applied_zxids(&c, id), a);
     }
 }
+
+// ---- failover on a lost connection ----
+
+/// A follower told that its connection to the leader is gone re-elects at once (no
+/// waiting out syncLimit), finds the same leader still serving, and rejoins it.
+#[test]
+fn peer_lost_makes_a_follower_reelect_at_once_and_rejoin() {
+    let mut c = Cluster::new(7, 3, 0, |_| {});
+    let leader = elect(&mut c);
+    let follower = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    let core = c.nodes.get_mut(&follower).unwrap().core.as_mut().unwrap();
+    core.handle_peer_lost(ServerId(99)); // not its leader: ignored
+    assert_eq!(core.status().role, Role::Following);
+    core.handle_peer_lost(leader);
+    assert_eq!(core.status().role, Role::Looking);
+    c.pump(follower);
+    assert_eq!(elect(&mut c), leader, "the same leader is found again");
+    commit_write(&mut c);
+}

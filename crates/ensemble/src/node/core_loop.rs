@@ -330,8 +330,14 @@ impl Shell {
 
     /// Handles one transport event; returns the number of messages it carried.
     fn peer_event(&mut self, ev: TransportEvent) -> usize {
-        let TransportEvent::Frame { from, payload } = ev else {
-            return 0;
+        let (from, payload) = match ev {
+            TransportEvent::Frame { from, payload } => (from, payload),
+            TransportEvent::Disconnected(id) => {
+                // A follower of that peer re-elects now instead of after syncLimit.
+                self.server.handle_peer_lost(ServerId(id.0));
+                return 0;
+            }
+            _ => return 0,
         };
         let from = ServerId(from.0);
         match split_batch(&payload) {

@@ -265,6 +265,13 @@ impl Server {
         out.append(&mut self.out);
     }
 
+    /// Input: the transport lost its connection to peer `peer` (see
+    /// [`zab_core::Core::handle_peer_lost`]): a learner of that leader re-elects at once.
+    pub fn handle_peer_lost(&mut self, peer: ServerId) {
+        self.core.handle_peer_lost(peer);
+        self.pump();
+    }
+
     /// Input: one tick of logical time; `now_ms` is the caller's wall time, used for
     /// txn times and TTLs.
     pub fn handle_tick(&mut self, now_ms: i64) {
