@@ -46,6 +46,7 @@ pub struct ClusterBuilder {
     seed: u64,
     sync_limit_ticks: u64,
     init_limit_ticks: u64,
+    super_digest: Option<String>,
 }
 
 impl ClusterBuilder {
@@ -93,6 +94,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// The super digest id of every node ([`crate::NodeConfigBuilder::super_digest`]).
+    pub fn super_digest(mut self, digest_id: impl Into<String>) -> Self {
+        self.super_digest = Some(digest_id.into());
+        self
+    }
+
     /// Seed of the in-memory network.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -126,6 +133,9 @@ impl ClusterBuilder {
                 self.tick_ms.saturating_mul(400),
             ));
             b = b.session_timeout_ms(lo, hi);
+            if let Some(d) = &self.super_digest {
+                b = b.super_digest(d.clone());
+            }
             if let Some(dir) = &self.dir {
                 b = b.data_dir(dir.join(format!("node-{id}")));
             }
@@ -181,6 +191,7 @@ impl Cluster {
             seed: 7,
             sync_limit_ticks: 20,
             init_limit_ticks: 50,
+            super_digest: None,
         }
     }
 

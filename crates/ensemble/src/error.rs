@@ -44,6 +44,12 @@ pub enum Error {
     /// (digest mismatch), or it is shutting down.
     #[error("server not serving: {0}")]
     NotServing(String),
+    /// -115: addAuth failed (unknown scheme or malformed credentials). Unlike
+    /// ZooKeeper, which closes the connection (and the client sees its session end
+    /// with AuthFailed), Ensemble only fails the addAuth call: the session and the
+    /// ids it already holds stay as they were.
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
 }
 
 fn first_multi_error(results: &[OpResult]) -> String {
@@ -80,6 +86,7 @@ impl Error {
             Error::UnknownSession => -12,
             Error::Marshalling(_) => -5,
             Error::NotServing(_) => -1,
+            Error::AuthFailed(_) => -115,
         }
     }
 
@@ -104,6 +111,7 @@ impl Error {
             -111 => Error::Tree(T::NotEmpty(msg)),
             -112 => Error::SessionExpired,
             -114 => Error::Tree(T::InvalidAcl(msg)),
+            -115 => Error::AuthFailed(msg),
             -118 => Error::SessionMoved,
             -121 => Error::Tree(T::NoWatcher(msg)),
             -125 => Error::Tree(T::QuotaExceeded(msg)),
@@ -130,6 +138,7 @@ impl Error {
                 | datatree::Error::QuotaExceeded(m) => m.clone(),
                 other => other.to_string(),
             },
+            Error::AuthFailed(m) => m.clone(),
             other => other.to_string(),
         }
     }
@@ -172,6 +181,7 @@ mod tests {
             Error::SessionExpired,
             Error::SessionMoved,
             Error::UnknownSession,
+            Error::AuthFailed("digest".into()),
         ];
         for e in all {
             let back = Error::from_code(e.code(), e.message());

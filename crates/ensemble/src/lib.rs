@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod codec;
@@ -74,8 +75,8 @@ pub use node::{
     StorageKind, Stores,
 };
 pub use ops::{
-    AddWatchMode, ConnId, Event, ReadOp, ReadResult, Request, Response, SessionEvent, SessionId,
-    Xid,
+    AddWatchMode, ConnId, Event, QuotaInfo, ReadOp, ReadResult, Request, Response, SessionEvent,
+    SessionId, Xid,
 };
 pub use server::{Server, ServerAction, ServerConfig, ServerStats, StorageDone, StorageOp};
 

@@ -177,6 +177,44 @@ pub enum Request {
         /// Which watches.
         which: WatcherType,
     },
+    /// addAuth(scheme, auth): adds ids to this connection (handled by the
+    /// connection's own server, not replicated; lost when the connection is).
+    AddAuth {
+        /// The scheme (`digest`).
+        scheme: String,
+        /// The credentials (`user:password` for digest).
+        auth: Vec<u8>,
+    },
+    /// setQuota(path, count, bytes) (admin; needs ADMIN on the node).
+    SetQuota {
+        /// The quota root.
+        path: String,
+        /// Maximum number of nodes in the subtree (the root included), or -1.
+        count: i64,
+        /// Maximum total data bytes in the subtree, or -1.
+        bytes: i64,
+    },
+    /// removeQuota(path) (admin; needs ADMIN on the node).
+    RemoveQuota {
+        /// The quota root.
+        path: String,
+    },
+    /// The quota set on a path and the subtree's usage.
+    GetQuota {
+        /// The quota root.
+        path: String,
+    },
+}
+
+/// A quota and the current usage of its subtree ([`Request::GetQuota`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaInfo {
+    /// The limits.
+    pub limit: datatree::Quota,
+    /// Nodes in the subtree now.
+    pub count: i64,
+    /// Data bytes in the subtree now.
+    pub bytes: i64,
 }
 
 impl Request {
@@ -193,6 +231,8 @@ impl Request {
                 | Request::SetAcl { .. }
                 | Request::Multi(_)
                 | Request::Sync { .. }
+                | Request::SetQuota { .. }
+                | Request::RemoveQuota { .. }
         )
     }
 
@@ -223,6 +263,7 @@ impl Request {
             Request::SetAcl { path, acl, .. } => 8 + path.len() + acl_len(acl),
             Request::Multi(ops) => ops.iter().map(op_len).sum(),
             Request::MultiRead(ops) => ops.len() * 64,
+            Request::AddAuth { scheme, auth } => 8 + scheme.len() + auth.len(),
             _ => 64,
         }
     }
@@ -275,8 +316,10 @@ pub enum Response {
     Acl(Vec<Acl>, Stat),
     /// multiRead: one result per read.
     MultiRead(Vec<Result<ReadResult, crate::Error>>),
-    /// addWatch / removeWatches succeeded.
+    /// addWatch / removeWatches / addAuth / setQuota / removeQuota succeeded.
     Done,
+    /// getQuota: the quota on the path, `None` if it has none.
+    Quota(Option<QuotaInfo>),
 }
 
 /// A session-level event.

@@ -78,6 +78,9 @@ pub(crate) struct Inner {
     waker: Arc<AtomicWaker>,
     reattaching: AtomicBool,
     book: Arc<WatchBook>,
+    /// Every addAuth issued (scheme, credentials), replayed after a re-attach: auth
+    /// is per connection, as in ZooKeeper.
+    auths: Mutex<Vec<(String, Vec<u8>)>>,
     op_timeout: Option<Duration>,
 }
 
@@ -269,6 +272,7 @@ impl Client {
                         waker: Arc::new(AtomicWaker::new()),
                         reattaching: AtomicBool::new(false),
                         book: Arc::new(WatchBook::default()),
+                        auths: Mutex::new(Vec::new()),
                         op_timeout: opts.operation_timeout,
                     });
                     inner.push_event(Event::Session(SessionEvent::Connected));
@@ -498,6 +502,22 @@ fn reattach(inner: &Arc<Inner>) {
                         st.node = idx;
                         st.next_xid = 1;
                         st.status = Status::Connected;
+                        // Replay the connection's addAuths first (FIFO: before the
+                        // watches and any later request, so they run with the ids).
+                        for (scheme, auth) in inner.auths.lock().iter() {
+                            let (tx, _rx) = crossbeam_channel::bounded(1);
+                            let xid = Xid(st.next_xid);
+                            st.next_xid += 1;
+                            let _ = node.send(Inbound::Request {
+                                conn,
+                                xid,
+                                req: Request::AddAuth {
+                                    scheme: scheme.clone(),
+                                    auth: auth.clone(),
+                                },
+                                done: Completion::Channel(tx),
+                            });
+                        }
                         // Re-register the session's watches first (FIFO: before any
                         // later request); changes missed meanwhile fire at once.
                         let watches = inner.book.all();

@@ -7,7 +7,7 @@ use datatree::{Acl, CreateMode, OpResult, Stat, WatcherType, WriteOp};
 use super::watchbook::Note;
 use super::{Call, Client};
 use crate::error::Error;
-use crate::ops::{AddWatchMode, ReadOp, ReadResult, Request, Response};
+use crate::ops::{AddWatchMode, QuotaInfo, ReadOp, ReadResult, Request, Response};
 use datatree::WatcherKind;
 
 fn unexpected<T>(r: Response) -> Result<T, Error> {
@@ -23,6 +23,13 @@ fn created(r: Response) -> Result<(String, Stat), Error> {
 
 fn created_path(r: Response) -> Result<String, Error> {
     created(r).map(|(p, _)| p)
+}
+
+fn quota_info(r: Response) -> Result<Option<QuotaInfo>, Error> {
+    match r {
+        Response::Quota(q) => Ok(q),
+        other => unexpected(other),
+    }
 }
 
 fn unit(_: Response) -> Result<(), Error> {
@@ -404,6 +411,84 @@ impl Client {
             unit,
         );
         self.noted(call, Some(Note::Remove(path.to_string(), which)))
+    }
+
+    /// addAuth(scheme, auth): adds ids to this session's connection. Scheme
+    /// `digest` with `user:password` gives the id `digest:user:<base64 SHA-1>`
+    /// (and `super` when it matches the node's super digest); other schemes fail
+    /// with AuthFailed (-115), leaving the session as it was (ZooKeeper would close
+    /// it). The client remembers every addAuth and replays it, in order, after the
+    /// session moves to another node.
+    pub fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), Error> {
+        self.add_auth_async(scheme, auth).wait()
+    }
+
+    /// Future of [`Client::add_auth`].
+    pub fn add_auth_async(&self, scheme: &str, auth: &[u8]) -> Call<()> {
+        {
+            let mut auths = self.inner.auths.lock();
+            let entry = (scheme.to_string(), auth.to_vec());
+            if !auths.contains(&entry) {
+                auths.push(entry);
+            }
+        }
+        self.submit(
+            Request::AddAuth {
+                scheme: scheme.to_string(),
+                auth: auth.to_vec(),
+            },
+            unit,
+        )
+    }
+
+    /// setQuota(path, count, bytes): limits the subtree at `path` to `count` nodes
+    /// (the root included) and `bytes` data bytes (-1: unlimited); creates and
+    /// setData past a limit fail with QuotaExceeded. Needs ADMIN on the node.
+    pub fn set_quota(&self, path: &str, count: i64, bytes: i64) -> Result<(), Error> {
+        self.set_quota_async(path, count, bytes).wait()
+    }
+
+    /// Future of [`Client::set_quota`].
+    pub fn set_quota_async(&self, path: &str, count: i64, bytes: i64) -> Call<()> {
+        self.submit(
+            Request::SetQuota {
+                path: path.to_string(),
+                count,
+                bytes,
+            },
+            unit,
+        )
+    }
+
+    /// removeQuota(path): NoNode if `path` has no quota. Needs ADMIN on the node.
+    pub fn remove_quota(&self, path: &str) -> Result<(), Error> {
+        self.remove_quota_async(path).wait()
+    }
+
+    /// Future of [`Client::remove_quota`].
+    pub fn remove_quota_async(&self, path: &str) -> Call<()> {
+        self.submit(
+            Request::RemoveQuota {
+                path: path.to_string(),
+            },
+            unit,
+        )
+    }
+
+    /// The quota on `path` with the subtree's usage, `None` if it has none (read
+    /// from the connected node; needs READ on the node).
+    pub fn quota(&self, path: &str) -> Result<Option<QuotaInfo>, Error> {
+        self.quota_async(path).wait()
+    }
+
+    /// Future of [`Client::quota`].
+    pub fn quota_async(&self, path: &str) -> Call<Option<QuotaInfo>> {
+        self.submit(
+            Request::GetQuota {
+                path: path.to_string(),
+            },
+            quota_info,
+        )
     }
 
     fn noted<T>(&self, call: Call<T>, note: Option<Note>) -> Call<T> {

@@ -1,7 +1,7 @@
 //! Client write ops and the requests learners forward to the leader.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use datatree::{CreateMode, WriteOp};
+use datatree::{CreateMode, Id, WriteOp};
 
 use super::{
     get_acl, put_acl, put_bytes, CodecError, Reader, DATA_LEN_MAX, MULTI_OPS_MAX, TOUCHES_MAX,
@@ -9,7 +9,10 @@ use super::{
 use crate::error::Error;
 use crate::ops::{ConnId, SessionId, Xid};
 
-const FORWARD_VERSION: u8 = 1;
+const FORWARD_VERSION: u8 = 2;
+
+/// Most authenticated ids one forwarded request carries.
+pub const AUTH_IDS_MAX: usize = 64;
 
 // ---- write ops -----------------------------------------------------------------
 
@@ -19,6 +22,8 @@ const W_SET_DATA: u8 = 3;
 const W_SET_ACL: u8 = 4;
 const W_CHECK: u8 = 5;
 const W_MULTI: u8 = 6;
+const W_SET_QUOTA: u8 = 7;
+const W_REMOVE_QUOTA: u8 = 8;
 
 fn put_write_op(out: &mut BytesMut, op: &WriteOp) -> Result<(), Error> {
     match op {
@@ -61,6 +66,16 @@ fn put_write_op(out: &mut BytesMut, op: &WriteOp) -> Result<(), Error> {
             out.put_u8(W_CHECK);
             put_bytes(out, path.as_bytes());
             out.put_i32(*version);
+        }
+        WriteOp::SetQuota { path, quota } => {
+            out.put_u8(W_SET_QUOTA);
+            put_bytes(out, path.as_bytes());
+            out.put_i64(quota.count);
+            out.put_i64(quota.bytes);
+        }
+        WriteOp::RemoveQuota { path } => {
+            out.put_u8(W_REMOVE_QUOTA);
+            put_bytes(out, path.as_bytes());
         }
         WriteOp::Multi(ops) => {
             out.put_u8(W_MULTI);
@@ -119,6 +134,14 @@ fn get_write_op(r: &mut Reader, nested: bool) -> Result<WriteOp, CodecError> {
             path: r.string()?,
             version: r.i32()?,
         },
+        W_SET_QUOTA if !nested => WriteOp::SetQuota {
+            path: r.string()?,
+            quota: datatree::Quota {
+                count: r.i64()?,
+                bytes: r.i64()?,
+            },
+        },
+        W_REMOVE_QUOTA if !nested => WriteOp::RemoveQuota { path: r.string()? },
         W_MULTI if !nested => {
             let n = r.count(MULTI_OPS_MAX, 5)?;
             let mut ops = Vec::with_capacity(n);
@@ -164,6 +187,9 @@ pub struct Forward {
     pub xid: Xid,
     /// The client's session.
     pub session: SessionId,
+    /// The ids the client's connection authenticated (addAuth), for ACL checks on
+    /// the leader. At most [`AUTH_IDS_MAX`].
+    pub auth: Vec<Id>,
     /// The request.
     pub op: ForwardOp,
 }
@@ -183,6 +209,16 @@ impl Forward {
         out.put_u64(self.conn.0);
         out.put_u64(self.xid.0);
         out.put_i64(self.session.0);
+        if self.auth.len() > AUTH_IDS_MAX {
+            return Err(Error::Tree(datatree::Error::BadArguments(format!(
+                "more than {AUTH_IDS_MAX} authenticated ids"
+            ))));
+        }
+        out.put_u32(self.auth.len() as u32);
+        for id in &self.auth {
+            put_bytes(&mut out, id.scheme.as_bytes());
+            put_bytes(&mut out, id.id.as_bytes());
+        }
         match &self.op {
             ForwardOp::Write(op) => {
                 out.put_u8(F_WRITE);
@@ -216,6 +252,12 @@ impl Forward {
         let conn = ConnId(r.u64()?);
         let xid = Xid(r.u64()?);
         let session = SessionId(r.i64()?);
+        let n = r.count(AUTH_IDS_MAX, 8)?;
+        let mut auth = Vec::with_capacity(n);
+        for _ in 0..n {
+            let scheme = r.string()?;
+            auth.push(Id::new(scheme, r.string()?));
+        }
         let op = match r.u8()? {
             F_WRITE => ForwardOp::Write(get_write_op(&mut r, false)?),
             F_CREATE_SESSION => ForwardOp::CreateSession {
@@ -239,6 +281,7 @@ impl Forward {
             conn,
             xid,
             session,
+            auth,
             op,
         })
     }

@@ -16,7 +16,7 @@ pub use batch::{split_batch, BatchWriter, BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, B
 pub use envelope::{
     decode_state, encode_state, encode_state_header, Body, DecodedState, Envelope, Failure,
 };
-pub use forward::{Forward, ForwardOp};
+pub use forward::{Forward, ForwardOp, AUTH_IDS_MAX};
 
 use crate::error::Error;
 

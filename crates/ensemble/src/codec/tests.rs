@@ -37,6 +37,7 @@ fn forward_round_trips() {
         conn: ConnId(1),
         xid: Xid(2),
         session: SessionId(3),
+        auth: vec![datatree::Id::new("digest", "bob:abc=")],
         op: ForwardOp::Write(WriteOp::Multi(vec![
             WriteOp::Create {
                 path: "/a".into(),
@@ -57,6 +58,17 @@ fn forward_round_trips() {
         ..f
     };
     assert_eq!(Forward::decode(t.encode().unwrap()).unwrap(), t);
+    let q = Forward {
+        op: ForwardOp::Write(WriteOp::SetQuota {
+            path: "/q".into(),
+            quota: datatree::Quota {
+                count: 3,
+                bytes: -1,
+            },
+        }),
+        ..t.clone()
+    };
+    assert_eq!(Forward::decode(q.encode().unwrap()).unwrap(), q);
 }
 
 #[test]
@@ -101,6 +113,28 @@ proptest! {
         let _ = Envelope::decode(Bytes::from(data.clone()));
         let _ = Forward::decode(Bytes::from(data.clone()));
         let _ = decode_state(&data);
+    }
+
+    #[test]
+    fn forwards_with_auth_round_trip_and_truncations_fail(
+        ids in proptest::collection::vec(("[a-z]{0,8}", "[ -~]{0,24}"), 0..6),
+        cut in 0usize..400,
+    ) {
+        let f = Forward {
+            conn: ConnId(7),
+            xid: Xid(9),
+            session: SessionId(11),
+            auth: ids.into_iter().map(|(s, i)| datatree::Id::new(s, i)).collect(),
+            op: ForwardOp::Write(WriteOp::SetData {
+                path: "/a".into(),
+                data: Bytes::from_static(b"v"),
+                version: -1,
+            }),
+        };
+        let bytes = f.encode().unwrap();
+        prop_assert_eq!(Forward::decode(bytes.clone()).unwrap(), f);
+        let cut = cut.min(bytes.len() - 1);
+        prop_assert!(Forward::decode(bytes.slice(..cut)).is_err());
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub struct NodeConfig {
     pub(crate) request_max_bytes: usize,
     pub(crate) outstanding_max: usize,
     pub(crate) housekeeping_ms: u32,
+    pub(crate) super_digest: Option<String>,
 }
 
 impl NodeConfig {
@@ -89,6 +90,7 @@ impl NodeConfig {
                 request_max_bytes: REQUEST_MAX_BYTES_DEFAULT,
                 outstanding_max: 10_000,
                 housekeeping_ms: 1_000,
+                super_digest: None,
             },
         }
     }
@@ -150,6 +152,7 @@ impl NodeConfig {
             request_max_bytes: self.request_max_bytes,
             snapshot_every_txns: self.snapshot_every_txns,
             housekeeping_ticks: u64::from((self.housekeeping_ms / self.tick_ms).max(1)),
+            super_digest: self.super_digest.clone(),
         })
     }
 }
@@ -230,6 +233,16 @@ impl NodeConfigBuilder {
     /// Largest request in bytes (default 1 MiB - 1; must agree on every server).
     pub fn request_max_bytes(mut self, n: usize) -> Self {
         self.cfg.request_max_bytes = n;
+        self
+    }
+
+    /// The super user's digest id, `super:<base64 SHA-1>` as printed by
+    /// [`crate::auth::digest_id`] (ZooKeeper's
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`): a connection whose
+    /// digest addAuth produces this id also gets the id `super:`, which passes every
+    /// ACL check. Default none.
+    pub fn super_digest(mut self, digest_id: impl Into<String>) -> Self {
+        self.cfg.super_digest = Some(digest_id.into());
         self
     }
 

@@ -3,12 +3,14 @@
 
 use std::collections::VecDeque;
 
-use datatree::{path, Perms, WatcherKind, WriteOp};
+use datatree::{path, Acl, Id, Perms, WatcherKind, WriteOp};
 
 use super::{Server, ServerAction, CONN_PENDING_MAX};
 use crate::codec::{Forward, ForwardOp};
 use crate::error::Error;
-use crate::ops::{AddWatchMode, ConnId, ReadOp, ReadResult, Request, Response, SessionId, Xid};
+use crate::ops::{
+    AddWatchMode, ConnId, QuotaInfo, ReadOp, ReadResult, Request, Response, SessionId, Xid,
+};
 
 /// What a write slot waits for, to build its response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +33,9 @@ pub(crate) enum WaitKind {
 pub(crate) enum SlotState {
     /// In the write pipeline.
     Waiting(WaitKind),
-    /// A read held behind earlier writes (FIFO).
-    Read(Request),
+    /// A read held behind earlier writes (FIFO), with the connection's ids when it
+    /// arrived (a later addAuth does not widen it).
+    Read(Request, Vec<Id>),
     /// Answered, waiting for earlier slots.
     Done(Result<Response, Error>),
 }
@@ -50,6 +53,9 @@ pub(crate) struct Slot {
 pub(crate) struct Conn {
     pub(crate) session: Option<SessionId>,
     pub(crate) slots: VecDeque<Slot>,
+    /// The ids this connection authenticated (addAuth). Per connection, as in
+    /// ZooKeeper: a re-attach elsewhere starts with none (the client replays them).
+    pub(crate) auth: Vec<Id>,
 }
 
 /// Counts of one connection, for tests and stats.
@@ -189,7 +195,7 @@ impl Server {
             let ready = matches!(
                 c.slots.front(),
                 Some(Slot {
-                    state: SlotState::Done(_) | SlotState::Read(_),
+                    state: SlotState::Done(_) | SlotState::Read(..),
                     ..
                 })
             );
@@ -202,8 +208,8 @@ impl Server {
             let session = c.session;
             let result = match slot.state {
                 SlotState::Done(r) => r,
-                SlotState::Read(req) => match session {
-                    Some(s) => self.read(conn, s, req),
+                SlotState::Read(req, auth) => match session {
+                    Some(s) => self.read(conn, s, req, &auth),
                     None => Err(Error::SessionExpired),
                 },
                 SlotState::Waiting(_) => continue,
@@ -269,10 +275,17 @@ impl Server {
                 }
                 // No touch per request: every attached session is touched once per
                 // tick (`Server::handle_tick`), which covers activity too.
-                if other.is_write() {
+                if let Request::AddAuth { scheme, auth } = other {
+                    self.add_auth(conn, xid, &scheme, &auth);
+                } else if other.is_write() {
                     self.write(conn, xid, session, other);
-                } else if self.conns.get(&conn).is_some_and(|c| c.slots.is_empty()) {
-                    let r = self.read(conn, session, other);
+                } else if let Some(auth) = self
+                    .conns
+                    .get(&conn)
+                    .filter(|c| c.slots.is_empty())
+                    .map(|c| c.auth.clone())
+                {
+                    let r = self.read(conn, session, other, &auth);
                     self.out.push(ServerAction::Reply {
                         conn,
                         xid,
@@ -280,14 +293,39 @@ impl Server {
                         result: r,
                     });
                 } else if let Some(c) = self.conns.get_mut(&conn) {
+                    let auth = c.auth.clone();
                     c.slots.push_back(Slot {
                         xid,
-                        state: SlotState::Read(other),
+                        state: SlotState::Read(other, auth),
                         tick: self.tick,
                     });
                 }
             }
         }
+    }
+
+    /// addAuth: handled here, not replicated. The ids are added at once, so every
+    /// later write of the connection carries them; the reply keeps FIFO order.
+    /// Unlike ZooKeeper (which closes the connection on a failed addAuth), a failure
+    /// only fails this call with AuthFailed; the session and its ids stay.
+    fn add_auth(&mut self, conn: ConnId, xid: Xid, scheme: &str, auth: &[u8]) {
+        let result = crate::auth::authenticate(scheme, auth, self.super_digest.as_deref());
+        let result = match (result, self.conns.get_mut(&conn)) {
+            (Ok(ids), Some(c)) => {
+                for id in ids {
+                    if c.auth.len() >= crate::codec::AUTH_IDS_MAX {
+                        break;
+                    }
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+                Ok(Response::Done)
+            }
+            (Ok(_), None) => Err(Error::SessionExpired),
+            (Err(e), _) => Err(e),
+        };
+        self.answer(conn, xid, result);
     }
 
     fn connect(&mut self, conn: ConnId, xid: Xid, timeout_ms: u32) {
@@ -459,6 +497,17 @@ impl Server {
                 }
                 (WaitKind::Multi, ForwardOp::Write(WriteOp::Multi(ops)))
             }
+            Request::SetQuota { path, count, bytes } => (
+                WaitKind::Write,
+                ForwardOp::Write(WriteOp::SetQuota {
+                    path,
+                    quota: datatree::Quota { count, bytes },
+                }),
+            ),
+            Request::RemoveQuota { path } => (
+                WaitKind::Write,
+                ForwardOp::Write(WriteOp::RemoveQuota { path }),
+            ),
             _ => {
                 let e = datatree::Error::BadArguments("not a write".into());
                 self.answer(conn, xid, Err(e.into()));
@@ -472,10 +521,16 @@ impl Server {
     /// Sends a write into the pipeline: prepared here on the leader, forwarded by a
     /// learner. The slot is already waiting.
     fn submit(&mut self, conn: ConnId, xid: Xid, session: SessionId, op: ForwardOp) {
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
         let fwd = Forward {
             conn,
             xid,
             session,
+            auth,
             op,
         };
         if self.role == zab_core::Role::Leading {
@@ -502,6 +557,7 @@ impl Server {
         conn: ConnId,
         session: SessionId,
         req: Request,
+        auth: &[Id],
     ) -> Result<Response, Error> {
         match req {
             Request::Exists { path, watch } => {
@@ -514,7 +570,7 @@ impl Server {
             }
             Request::GetData { path, watch } => {
                 path::validate(&path)?;
-                self.check_read_acl(&path)?;
+                self.check_read_acl(&path, auth)?;
                 let (data, stat) = self.tree.data(&path)?;
                 if watch {
                     self.watches.add(session, &path, WatcherKind::Data);
@@ -523,7 +579,7 @@ impl Server {
             }
             Request::GetChildren { path, watch } => {
                 path::validate(&path)?;
-                self.check_read_acl(&path)?;
+                self.check_read_acl(&path, auth)?;
                 let (children, stat) = self.tree.children(&path)?;
                 if watch {
                     self.watches.add(session, &path, WatcherKind::Child);
@@ -532,6 +588,7 @@ impl Server {
             }
             Request::GetAllChildrenNumber { path } => {
                 path::validate(&path)?;
+                self.check_read_acl(&path, auth)?;
                 Ok(Response::Count(self.tree.all_children_number(&path)?))
             }
             Request::GetEphemerals { prefix } => {
@@ -547,20 +604,45 @@ impl Server {
             Request::GetAcl { path } => {
                 path::validate(&path)?;
                 let (acl, stat) = self.tree.acl(&path)?;
-                Ok(Response::Acl(acl, stat))
+                // As ZooKeeper's FinalRequestProcessor: READ or ADMIN lets one see
+                // the ACL; without ADMIN, digest ids are shown as `user:x`.
+                let allowed = |p: Perms| datatree::acl::check(&acl, p, auth);
+                if !allowed(Perms::READ) && !allowed(Perms::ADMIN) {
+                    return Err(datatree::Error::NoAuth(path).into());
+                }
+                if allowed(Perms::ADMIN) {
+                    Ok(Response::Acl(acl, stat))
+                } else {
+                    Ok(Response::Acl(redact_digests(acl), stat))
+                }
+            }
+            Request::GetQuota { path } => {
+                path::validate(&path)?;
+                self.check_read_acl(&path, auth)?;
+                let info = self
+                    .tree
+                    .quota(&path)
+                    .map(|(limit, count, bytes)| QuotaInfo {
+                        limit,
+                        count,
+                        bytes,
+                    });
+                Ok(Response::Quota(info))
             }
             Request::MultiRead(ops) => {
                 let results = ops
                     .into_iter()
                     .map(|op| match op {
                         ReadOp::GetData { path } => path::validate(&path)
-                            .and_then(|_| self.tree.data(&path))
-                            .map(|(d, s)| ReadResult::Data(d, s))
-                            .map_err(Error::from),
+                            .map_err(Error::from)
+                            .and_then(|_| self.check_read_acl(&path, auth))
+                            .and_then(|_| self.tree.data(&path).map_err(Error::from))
+                            .map(|(d, s)| ReadResult::Data(d, s)),
                         ReadOp::GetChildren { path } => path::validate(&path)
-                            .and_then(|_| self.tree.children(&path))
-                            .map(|(c, s)| ReadResult::Children(c, s))
-                            .map_err(Error::from),
+                            .map_err(Error::from)
+                            .and_then(|_| self.check_read_acl(&path, auth))
+                            .and_then(|_| self.tree.children(&path).map_err(Error::from))
+                            .map(|(c, s)| ReadResult::Children(c, s)),
                     })
                     .collect();
                 Ok(Response::MultiRead(results))
@@ -628,12 +710,25 @@ impl Server {
         }
     }
 
-    fn check_read_acl(&self, p: &str) -> Result<(), Error> {
-        match self.tree.check_acl(p, Perms::READ, &[]) {
+    fn check_read_acl(&self, p: &str, auth: &[Id]) -> Result<(), Error> {
+        match self.tree.check_acl(p, Perms::READ, auth) {
             Ok(true) => Ok(()),
             Ok(false) => Err(datatree::Error::NoAuth(p.to_string()).into()),
             // A missing node is reported by the read itself.
             Err(_) => Ok(()),
         }
     }
+}
+
+/// getACL without ADMIN: digest ids lose their hash (`user:x`), as ZooKeeper shows them.
+fn redact_digests(acl: Vec<Acl>) -> Vec<Acl> {
+    acl.into_iter()
+        .map(|mut a| {
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or_default();
+                a.id.id = format!("{user}:x");
+            }
+            a
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! learner's touch reports.
 
 use bytes::Bytes;
-use datatree::{PrepContext, PrepError, Txn, WriteOp};
+use datatree::{Id, Perms, PrepContext, PrepError, Txn, WriteOp};
 use zab_core::{Phase, Role, ServerId, Zxid};
 
 use super::{Server, DEFERRED_MAX, FORWARD_SEEN_MAX};
@@ -125,7 +125,7 @@ impl Server {
                 };
                 match checked {
                     Err(e) => Body::Error(Failure::Single(e.into())),
-                    Ok(()) => self.prepare_write(fwd.session, z, &op),
+                    Ok(()) => self.prepare_write(fwd.session, &fwd.auth, z, &op),
                 }
             }
             ForwardOp::CreateSession { timeout_ms } => {
@@ -170,10 +170,19 @@ impl Server {
         Ok(())
     }
 
-    fn prepare_write(&mut self, session: SessionId, zxid: i64, op: &WriteOp) -> Body {
+    fn prepare_write(&mut self, session: SessionId, auth: &[Id], zxid: i64, op: &WriteOp) -> Body {
+        // Quotas are admin operations: ADMIN on the node (ZooKeeper guards its
+        // /zookeeper/quota nodes by their ACLs instead).
+        if let WriteOp::SetQuota { path, .. } | WriteOp::RemoveQuota { path } = op {
+            if let Ok(false) = self.tree.check_acl(path, Perms::ADMIN, auth) {
+                return Body::Error(Failure::Single(
+                    datatree::Error::NoAuth(path.clone()).into(),
+                ));
+            }
+        }
         let ctx = PrepContext {
             session,
-            auth: &[],
+            auth,
             zxid,
         };
         match self.prep.prepare(&self.tree, &ctx, op) {
@@ -268,7 +277,7 @@ impl Server {
                     now_ms: self.now_ms,
                 };
                 let z = zxid.to_u64() as i64;
-                if let Body::Tree(txn) = self.prepare_write(SessionId(0), z, &op) {
+                if let Body::Tree(txn) = self.prepare_write(SessionId(0), &[], z, &op) {
                     self.propose_body(0, ConnId(0), Xid(0), SessionId(0), zxid, Body::Tree(txn));
                 }
             }
@@ -285,6 +294,7 @@ impl Server {
             conn: ConnId(0),
             xid: Xid(0),
             session: SessionId(0),
+            auth: Vec::new(),
             op: ForwardOp::Touches(touched.into_iter().map(|s| SessionId(s.0)).collect()),
         };
         if let Ok(bytes) = fwd.encode() {

@@ -33,6 +33,7 @@ fn config(id: u64, n: u64) -> ServerConfig {
         request_max_bytes: REQUEST_MAX_BYTES_DEFAULT,
         snapshot_every_txns: 0,
         housekeeping_ticks: 10,
+        super_digest: None,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub snapshot_every_txns: u64,
     /// Ticks between the leader's checks for empty containers and expired TTL nodes.
     pub housekeeping_ticks: u64,
+    /// The super digest id (`super:<base64>`): a digest addAuth producing it also
+    /// grants the `super` id. `None`: no super user.
+    pub super_digest: Option<String>,
 }
 
 /// A storage action for the shell's FIFO durable pipeline (see [`zab_core::action`]).

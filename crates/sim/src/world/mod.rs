@@ -124,6 +124,7 @@ fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerCon
         request_max_bytes: REQUEST_MAX_BYTES_DEFAULT,
         snapshot_every_txns: cfg.snapshot_every_txns,
         housekeeping_ticks: 10,
+        super_digest: None,
     })
 }
 
