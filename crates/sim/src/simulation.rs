@@ -30,7 +30,7 @@ impl fmt::Display for RunReport {
         let s = &self.stats;
         write!(
             f,
-            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions, {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} TRUNCs; checked {} reads, {} watch changes, {} ops on {} znodes ({} inconclusive); faults [{}]",
+            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions ({} closed, {} expired), {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} TRUNCs; checked {} reads, {} watch changes, {} ops on {} znodes ({} inconclusive); faults [{}]",
             self.seed,
             s.steps,
             s.virtual_ms,
@@ -38,6 +38,8 @@ impl fmt::Display for RunReport {
             s.ops_ok,
             s.committed,
             s.sessions,
+            s.coverage.sessions_closed,
+            s.coverage.sessions_expired,
             s.crashes,
             s.partitions,
             s.pauses,
@@ -421,6 +423,8 @@ fn end_checks<W: Workload>(w: &mut World<W>) {
         &w.disturbances,
         &committed.applied_at_us,
     ));
+    coverage.sessions_expired = reference.closed_sessions.values().filter(|c| c.1).count();
+    coverage.sessions_closed = reference.closed_sessions.len() - coverage.sessions_expired;
     w.stats.coverage = coverage;
     let now = w.now_us;
     for (name, message) in found {

@@ -69,6 +69,10 @@ pub struct Coverage {
     pub reads_checked: usize,
     /// Changes a persistent (or recursive) watch had to report, all found.
     pub watch_changes_checked: usize,
+    /// Sessions whose expiry (leader-proposed close) committed.
+    pub sessions_expired: usize,
+    /// Sessions closed by their client.
+    pub sessions_closed: usize,
 }
 
 /// One server as a [`Check`] sees it.
