@@ -67,7 +67,8 @@ pub mod server;
 pub use client::{Call, Client, ClientOptions, EventStream};
 pub use cluster::{Cluster, ClusterBuilder};
 pub use datatree::{
-    Acl, CreateMode, EventType, OpResult, Stat, WatchedEvent, WatcherType, WriteOp,
+    Acl, CreateMode, EventType, Id, OpResult, Perms, Quota, Stat, WatchedEvent, WatcherType,
+    WriteOp,
 };
 pub use error::Error;
 pub use node::{
