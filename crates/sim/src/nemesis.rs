@@ -156,7 +156,7 @@ pub fn schedule(
             }
             "client-expiry" if clients > 0 => {
                 let c = rng.gen_range(0..clients);
-                out.push((t, Fault::ClientSilent(c, rng.gen_range(500..2_000))));
+                out.push((t, Fault::ClientSilent(c, rng.gen_range(800..3_000))));
             }
             _ => {}
         }
