@@ -113,7 +113,7 @@ pub fn authenticate(
             if super_digest == Some(id.as_str()) {
                 ids.push(Id::new("super", ""));
             }
-            ids.push(Id::new("digest", &id));
+            ids.push(Id::new("digest", id));
             Ok(ids)
         }
         other => Err(Error::AuthFailed(format!("unknown auth scheme {other:?}"))),
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn authenticate_schemes() {
         let ids = authenticate("digest", b"bob:pw", None).unwrap();
-        assert_eq!(ids, vec![Id::new("digest", &digest_id("bob:pw").unwrap())]);
+        assert_eq!(ids, vec![Id::new("digest", digest_id("bob:pw").unwrap())]);
         let sup = digest_id("admin:s3cret").unwrap();
         let ids = authenticate("digest", b"admin:s3cret", Some(&sup)).unwrap();
         assert!(ids.iter().any(|i| i.scheme == "super"));

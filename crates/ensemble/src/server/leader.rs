@@ -76,7 +76,7 @@ impl Server {
             return;
         }
         if let Err(fwd) = self.leader_process(origin, fwd) {
-            self.defer(origin, fwd);
+            self.defer(origin, *fwd);
         }
     }
 
@@ -94,16 +94,17 @@ impl Server {
     pub(super) fn leader_retry_deferred(&mut self) {
         while let Some((origin, fwd)) = self.deferred.pop_front() {
             if let Err(fwd) = self.leader_process(origin, fwd) {
-                self.deferred.push_front((origin, fwd));
+                self.deferred.push_front((origin, *fwd));
                 return;
             }
         }
     }
 
-    /// Prepares and proposes; `Err` hands the request back when there is no room.
-    fn leader_process(&mut self, origin: ServerId, fwd: Forward) -> Result<(), Forward> {
+    /// Prepares and proposes; `Err` hands the request back when there is no room
+    /// (boxed: the rare path).
+    fn leader_process(&mut self, origin: ServerId, fwd: Forward) -> Result<(), Box<Forward>> {
         let Some(zxid) = self.next_zxid() else {
-            return Err(fwd);
+            return Err(Box::new(fwd));
         };
         let span = tracing::trace_span!("prep", id = %self.id, zxid = %zxid);
         let _g = span.enter();
