@@ -60,6 +60,11 @@ impl<W: Write> EnvelopeWriter<W> {
         })
     }
 
+    /// The writer the body goes to (for flushing it to disk part-way).
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Writes the trailer and returns the sink and the body length.
     pub fn finish(mut self) -> io::Result<(W, u64)> {
         self.inner.write_all(&trailer(self.len, self.crc))?;
