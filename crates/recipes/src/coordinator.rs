@@ -576,9 +576,8 @@ fn dispatch_loop(shared: &Arc<Shared>) {
         match (state, suspended_since) {
             (ConnectionState::Suspended, None) => suspended_since = Some(Instant::now()),
             (ConnectionState::Suspended, Some(t)) => {
-                let timeout = Duration::from_millis(u64::from(
-                    shared.client.read().session_timeout_ms(),
-                ));
+                let timeout =
+                    Duration::from_millis(u64::from(shared.client.read().session_timeout_ms()));
                 if t.elapsed() >= timeout {
                     tracing::debug!("suspended longer than the session timeout: lost");
                     suspended_since = None;
