@@ -4,7 +4,10 @@
 //! moves, writes forwarded by followers checked with the caller's ids, read
 //! permissions, quotas.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{open, wait_until};
+use std::time::Duration;
 
 use ensemble::auth::digest_id;
 use ensemble::ops::{ReadOp, ReadResult};
@@ -16,10 +19,6 @@ fn code<T: std::fmt::Debug>(r: Result<T, Error>) -> i32 {
     r.unwrap_err().code()
 }
 
-fn open() -> Vec<Acl> {
-    Acl::open_unsafe()
-}
-
 fn digest_acl(user_password: &str, perms: Perms) -> Acl {
     Acl {
         perms,
@@ -29,17 +28,6 @@ fn digest_acl(user_password: &str, perms: Perms) -> Acl {
 
 fn followers(cluster: &Cluster, leader: u64) -> Vec<u64> {
     cluster.ids().into_iter().filter(|i| *i != leader).collect()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The owner works through a follower (its writes are forwarded and checked on the

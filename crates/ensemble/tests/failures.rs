@@ -1,32 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Crashes, restarts, partitions, expiry and catch-up, through the public API.
 
+mod common;
+
+use common::{open, wait_until};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ensemble::{
-    Acl, Client, ClientOptions, Cluster, CreateMode, Error, Event, EventType, SessionEvent,
-};
+use ensemble::{Client, ClientOptions, Cluster, CreateMode, Error, Event, EventType, SessionEvent};
 
 const T: Duration = Duration::from_secs(15);
 
-fn open() -> Vec<Acl> {
-    Acl::open_unsafe()
-}
-
 fn follower_of(cluster: &Cluster, leader: u64) -> u64 {
     cluster.ids().into_iter().find(|i| *i != leader).unwrap()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

@@ -4,22 +4,14 @@
 //! the ephemerals; a leader failover neither expires a live session nor keeps a dead
 //! one. Waits are bounded; nothing here asserts on speed.
 
+mod common;
+
+use common::wait_until;
 use std::time::{Duration, Instant};
 
 use ensemble::{Acl, Client, ClientOptions, Cluster, CreateMode};
 
 const T: Duration = Duration::from_secs(20);
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// ZOOKEEPER-2355 class: a follower cut off while a session closes must not keep the
 /// session's ephemerals once it rejoins (it catches up by DIFF/SNAP, not by the
