@@ -1,6 +1,9 @@
 //! `ensemble-bench`: see the library docs; `--help` lists the flags.
 
 use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ensemble_bench::{run, Options};
 
 fn main() -> std::process::ExitCode {

@@ -247,7 +247,7 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Batch {
     zxid: i64,
-    paths: Vec<String>,
+    paths: Vec<Arc<str>>,
     quota: Vec<(String, i64, i64)>,
 }
 
@@ -255,13 +255,15 @@ struct Batch {
 #[derive(Debug, Default)]
 pub struct Prep {
     config: PrepConfig,
-    overlay: HashMap<String, Pending>,
+    /// Keyed by shared paths: one allocation serves the overlay, the batch and the
+    /// undo record.
+    overlay: HashMap<Arc<str>, Pending>,
     batches: VecDeque<Batch>,
     quota_pending: HashMap<String, (i64, i64)>,
 }
 
 /// One op's effect on the overlay, kept so a failing multi can be undone.
-type Saved = Vec<(String, Option<Pending>)>;
+type Saved = Vec<(Arc<str>, Option<Pending>)>;
 
 impl Prep {
     /// A preparer with the given settings.
@@ -292,8 +294,8 @@ impl Prep {
                 break;
             };
             for p in b.paths {
-                if self.overlay.get(&p).is_some_and(|e| e.zxid == b.zxid) {
-                    self.overlay.remove(&p);
+                if self.overlay.get(&*p).is_some_and(|e| e.zxid == b.zxid) {
+                    self.overlay.remove(&*p);
                 }
             }
             for (q, c, by) in b.quota {
@@ -317,15 +319,16 @@ impl Prep {
     }
 
     fn set(&mut self, saved: &mut Saved, batch: &mut Batch, p: &str, view: Option<NodeView>) {
+        let key: Arc<str> = Arc::from(p);
         let old = self.overlay.insert(
-            p.to_string(),
+            Arc::clone(&key),
             Pending {
                 zxid: batch.zxid,
                 view,
             },
         );
-        saved.push((p.to_string(), old));
-        batch.paths.push(p.to_string());
+        saved.push((Arc::clone(&key), old));
+        batch.paths.push(key);
     }
 
     /// Validates `op` for the session in `ctx` and returns the txn op to propose; the
@@ -411,7 +414,7 @@ impl Prep {
                 for (p, old) in saved.into_iter().rev() {
                     match old {
                         Some(o) => self.overlay.insert(p, o),
-                        None => self.overlay.remove(&p),
+                        None => self.overlay.remove(&*p),
                     };
                 }
                 Err(e)
@@ -437,11 +440,11 @@ impl Prep {
         let mut set: BTreeSet<String> = tree
             .ephemerals(session)
             .into_iter()
-            .filter(|p| self.overlay.get(p).is_none_or(|e| owned(&e.view)))
+            .filter(|p| self.overlay.get(p.as_str()).is_none_or(|e| owned(&e.view)))
             .collect();
         for (p, e) in &self.overlay {
             if owned(&e.view) {
-                set.insert(p.clone());
+                set.insert(p.to_string());
             }
         }
         let paths: Vec<String> = set.into_iter().collect();
@@ -613,7 +616,7 @@ impl Prep {
                     }
                     _ => false,
                 };
-                if !qualifies || self.overlay.contains_key(p) {
+                if !qualifies || self.overlay.contains_key(p.as_str()) {
                     // Changed since the sweep looked at it: leave it for the next sweep.
                     return Err(Error::BadArguments(format!(
                         "{p} no longer qualifies for expiry"

@@ -6,10 +6,14 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use crate::action::Action;
 use crate::core::{Core, ProposeError, RoleState};
 use crate::leader::Stage;
 use crate::messages::{Entry, Message};
 use crate::zxid::{ServerId, Zxid};
+
+/// Voters whose ACKs the leader tallies without allocating.
+const ACKS_INLINE: usize = 16;
 
 impl Core {
     /// Commits up to `upto` and tells the learners: COMMIT to followers, INFORM with the
@@ -57,39 +61,71 @@ impl Core {
     }
 
     /// Commits the highest zxid that a quorum of voters (self included) has durable.
+    /// Runs on every ACK: no allocation for ensembles of up to [`ACKS_INLINE`] voters.
     pub(crate) fn maybe_advance_commit(&mut self) {
         let me = self.cfg.id;
         let Some(l) = self.leader_ref() else { return };
         if !l.established {
             return;
         }
-        let mut acks: Vec<(ServerId, Zxid)> = vec![(me, self.log.durable())];
+        let mut inline = [(ServerId(0), Zxid::ZERO); ACKS_INLINE];
+        let mut spill: Vec<(ServerId, Zxid)> = Vec::new();
+        let mut n = 0;
+        let mut put = |a: (ServerId, Zxid)| {
+            if n < ACKS_INLINE {
+                inline[n] = a;
+            } else {
+                if spill.is_empty() {
+                    spill.extend_from_slice(&inline);
+                }
+                spill.push(a);
+            }
+            n += 1;
+        };
+        put((me, self.log.durable()));
         for (id, h) in &l.learners {
             if h.stage == Stage::Synced && !h.observer && self.is_voter(*id) {
-                acks.push((*id, h.acked));
+                put((*id, h.acked));
             }
         }
-        let mut candidates: Vec<Zxid> = acks.iter().map(|(_, z)| *z).collect();
-        candidates.sort_unstable_by(|a, b| b.cmp(a));
-        candidates.dedup();
+        let acks: &mut [(ServerId, Zxid)] = if n <= ACKS_INLINE {
+            &mut inline[..n]
+        } else {
+            &mut spill
+        };
+        // Highest zxid first: the quorum check for a candidate then needs the prefix of
+        // servers that have at least that zxid.
+        acks.sort_unstable_by(|a, b| b.1.cmp(&a.1));
         let committed = self.log.committed();
-        for c in candidates {
+        let mut ids = [ServerId(0); ACKS_INLINE];
+        let mut ids_spill: Vec<ServerId> = Vec::new();
+        for i in 0..acks.len() {
+            let c = acks[i].1;
             if c <= committed {
                 break;
             }
-            let ids: BTreeSet<ServerId> = acks
-                .iter()
-                .filter(|(_, z)| *z >= c)
-                .map(|(id, _)| *id)
-                .collect();
-            if self.cfg.quorum.contains_quorum(&ids) {
+            if acks.get(i + 1).is_some_and(|next| next.1 == c) {
+                continue; // the last server holding `c` decides for it
+            }
+            let holders: &[ServerId] = if i < ACKS_INLINE {
+                for (slot, a) in ids.iter_mut().zip(acks.iter()).take(i + 1) {
+                    *slot = a.0;
+                }
+                &ids[..=i]
+            } else {
+                ids_spill.clear();
+                ids_spill.extend(acks[..=i].iter().map(|a| a.0));
+                &ids_spill
+            };
+            if self.cfg.quorum.contains_quorum_slice(holders) {
                 self.leader_commit(c);
                 break;
             }
         }
     }
 
-    pub(crate) fn leader_propose(&mut self, payload: Bytes) -> Result<Zxid, ProposeError> {
+    /// The zxid the next proposal gets, or why there is none (no side effects).
+    pub(crate) fn leader_next_zxid(&self) -> Result<Zxid, ProposeError> {
         let Some(l) = self.leader_ref() else {
             let leader = match &self.role {
                 RoleState::Following(s) | RoleState::Observing(s) => Some(s.leader),
@@ -105,45 +141,50 @@ impl Core {
         }
         let last = self.log.last();
         let counter = if last.epoch == epoch {
-            last.counter + 1
+            last.counter.saturating_add(1)
         } else {
             1
         };
         if counter > self.cfg.zxid_counter_max {
-            // The counter would roll over: ZooKeeper forces a new epoch by re-electing.
-            tracing::info!(id = %self.cfg.id, epoch, "zxid counter exhausted; re-electing");
-            self.become_looking();
             return Err(ProposeError::ZxidRollover);
         }
-        let entry = Entry {
-            zxid: Zxid::new(epoch, counter),
-            payload,
+        Ok(Zxid::new(epoch, counter))
+    }
+
+    pub(crate) fn leader_propose(&mut self, payload: Bytes) -> Result<Zxid, ProposeError> {
+        let zxid = match self.leader_next_zxid() {
+            Ok(z) => z,
+            Err(ProposeError::ZxidRollover) => {
+                // The counter would roll over: ZooKeeper forces a new epoch by re-electing.
+                tracing::info!(id = %self.cfg.id, epoch = self.log.last().epoch, "zxid counter exhausted; re-electing");
+                self.become_looking();
+                return Err(ProposeError::ZxidRollover);
+            }
+            Err(e) => return Err(e),
         };
-        let followers: Vec<ServerId> = l
-            .learners
-            .iter()
-            .filter(|(_, h)| {
-                !h.observer && matches!(h.stage, Stage::Syncing { .. } | Stage::Synced)
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let prev = self.log.last();
+        let entry = Entry { zxid, payload };
         self.append(entry.clone());
-        for to in followers {
-            self.send(
-                to,
-                Message::Proposal {
-                    epoch,
-                    prev: last,
-                    entry: entry.clone(),
-                },
-            );
-            if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
-                h.sent = entry.zxid;
+        // Field-wise borrows: the learner table and the action queue are disjoint.
+        if let RoleState::Leading(l) = &mut self.role {
+            for (to, h) in l.learners.iter_mut() {
+                if h.observer || !matches!(h.stage, Stage::Syncing { .. } | Stage::Synced) {
+                    continue;
+                }
+                h.sent = zxid;
+                self.actions.push(Action::Send {
+                    to: *to,
+                    msg: Message::Proposal {
+                        epoch: zxid.epoch,
+                        prev,
+                        entry: entry.clone(),
+                    },
+                });
             }
         }
         // A quorum of one commits on its own durability.
         self.maybe_advance_commit();
-        Ok(entry.zxid)
+        Ok(zxid)
     }
 
     pub(crate) fn tick_leader(&mut self) {

@@ -73,7 +73,7 @@ pub struct Core {
     /// The current vote: the proposal while LOOKING, the decided vote otherwise.
     pub(crate) vote: Vote,
     pub(crate) role: RoleState,
-    actions: Vec<Action>,
+    pub(crate) actions: Vec<Action>,
     reported: Option<(Role, Phase, Option<ServerId>, u32)>,
 }
 
@@ -128,6 +128,19 @@ impl Core {
     /// Takes every pending action, in the order they must be executed.
     pub fn drain_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
+    }
+
+    /// Appends every pending action to `out`, in execution order (reusing the
+    /// caller's buffer instead of allocating one per call).
+    pub fn drain_actions_into(&mut self, out: &mut Vec<Action>) {
+        out.append(&mut self.actions);
+    }
+
+    /// The zxid [`Core::propose`] would give the next txn now, or the error it would
+    /// return (without its side effects). Lets a shell validate a request against the
+    /// exact zxid before encoding it.
+    pub fn next_zxid(&self) -> Result<Zxid, ProposeError> {
+        self.leader_next_zxid()
     }
 
     /// The current state, for tests and metrics.

@@ -7,12 +7,15 @@ use crate::messages::Entry;
 use crate::zxid::Zxid;
 
 /// In-memory log window. Invariants: `base <= committed <= last()`,
-/// `durable <= last()`, entries strictly increasing and all after `base`.
+/// `durable <= last()`, entries strictly increasing and all after `base`,
+/// `committed_len` = the number of entries `<= committed`.
 #[derive(Debug, Clone)]
 pub(crate) struct Log {
     base: Zxid,
     entries: VecDeque<Entry>,
     committed: Zxid,
+    /// Entries at or below `committed` (kept so the hot paths need no search).
+    committed_len: usize,
     durable: Zxid,
     commit_log_max: usize,
 }
@@ -30,6 +33,7 @@ impl Log {
             base,
             entries: VecDeque::new(),
             committed: base,
+            committed_len: 0,
             durable: base,
             commit_log_max,
         };
@@ -44,6 +48,7 @@ impl Log {
             log.reset(committed);
         } else {
             log.committed = committed.max(base);
+            log.committed_len = log.count_upto(log.committed);
         }
         log.trim();
         log
@@ -84,11 +89,20 @@ impl Log {
         }
     }
 
-    /// Entries with `after < zxid <= upto`.
-    pub(crate) fn range(&self, after: Zxid, upto: Zxid) -> Vec<Entry> {
-        let start = match self.index_of(after) {
+    /// Number of entries `<= zxid`.
+    fn count_upto(&self, zxid: Zxid) -> usize {
+        match self.index_of(zxid) {
             Ok(i) => i + 1,
             Err(i) => i,
+        }
+    }
+
+    /// Entries with `after < zxid <= upto`.
+    pub(crate) fn range(&self, after: Zxid, upto: Zxid) -> Vec<Entry> {
+        let start = if after == self.committed {
+            self.committed_len
+        } else {
+            self.count_upto(after)
         };
         self.entries
             .iter()
@@ -113,6 +127,7 @@ impl Log {
         while self.entries.back().is_some_and(|e| e.zxid > after) {
             self.entries.pop_back();
         }
+        self.committed_len = self.committed_len.min(self.entries.len());
         self.durable = self.durable.min(self.last());
     }
 
@@ -121,6 +136,7 @@ impl Log {
         self.entries.clear();
         self.base = zxid;
         self.committed = zxid;
+        self.committed_len = 0;
         self.durable = zxid;
     }
 
@@ -133,6 +149,8 @@ impl Log {
         }
         let newly = self.range(self.committed, upto);
         self.committed = upto;
+        self.committed_len += newly.len();
+        debug_assert_eq!(self.committed_len, self.count_upto(upto));
         self.trim();
         newly
     }
@@ -148,10 +166,8 @@ impl Log {
     }
 
     fn committed_count(&self) -> usize {
-        match self.index_of(self.committed) {
-            Ok(i) => i + 1,
-            Err(i) => i,
-        }
+        debug_assert_eq!(self.committed_len, self.count_upto(self.committed));
+        self.committed_len
     }
 
     /// Drops the oldest committed entries beyond `commit_log_max`.
@@ -160,6 +176,7 @@ impl Log {
         while excess > 0 {
             if let Some(e) = self.entries.pop_front() {
                 self.base = e.zxid;
+                self.committed_len -= 1;
             }
             excess -= 1;
         }

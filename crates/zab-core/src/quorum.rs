@@ -17,6 +17,12 @@ pub trait QuorumVerifier: fmt::Debug + Send + Sync {
     fn voters(&self) -> Vec<ServerId>;
     /// Whether the voters in `ids` form a quorum; non-voters in `ids` are ignored.
     fn contains_quorum(&self, ids: &BTreeSet<ServerId>) -> bool;
+    /// The same question for a slice of distinct ids (the leader asks it on every
+    /// ACK, so implementations should answer without allocating). The default
+    /// collects into a set.
+    fn contains_quorum_slice(&self, ids: &[ServerId]) -> bool {
+        self.contains_quorum(&ids.iter().copied().collect())
+    }
 }
 
 /// Errors building a quorum verifier.
@@ -61,6 +67,11 @@ impl QuorumVerifier for Majority {
     }
 
     fn contains_quorum(&self, ids: &BTreeSet<ServerId>) -> bool {
+        let present = ids.iter().filter(|id| self.voters.contains(id)).count();
+        present * 2 > self.voters.len()
+    }
+
+    fn contains_quorum_slice(&self, ids: &[ServerId]) -> bool {
         let present = ids.iter().filter(|id| self.voters.contains(id)).count();
         present * 2 > self.voters.len()
     }
@@ -238,6 +249,8 @@ mod tests {
                 (0..n).filter(|i| mask & (1 << i) != 0).map(ServerId).collect()
             };
             let (qa, qb) = (pick(a), pick(b));
+            let slice: Vec<ServerId> = qa.iter().copied().collect();
+            prop_assert_eq!(m.contains_quorum_slice(&slice), m.contains_quorum(&qa));
             if m.contains_quorum(&qa) && m.contains_quorum(&qb) {
                 prop_assert!(qa.intersection(&qb).next().is_some());
             }
@@ -253,6 +266,8 @@ mod tests {
                 (0..9).filter(|i| mask & (1 << i) != 0).map(ServerId).collect()
             };
             let (qa, qb) = (pick(a), pick(b));
+            let slice: Vec<ServerId> = qa.iter().copied().collect();
+            prop_assert_eq!(h.contains_quorum_slice(&slice), h.contains_quorum(&qa));
             if h.contains_quorum(&qa) && h.contains_quorum(&qb) {
                 let both: BTreeSet<_> = qa.intersection(&qb).filter(|id| h.is_voter(**id)).collect();
                 prop_assert!(!both.is_empty());

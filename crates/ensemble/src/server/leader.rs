@@ -15,21 +15,12 @@ impl Server {
     /// The zxid the next proposal will get, if the leader is established and its
     /// proposal window has room.
     fn next_zxid(&self) -> Option<Zxid> {
-        let st = self.core.status();
-        if st.role != Role::Leading || st.phase != Phase::Broadcast {
+        if self.role != Role::Leading || self.phase != Phase::Broadcast {
             return None;
         }
-        let epoch = st.leader_epoch;
-        let last = st.last_zxid;
-        if st.uncommitted >= self.outstanding_max {
-            return None;
-        }
-        let counter = if last.epoch == epoch {
-            last.counter.checked_add(1)?
-        } else {
-            1
-        };
-        Some(Zxid::new(epoch, counter))
+        // The core refuses past its proposal window (`outstanding_max`) and at the
+        // counter's end; this is exactly the zxid `propose` will assign.
+        self.core.next_zxid().ok()
     }
 
     /// A request of one of this leader's own clients.

@@ -85,6 +85,7 @@ pub struct Server {
     deferred: VecDeque<(ServerId, Forward)>,
     forward_seen: HashMap<(u64, u64), u64>,
     out: Vec<ServerAction>,
+    scratch_actions: Vec<Action>,
     scratch_events: Vec<(SessionId, WatchedEvent)>,
 }
 
@@ -180,6 +181,7 @@ impl Server {
             deferred: VecDeque::new(),
             forward_seen: HashMap::new(),
             out: Vec::new(),
+            scratch_actions: Vec::new(),
             scratch_events: Vec::new(),
         };
         server.pump();
@@ -362,15 +364,18 @@ impl Server {
 
     /// Runs the core's actions until none are left.
     fn pump(&mut self) {
+        let mut actions = std::mem::take(&mut self.scratch_actions);
         loop {
-            let actions = self.core.drain_actions();
+            self.core.drain_actions_into(&mut actions);
             if actions.is_empty() {
-                return;
+                break;
             }
-            for a in actions {
+            for a in actions.drain(..) {
                 self.handle_action(a);
             }
         }
+        // Keep the buffer's capacity for the next call (a nested pump found it empty).
+        self.scratch_actions = actions;
     }
 
     fn handle_action(&mut self, action: Action) {
