@@ -23,6 +23,20 @@ use crate::stat::Stat;
 
 const META_SEED: u64 = 0x6d65_7461;
 const DATA_SEED: u64 = 0x6461_7461;
+const PATH_SEED: u64 = 0x7061_7468;
+
+/// The hash of a path, computed once per change and mixed into both digest terms.
+pub(crate) fn path_hash(path: &str) -> u64 {
+    crate::digest::hash_bytes(PATH_SEED, path.as_bytes())
+}
+
+/// The data term of a node whose path hashes to `ph`.
+pub(crate) fn data_hash_of(ph: u64, data: &[u8]) -> u64 {
+    let mut h = StableHasher::new(DATA_SEED);
+    h.u64(ph);
+    h.bytes(data);
+    h.finish()
+}
 
 /// What the preparation step needs to know about an existing node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,8 +369,13 @@ impl DataTree {
 
     pub(crate) fn meta_hash(&self, idx: NodeIdx) -> u64 {
         let Some(n) = self.node(idx) else { return 0 };
+        self.meta_hash_of(path_hash(&n.path), idx, n)
+    }
+
+    /// The metadata term of node `n` (at `idx`) whose path hashes to `ph`.
+    pub(crate) fn meta_hash_of(&self, ph: u64, idx: NodeIdx, n: &Node) -> u64 {
         let mut h = StableHasher::new(META_SEED);
-        h.bytes(n.path.as_bytes());
+        h.u64(ph);
         for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
             h.u64(v as u64);
         }
@@ -364,18 +383,24 @@ impl DataTree {
             h.u64(v as u32 as u64);
         }
         h.u64(n.kind.tag() as u64);
-        h.u64(self.owners.get(&idx).map_or(0, |s| s.0 as u64));
-        h.u64(self.ttls.get(&idx).copied().unwrap_or(0) as u64);
+        // Only ephemerals have owners and only TTL nodes have TTLs: skip the lookups.
+        let owner = match n.kind {
+            NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0 as u64),
+            _ => 0,
+        };
+        let ttl = match n.kind {
+            NodeKind::Ttl => self.ttls.get(&idx).copied().unwrap_or(0) as u64,
+            _ => 0,
+        };
+        h.u64(owner);
+        h.u64(ttl);
         h.u64(self.acls.hash(n.acl));
         h.finish()
     }
 
     pub(crate) fn data_hash(&self, idx: NodeIdx) -> u64 {
         let Some(n) = self.node(idx) else { return 0 };
-        let mut h = StableHasher::new(DATA_SEED);
-        h.bytes(n.path.as_bytes());
-        h.bytes(&n.data);
-        h.finish()
+        data_hash_of(path_hash(&n.path), &n.data)
     }
 
     pub(crate) fn digest_remove(&mut self, v: u64) {

@@ -173,8 +173,9 @@ impl DataTree {
             TxnOp::Multi(ops) => ops,
             single => std::slice::from_ref(single),
         };
+        let multi = ops.len() > 1;
         for op in ops {
-            match self.apply_op(txn, op, &mut undo, &mut applied.changes) {
+            match self.apply_op(txn, op, &mut undo, &mut applied.changes, multi) {
                 Ok(r) => applied.results.push(r),
                 Err(e) => {
                     self.rollback(undo);
@@ -192,6 +193,7 @@ impl DataTree {
         op: &TxnOp,
         undo: &mut Vec<Undo>,
         changes: &mut Vec<Change>,
+        multi: bool,
     ) -> Result<OpResult, Error> {
         let (zxid, time) = (txn.zxid, txn.time_ms);
         match op {
@@ -221,7 +223,7 @@ impl DataTree {
                 data,
                 version,
             } => {
-                let stat = self.do_set_data(path, data, *version, zxid, time, undo)?;
+                let stat = self.do_set_data(path, data, *version, zxid, time, undo, multi)?;
                 changes.push(change(path, ChangeKind::DataChanged));
                 Ok(OpResult::DataSet { stat })
             }

@@ -3,7 +3,8 @@
 //! Layout: format version `u8`, zxid `i64`, time `i64`, then the op: a tag byte and its
 //! fields (strings and byte strings length-prefixed and bounded). A multi holds at most
 //! [`MULTI_OPS_MAX`] ops and cannot nest. Decoding never panics and never allocates more
-//! than the bounds allow; trailing bytes are an error.
+//! than the bounds allow; trailing bytes are an error. The format carries no checksum of
+//! its own: the log record and the snapshot that hold it do.
 
 use bytes::Bytes;
 
@@ -12,7 +13,9 @@ use crate::event::SessionId;
 use crate::mode::NodeKind;
 use crate::quota::Quota;
 use crate::txn::{CreateTxn, Txn, TxnOp};
-use crate::wire::{read_acl, write_acl, CrcReader, CrcWriter, DATA_LEN_MAX, PATH_LEN_MAX};
+use crate::wire::{
+    read_acl, write_acl, CrcWriter, SliceReader, WireRead, DATA_LEN_MAX, PATH_LEN_MAX,
+};
 
 const TXN_FORMAT: u8 = 1;
 /// Most ops in one encoded multi.
@@ -32,20 +35,43 @@ const T_MULTI: u8 = 9;
 
 /// Encodes a txn.
 pub fn encode(txn: &Txn) -> Bytes {
-    let mut w = CrcWriter::new(Vec::with_capacity(64));
-    // Writing into a Vec cannot fail.
-    let _ = encode_into(&mut w, txn);
-    Bytes::from(w.into_inner())
+    let mut out = Vec::with_capacity(size_hint(&txn.op));
+    append(txn, &mut out);
+    Bytes::from(out)
 }
 
-fn encode_into(w: &mut CrcWriter<Vec<u8>>, txn: &Txn) -> std::io::Result<()> {
+/// Appends the encoding of `txn` to `out` (no intermediate buffer).
+pub fn append(txn: &Txn, out: &mut Vec<u8>) {
+    out.reserve(size_hint(&txn.op));
+    let mut w = CrcWriter::plain(out);
+    // Writing into a Vec cannot fail.
+    let _ = encode_into(&mut w, txn);
+}
+
+/// About the encoded size of `op` (exact for the common single ops), for reserving.
+fn size_hint(op: &TxnOp) -> usize {
+    let var = match op {
+        TxnOp::Create(c) => c.path.len() + c.data.len() + 64 * c.acl.len(),
+        TxnOp::SetData { path, data, .. } => path.len() + data.len(),
+        TxnOp::Delete { path } | TxnOp::Check { path, .. } | TxnOp::RemoveQuota { path } => {
+            path.len()
+        }
+        TxnOp::SetQuota { path, .. } => path.len(),
+        TxnOp::SetAcl { path, acl, .. } => path.len() + 64 * acl.len(),
+        TxnOp::CloseSession { paths, .. } => paths.iter().map(|p| p.len() + 4).sum(),
+        TxnOp::Multi(ops) => ops.iter().map(size_hint).sum(),
+    };
+    64 + var
+}
+
+fn encode_into(w: &mut CrcWriter<&mut Vec<u8>>, txn: &Txn) -> std::io::Result<()> {
     w.u8(TXN_FORMAT)?;
     w.i64(txn.zxid)?;
     w.i64(txn.time_ms)?;
     op_into(w, &txn.op)
 }
 
-fn op_into(w: &mut CrcWriter<Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
+fn op_into(w: &mut CrcWriter<&mut Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
     match op {
         TxnOp::Create(c) => {
             w.u8(T_CREATE)?;
@@ -112,9 +138,15 @@ fn op_into(w: &mut CrcWriter<Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
     }
 }
 
-/// Decodes a txn encoded by [`encode`].
+/// Decodes a txn encoded by [`encode`] (copies the input; see [`decode_shared`]).
 pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
-    let mut r = CrcReader::new(bytes);
+    decode_shared(&Bytes::copy_from_slice(bytes))
+}
+
+/// Decodes a txn encoded by [`encode`]; znode data in the result shares `bytes`'
+/// buffer instead of being copied.
+pub fn decode_shared(bytes: &Bytes) -> Result<Txn, DecodeError> {
+    let mut r = SliceReader::new(bytes);
     let format = r.u8()?;
     if format != TXN_FORMAT {
         return Err(r.corrupt(format!("unknown txn format {format}")));
@@ -122,20 +154,21 @@ pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
     let zxid = r.i64()?;
     let time_ms = r.i64()?;
     let op = op_from(&mut r, true)?;
-    if r.offset() != bytes.len() as u64 {
-        return Err(r.corrupt("trailing bytes after txn"));
+    if r.offset() != bytes.len() {
+        return Err(r.corrupt("trailing bytes after txn".into()));
     }
     Ok(Txn { zxid, time_ms, op })
 }
 
-fn op_from(r: &mut CrcReader<&[u8]>, top: bool) -> Result<TxnOp, DecodeError> {
+fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
     let tag = r.u8()?;
     Ok(match tag {
         T_CREATE => {
             let path = r.string(PATH_LEN_MAX, "path")?;
-            let data = Bytes::from(r.bytes(DATA_LEN_MAX, "data")?);
+            let data = r.bytes(DATA_LEN_MAX, "data")?;
             let acl = read_acl(r)?;
-            let kind = NodeKind::from_tag(r.u8()?).ok_or_else(|| r.corrupt("bad node kind"))?;
+            let kind =
+                NodeKind::from_tag(r.u8()?).ok_or_else(|| r.corrupt("bad node kind".into()))?;
             let owner = SessionId(r.i64()?);
             let ttl_ms = r.i64()?;
             let parent_creates = r.i32()?;
@@ -154,7 +187,7 @@ fn op_from(r: &mut CrcReader<&[u8]>, top: bool) -> Result<TxnOp, DecodeError> {
         },
         T_SET_DATA => TxnOp::SetData {
             path: r.string(PATH_LEN_MAX, "path")?,
-            data: Bytes::from(r.bytes(DATA_LEN_MAX, "data")?),
+            data: r.bytes(DATA_LEN_MAX, "data")?,
             version: r.i32()?,
         },
         T_SET_ACL => TxnOp::SetAcl {

@@ -70,8 +70,14 @@ impl DataTree {
     }
 
     fn stat_of(&self, idx: NodeIdx) -> Stat {
-        let owner = self.owners.get(&idx).map_or(0, |s| s.0);
-        self.node(idx).map(|n| n.stat(owner)).unwrap_or_default()
+        let Some(n) = self.node(idx) else {
+            return Stat::default();
+        };
+        let owner = match n.kind {
+            NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0),
+            _ => 0,
+        };
+        n.stat(owner)
     }
 
     pub(crate) fn do_create(
@@ -186,6 +192,7 @@ impl DataTree {
         zxid: i64,
         time: i64,
         undo: &mut Vec<Undo>,
+        record_undo: bool,
     ) -> Result<Stat, Error> {
         let idx = self.lookup(path);
         let Some(n) = self.node(idx) else {
@@ -195,25 +202,34 @@ impl DataTree {
             return Err(diverged(format!("version of {path}")));
         }
         let old_len = n.data.len() as i64;
-        let dh = self.data_hash(idx);
-        self.digest_remove(dh);
-        let old = self.with_meta(idx, |n| {
-            let old = (
-                std::mem::replace(&mut n.data, Box::from(&data[..])),
-                n.version,
-                n.mzxid,
-                n.mtime,
-            );
-            n.version = version;
-            n.mzxid = zxid;
-            n.mtime = time;
-            old
-        });
-        let dh = self.data_hash(idx);
-        self.digest_add(dh);
+        // One path hash serves the old and new terms of both digest parts.
+        let ph = crate::tree::path_hash(path);
+        let old_terms =
+            crate::tree::data_hash_of(ph, &n.data).wrapping_add(self.meta_hash_of(ph, idx, n));
+        self.capture(idx);
+        let Some(n) = self.node_mut(idx) else {
+            return Err(diverged(format!("setData of missing {path}")));
+        };
+        let old = (
+            std::mem::replace(&mut n.data, Box::from(&data[..])),
+            n.version,
+            n.mzxid,
+            n.mtime,
+        );
+        n.version = version;
+        n.mzxid = zxid;
+        n.mtime = time;
+        if let Some(n) = self.node(idx) {
+            let new_terms =
+                crate::tree::data_hash_of(ph, &n.data).wrapping_add(self.meta_hash_of(ph, idx, n));
+            self.digest_remove(old_terms);
+            self.digest_add(new_terms);
+        }
         self.data_bytes_adjust(data.len() as i64 - old_len);
         self.quota_adjust(path, 0, data.len() as i64 - old_len);
-        if let Some((data, version, mzxid, mtime)) = old {
+        // Nothing after this op can fail in a single-op txn: only a multi needs undo.
+        if record_undo {
+            let (data, version, mzxid, mtime) = old;
             undo.push(Undo::DataSet {
                 path: path.to_string(),
                 data,

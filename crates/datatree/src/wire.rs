@@ -6,6 +6,8 @@
 
 use std::io::{Read, Write};
 
+use bytes::Bytes;
+
 use crate::acl::{Acl, Id, Perms};
 use crate::error::DecodeError;
 
@@ -30,8 +32,25 @@ pub(crate) fn write_acl<W: Write>(w: &mut CrcWriter<W>, acl: &[Acl]) -> std::io:
     Ok(())
 }
 
+/// The reads the codecs share, so [`read_acl`] serves both the streaming snapshot
+/// reader and the zero-copy txn reader.
+pub(crate) trait WireRead {
+    /// One byte.
+    fn u8(&mut self) -> Result<u8, DecodeError>;
+    /// A little-endian `u32`.
+    fn u32(&mut self) -> Result<u32, DecodeError>;
+    /// A little-endian `i32`.
+    fn i32(&mut self) -> Result<i32, DecodeError>;
+    /// A little-endian `i64`.
+    fn i64(&mut self) -> Result<i64, DecodeError>;
+    /// A length-prefixed UTF-8 string of at most `max` bytes.
+    fn string(&mut self, max: usize, what: &str) -> Result<String, DecodeError>;
+    /// A corruption error at the current offset.
+    fn corrupt(&self, reason: String) -> DecodeError;
+}
+
 /// Reads an ACL list written by [`write_acl`], bounded by [`ACL_ENTRIES_MAX`].
-pub(crate) fn read_acl<R: Read>(r: &mut CrcReader<R>) -> Result<Vec<Acl>, DecodeError> {
+pub(crate) fn read_acl<R: WireRead>(r: &mut R) -> Result<Vec<Acl>, DecodeError> {
     let n = r.u32()?;
     if n > ACL_ENTRIES_MAX {
         return Err(r.corrupt(format!("ACL with {n} entries")));
@@ -49,11 +68,12 @@ pub(crate) fn read_acl<R: Read>(r: &mut CrcReader<R>) -> Result<Vec<Acl>, Decode
     Ok(acl)
 }
 
-/// A writer that counts bytes and keeps a running CRC32C.
+/// A writer that counts bytes and keeps a running CRC32C (unless built `plain`).
 pub(crate) struct CrcWriter<W: Write> {
     inner: W,
     crc: u32,
     written: u64,
+    checksum: bool,
 }
 
 impl<W: Write> CrcWriter<W> {
@@ -62,20 +82,30 @@ impl<W: Write> CrcWriter<W> {
             inner,
             crc: 0,
             written: 0,
+            checksum: true,
+        }
+    }
+
+    /// A writer that keeps no CRC (for formats whose container checksums them).
+    pub(crate) fn plain(inner: W) -> Self {
+        CrcWriter {
+            checksum: false,
+            ..CrcWriter::new(inner)
         }
     }
 
     /// A writer whose CRC continues from `crc` (bytes written earlier elsewhere).
     pub(crate) fn with_crc(inner: W, crc: u32) -> Self {
         CrcWriter {
-            inner,
             crc,
-            written: 0,
+            ..CrcWriter::new(inner)
         }
     }
 
     pub(crate) fn raw(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.crc = crc32c::crc32c_append(self.crc, b);
+        if self.checksum {
+            self.crc = crc32c::crc32c_append(self.crc, b);
+        }
         self.written += b.len() as u64;
         self.inner.write_all(b)
     }
@@ -133,10 +163,6 @@ impl<R: Read> CrcReader<R> {
             crc: 0,
             offset: 0,
         }
-    }
-
-    pub(crate) fn offset(&self) -> u64 {
-        self.offset
     }
 
     pub(crate) fn crc(&self) -> u32 {
@@ -216,5 +242,106 @@ impl<R: Read> CrcReader<R> {
     pub(crate) fn string(&mut self, max: usize, what: &str) -> Result<String, DecodeError> {
         let b = self.bytes(max, what)?;
         String::from_utf8(b).map_err(|_| self.corrupt(format!("{what} is not UTF-8")))
+    }
+}
+
+impl<R: Read> WireRead for CrcReader<R> {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        CrcReader::u8(self)
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        CrcReader::u32(self)
+    }
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        CrcReader::i32(self)
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        CrcReader::i64(self)
+    }
+    fn string(&mut self, max: usize, what: &str) -> Result<String, DecodeError> {
+        CrcReader::string(self, max, what)
+    }
+    fn corrupt(&self, reason: String) -> DecodeError {
+        CrcReader::corrupt(self, reason)
+    }
+}
+
+/// A reader over a complete in-memory buffer: no checksum, byte strings are
+/// zero-copy slices of the input.
+pub(crate) struct SliceReader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+impl<'a> SliceReader<'a> {
+    pub(crate) fn new(buf: &'a Bytes) -> Self {
+        SliceReader { buf, pos: 0 }
+    }
+
+    pub(crate) fn offset(&self) -> usize {
+        self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let buf: &'a Bytes = self.buf;
+        let end = self.pos.checked_add(n).filter(|e| *e <= buf.len());
+        let Some(end) = end else {
+            return Err(DecodeError::Truncated {
+                offset: buf.len() as u64,
+            });
+        };
+        let out = &buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn len_prefixed(&mut self, max: usize, what: &str) -> Result<(usize, usize), DecodeError> {
+        let len = WireRead::u32(self)? as usize;
+        if len > max {
+            return Err(self.corrupt(format!("{what} length {len} exceeds {max}")));
+        }
+        let start = self.pos;
+        self.take(len)?;
+        Ok((start, start + len))
+    }
+
+    /// A length-prefixed byte string of at most `max` bytes, sharing the input.
+    pub(crate) fn bytes(&mut self, max: usize, what: &str) -> Result<Bytes, DecodeError> {
+        let (a, b) = self.len_prefixed(max, what)?;
+        Ok(self.buf.slice(a..b))
+    }
+}
+
+impl WireRead for SliceReader<'_> {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn string(&mut self, max: usize, what: &str) -> Result<String, DecodeError> {
+        let (a, b) = self.len_prefixed(max, what)?;
+        match std::str::from_utf8(&self.buf[a..b]) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(self.corrupt(format!("{what} is not UTF-8"))),
+        }
+    }
+    fn corrupt(&self, reason: String) -> DecodeError {
+        DecodeError::Corrupt {
+            offset: self.pos as u64,
+            reason,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The replicated envelope and the state snapshot format.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use datatree::{OpResult, Txn};
 
 use super::{put_bytes, CodecError, Reader, MULTI_OPS_MAX, SESSIONS_MAX, STATE_MAGIC};
@@ -78,7 +78,7 @@ const F_MULTI: u8 = 1;
 const R_OK: u8 = 0;
 const R_ERR: u8 = 1;
 
-fn put_error(out: &mut BytesMut, e: &Error) {
+fn put_error(out: &mut impl BufMut, e: &Error) {
     out.put_i32(e.code());
     put_bytes(out, e.message().as_bytes());
 }
@@ -92,15 +92,12 @@ fn get_error(r: &mut Reader) -> Result<Error, CodecError> {
 impl Envelope {
     /// Encodes the envelope.
     pub fn encode(&self) -> Bytes {
-        // Encode the txn first so the buffer is allocated once at its exact size: the
-        // bytes live on in zab-core's commit window, so slack would be kept too.
-        let txn_bytes = match &self.body {
-            Body::Tree(txn) | Body::CloseSession(txn) => Some(datatree::txn_codec::encode(txn)),
-            _ => None,
-        };
         let header = 1 + 6 * 8 + 1;
-        let body_len = txn_bytes.as_ref().map_or(64, |b| 4 + b.len());
-        let mut out = BytesMut::with_capacity(header + body_len);
+        let body_len = match &self.body {
+            Body::Tree(_) | Body::CloseSession(_) => 256,
+            _ => 64,
+        };
+        let mut out: Vec<u8> = Vec::with_capacity(header + body_len);
         out.put_u8(ENVELOPE_VERSION);
         out.put_u64(self.origin);
         out.put_u64(self.conn.0);
@@ -109,17 +106,23 @@ impl Envelope {
         out.put_u64(self.check.0);
         out.put_u64(self.check.1);
         match &self.body {
-            Body::Tree(_) => {
-                out.put_u8(B_TREE);
-                put_bytes(&mut out, txn_bytes.as_deref().unwrap_or_default());
+            Body::Tree(txn) | Body::CloseSession(txn) => {
+                let tag = if matches!(self.body, Body::Tree(_)) {
+                    B_TREE
+                } else {
+                    B_CLOSE_SESSION
+                };
+                out.put_u8(tag);
+                // The txn is encoded in place, its length filled in after.
+                let at = out.len();
+                out.put_u32(0);
+                datatree::txn_codec::append(txn, &mut out);
+                let len = (out.len() - at - 4) as u32;
+                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
             }
             Body::CreateSession { timeout_ms } => {
                 out.put_u8(B_CREATE_SESSION);
                 out.put_u32(*timeout_ms);
-            }
-            Body::CloseSession(_) => {
-                out.put_u8(B_CLOSE_SESSION);
-                put_bytes(&mut out, txn_bytes.as_deref().unwrap_or_default());
             }
             Body::Error(Failure::Single(e)) => {
                 out.put_u8(B_ERROR);
@@ -142,7 +145,7 @@ impl Envelope {
             }
             Body::Noop => out.put_u8(B_NOOP),
         }
-        out.freeze()
+        Bytes::from(out)
     }
 
     /// Decodes an envelope; never panics.
@@ -201,7 +204,7 @@ impl Envelope {
 
 fn decode_txn(r: &mut Reader) -> Result<Txn, CodecError> {
     let b = r.bytes(zab_core::PAYLOAD_MAX_BYTES)?;
-    datatree::txn_codec::decode(&b).map_err(|e| CodecError::Embedded(e.to_string()))
+    datatree::txn_codec::decode_shared(&b).map_err(|e| CodecError::Embedded(e.to_string()))
 }
 
 // ---- state snapshots -------------------------------------------------------------

@@ -140,7 +140,7 @@ impl Reader {
     }
 }
 
-pub(crate) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut impl BufMut, b: &[u8]) {
     out.put_u32(b.len() as u32);
     out.put_slice(b);
 }
