@@ -148,6 +148,10 @@ pub struct Options {
     /// ZAB init limit in ticks.
     #[arg(long, default_value_t = 10)]
     pub init_limit_ticks: u64,
+    /// Snapshot every this many txns in the throughput workloads (default: the
+    /// node's default, 100,000; 0 never snapshots).
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
     /// Znodes for the recovery, snapshot-stall and memory scenarios.
     #[arg(long, default_value_t = 1_000_000)]
     pub znodes: usize,

@@ -76,7 +76,7 @@ fn watcher(c: Client, sh: Arc<Shared>) -> (Histogram, u64) {
 
 /// Runs the watch fan-out workload.
 pub fn run(o: &Options) -> Result<Report, BenchError> {
-    let bench: Bench = setup::start(o, None)?;
+    let bench: Bench = setup::start(o, o.snapshot_every)?;
     let writer = bench.client(bench.leader)?;
     setup::ensure(&writer, WATCHED)?;
     bench.converge()?;

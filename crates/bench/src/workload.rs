@@ -251,7 +251,7 @@ pub fn fold(rep: &mut Report, results: &[SessionResult]) {
 
 /// Runs a set / get / mixed / create-delete workload.
 pub fn run(o: &Options) -> Result<Report, BenchError> {
-    let bench = setup::start(o, None)?;
+    let bench = setup::start(o, o.snapshot_every)?;
     let value = Bytes::from(vec![0x5a; o.value_size]);
     let admin = bench.client(bench.leader)?;
     let keys = o.keys.max(1);

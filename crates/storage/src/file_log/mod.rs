@@ -48,8 +48,15 @@ pub struct FileLogOptions {
     /// A segment rolls over once it holds at least this many bytes. Default 64 MiB,
     /// at most [`MAX_SEGMENT_BYTES`]. Recovery reads one whole segment at a time.
     pub segment_bytes: u64,
-    /// Zeros are preallocated in steps of this size. Default 4 MiB; 0 disables; at
+    /// Zeros are preallocated in steps of this size. Default 256 KiB; 0 disables; at
     /// most [`MAX_PREALLOC_BYTES`].
+    ///
+    /// The fdatasync after a step also flushes the step's zeros, so the step is a
+    /// latency trade: on the reference VM (ext4), 3 logs appending 8 KB + fdatasync
+    /// saw p999 430 us with 256 KiB steps, 1.1 ms with 1 MiB, 2.2-3.1 ms with 4 MiB and
+    /// 5.7 ms with 16 MiB, against p50 135 us / max 17 ms with no preallocation (the
+    /// size change sends every sync through the journal). A 3-node cluster at 150k
+    /// writes/s had p99 4.4 ms with 256 KiB steps, 7.5 ms with 4 MiB.
     pub prealloc_bytes: u64,
     /// The fsync policy. Default [`FsyncPolicy::Always`].
     pub fsync: FsyncPolicy,
@@ -62,7 +69,7 @@ impl Default for FileLogOptions {
     fn default() -> Self {
         FileLogOptions {
             segment_bytes: 64 << 20,
-            prealloc_bytes: 4 << 20,
+            prealloc_bytes: 256 << 10,
             fsync: FsyncPolicy::Always,
             max_record_bytes: MAX_RECORD_BYTES,
         }
