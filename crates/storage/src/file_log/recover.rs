@@ -226,14 +226,17 @@ pub(crate) fn recover_dir(dir: &Path, max_payload: usize) -> Result<Recovered, S
     Ok(Recovered { segments, report })
 }
 
-/// Removes `log.<hex>.tmp` files left by a crash while creating a segment.
+/// Removes `log.<hex>.tmp` files left by a crash while creating a segment, and
+/// `log.<hex>.purged` files a purge renamed away but had not deleted yet.
 fn remove_temp_segments(dir: &Path) -> Result<(), StorageError> {
     let rd = std::fs::read_dir(dir).map_err(|e| StorageError::io("read directory", dir, e))?;
     for item in rd {
         let item = item.map_err(|e| StorageError::io("read directory", dir, e))?;
         let name = item.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("log.") && name.ends_with(".tmp") {
+        if name.starts_with("log.")
+            && (name.ends_with(".tmp") || name.ends_with(super::PURGED_SUFFIX))
+        {
             remove_file(&item.path())?;
         }
     }

@@ -294,6 +294,38 @@ fn purge_removes_whole_segments_only() {
     );
 }
 
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn purged_segments_are_deleted_in_the_background_or_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let mut log = write_log(dir.path(), &opts, 100);
+    let kept_before = log.segment_paths().len();
+    log.purge_before(50).unwrap();
+    let kept = log.segment_paths();
+    assert!(kept.len() < kept_before);
+    // Dropping the log waits for its reaper: only the kept segments remain.
+    drop(log);
+    let names = files_in(dir.path());
+    assert_eq!(names.len(), kept.len(), "{names:?}");
+    assert!(names.iter().all(|n| !n.ends_with(PURGED_SUFFIX)));
+    // A purged file a crash left behind is deleted by recovery, and the log reads back.
+    let stale = dir.path().join(format!("log.{:016x}{PURGED_SUFFIX}", 1));
+    std::fs::write(&stale, b"old records").unwrap();
+    let log = reopen(dir.path(), &opts).unwrap();
+    assert!(!stale.exists());
+    assert_eq!(log.last_zxid(), Some(100));
+    assert_eq!(log.segment_paths(), kept);
+}
+
 #[test]
 fn a_sync_overtaken_by_truncation_reports_nothing() {
     let dir = tempfile::tempdir().unwrap();
