@@ -223,7 +223,9 @@ impl DataTree {
                 data,
                 version,
             } => {
-                let stat = self.do_set_data(path, data, *version, zxid, time, undo, multi)?;
+                // Nothing after a single op can fail: only a multi needs its undo record.
+                let undo = if multi { Some(&mut *undo) } else { None };
+                let stat = self.do_set_data(path, data, *version, zxid, time, undo)?;
                 changes.push(change(path, ChangeKind::DataChanged));
                 Ok(OpResult::DataSet { stat })
             }

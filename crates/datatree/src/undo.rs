@@ -191,8 +191,8 @@ impl DataTree {
         version: i32,
         zxid: i64,
         time: i64,
-        undo: &mut Vec<Undo>,
-        record_undo: bool,
+        // `None` when nothing can fail after this op (a single-op txn): no undo record.
+        undo: Option<&mut Vec<Undo>>,
     ) -> Result<Stat, Error> {
         let idx = self.lookup(path);
         let Some(n) = self.node(idx) else {
@@ -227,8 +227,7 @@ impl DataTree {
         }
         self.data_bytes_adjust(data.len() as i64 - old_len);
         self.quota_adjust(path, 0, data.len() as i64 - old_len);
-        // Nothing after this op can fail in a single-op txn: only a multi needs undo.
-        if record_undo {
+        if let Some(undo) = undo {
             let (data, version, mzxid, mtime) = old;
             undo.push(Undo::DataSet {
                 path: path.to_string(),

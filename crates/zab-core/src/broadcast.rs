@@ -95,7 +95,7 @@ impl Core {
         };
         // Highest zxid first: the quorum check for a candidate then needs the prefix of
         // servers that have at least that zxid.
-        acks.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        acks.sort_unstable_by_key(|a| std::cmp::Reverse(a.1));
         let committed = self.log.committed();
         let mut ids = [ServerId(0); ACKS_INLINE];
         let mut ids_spill: Vec<ServerId> = Vec::new();

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use datatree::{Id, Perms, PrepContext, PrepError, Txn, WriteOp};
-use zab_core::{Phase, Role, ServerId, Zxid};
+use zab_core::{Phase, ProposeError, Role, ServerId, Zxid};
 
 use super::{Server, DEFERRED_MAX, FORWARD_SEEN_MAX};
 use crate::codec::{Body, Envelope, Failure, Forward, ForwardOp};
@@ -18,9 +18,18 @@ impl Server {
         if self.role != Role::Leading || self.phase != Phase::Broadcast {
             return None;
         }
-        // The core refuses past its proposal window (`outstanding_max`) and at the
-        // counter's end; this is exactly the zxid `propose` will assign.
-        self.core.next_zxid().ok()
+        // The core refuses past its proposal window (`outstanding_max`); otherwise this
+        // is exactly the zxid `propose` will assign.
+        match self.core.next_zxid() {
+            Ok(z) => Some(z),
+            Err(ProposeError::ZxidRollover) => {
+                // Go ahead: `propose` sees the exhausted counter, steps down and the
+                // next epoch starts the counter again (ZooKeeper's rollover).
+                let last = self.core.status().last_zxid;
+                Some(Zxid::new(last.epoch, last.counter.saturating_add(1)))
+            }
+            Err(_) => None,
+        }
     }
 
     /// A request of one of this leader's own clients.
