@@ -235,3 +235,77 @@ fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
         other => return Err(r.corrupt(format!("unknown or nested op tag {other}"))),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::error::DecodeError;
+
+    fn sample() -> Txn {
+        Txn {
+            zxid: 0x1_0000_0007,
+            time_ms: 42,
+            op: TxnOp::Multi(vec![
+                TxnOp::SetData {
+                    path: "/a/b".into(),
+                    data: Bytes::from_static(b"hello world"),
+                    version: 3,
+                },
+                TxnOp::Delete { path: "/c".into() },
+            ]),
+        }
+    }
+
+    #[test]
+    fn shared_decode_round_trips_and_shares_the_buffer() {
+        let bytes = encode(&sample());
+        let txn = decode_shared(&bytes).unwrap();
+        assert_eq!(txn, sample());
+        let TxnOp::Multi(ops) = &txn.op else {
+            panic!("not a multi")
+        };
+        let TxnOp::SetData { data, .. } = &ops[0] else {
+            panic!("not setData")
+        };
+        let range = bytes.as_ptr_range();
+        assert!(
+            range.contains(&data.as_ptr()),
+            "data is a slice of the frame"
+        );
+        // `append` writes the same bytes after whatever the buffer already holds.
+        let mut out = b"prefix".to_vec();
+        append(&sample(), &mut out);
+        assert_eq!(&out[6..], &bytes[..]);
+    }
+
+    #[test]
+    fn every_truncation_and_trailing_garbage_is_a_typed_error() {
+        let bytes = encode(&sample());
+        for cut in 0..bytes.len() {
+            let r = decode_shared(&bytes.slice(..cut));
+            assert!(
+                matches!(
+                    r,
+                    Err(DecodeError::Truncated { .. } | DecodeError::Corrupt { .. })
+                ),
+                "cut at {cut}: {r:?}"
+            );
+        }
+        let mut long = bytes.to_vec();
+        long.push(0);
+        assert!(matches!(decode(&long), Err(DecodeError::Corrupt { .. })));
+        let mut bad_utf8 = encode(&Txn {
+            zxid: 1,
+            time_ms: 0,
+            op: TxnOp::Delete { path: "/x".into() },
+        })
+        .to_vec();
+        let last = bad_utf8.len() - 1;
+        bad_utf8[last] = 0xff;
+        assert!(matches!(
+            decode(&bad_utf8),
+            Err(DecodeError::Corrupt { .. })
+        ));
+    }
+}
