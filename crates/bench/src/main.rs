@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ensemble_bench::{run, Options};

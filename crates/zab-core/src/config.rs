@@ -63,6 +63,9 @@ pub struct Config {
     /// How many committed entries the in-memory log keeps for DIFF sync
     /// (ZooKeeper's committed log).
     pub commit_log_max: usize,
+    /// Upper bound on the payload bytes of those committed entries; the oldest are
+    /// dropped first. Learners further behind get a SNAP.
+    pub commit_log_max_bytes: usize,
     /// Proposals the leader may have outstanding (proposed, not committed) before
     /// `propose` returns `Backpressure`.
     pub outstanding_max: usize,
@@ -96,6 +99,7 @@ impl Config {
             finalize_wait_ticks: 1,
             resend_ticks: 3,
             commit_log_max: 500,
+            commit_log_max_bytes: 4 << 20,
             outstanding_max: 1000,
             zxid_counter_max: u32::MAX - 1,
         };

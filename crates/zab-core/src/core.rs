@@ -88,6 +88,7 @@ impl Core {
             persisted.log,
             persisted.snapshot_zxid,
             cfg.commit_log_max,
+            cfg.commit_log_max_bytes,
         );
         let vote = Vote {
             leader: cfg.id,

@@ -17,7 +17,10 @@ pub(crate) struct Log {
     /// Entries at or below `committed` (kept so the hot paths need no search).
     committed_len: usize,
     durable: Zxid,
+    /// Payload bytes of the committed entries in the window.
+    committed_bytes: usize,
     commit_log_max: usize,
+    commit_log_max_bytes: usize,
 }
 
 impl Log {
@@ -28,6 +31,7 @@ impl Log {
         entries: Vec<Entry>,
         committed: Zxid,
         commit_log_max: usize,
+        commit_log_max_bytes: usize,
     ) -> Self {
         let mut log = Log {
             base,
@@ -35,7 +39,9 @@ impl Log {
             committed: base,
             committed_len: 0,
             durable: base,
+            committed_bytes: 0,
             commit_log_max,
+            commit_log_max_bytes,
         };
         for e in entries {
             if e.zxid > log.last() {
@@ -49,6 +55,12 @@ impl Log {
         } else {
             log.committed = committed.max(base);
             log.committed_len = log.count_upto(log.committed);
+            log.committed_bytes = log
+                .entries
+                .iter()
+                .take(log.committed_len)
+                .map(|e| e.payload.len())
+                .sum();
         }
         log.trim();
         log
@@ -137,6 +149,7 @@ impl Log {
         self.base = zxid;
         self.committed = zxid;
         self.committed_len = 0;
+        self.committed_bytes = 0;
         self.durable = zxid;
     }
 
@@ -150,6 +163,7 @@ impl Log {
         let newly = self.range(self.committed, upto);
         self.committed = upto;
         self.committed_len += newly.len();
+        self.committed_bytes += newly.iter().map(|e| e.payload.len()).sum::<usize>();
         debug_assert_eq!(self.committed_len, self.count_upto(upto));
         self.trim();
         newly
@@ -170,15 +184,27 @@ impl Log {
         self.committed_len
     }
 
-    /// Drops the oldest committed entries beyond `commit_log_max`.
+    /// Payload bytes of the committed entries still in the window.
+    #[cfg(test)]
+    pub(crate) fn committed_bytes(&self) -> usize {
+        self.committed_bytes
+    }
+
+    /// Drops the oldest committed entries while there are more than
+    /// `commit_log_max` of them or their payloads exceed `commit_log_max_bytes`.
+    /// The byte bound matters after large txns (a bulk load of 1,000-create multis
+    /// is ~140 KB per entry): a learner that far behind is better served by SNAP, and
+    /// the window would otherwise pin tens of MB per node.
     fn trim(&mut self) {
-        let mut excess = self.committed_count().saturating_sub(self.commit_log_max);
-        while excess > 0 {
-            if let Some(e) = self.entries.pop_front() {
-                self.base = e.zxid;
-                self.committed_len -= 1;
-            }
-            excess -= 1;
+        while self.committed_count() > self.commit_log_max
+            || (self.committed_bytes > self.commit_log_max_bytes && self.committed_len > 0)
+        {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            self.base = e.zxid;
+            self.committed_len -= 1;
+            self.committed_bytes -= e.payload.len();
         }
     }
 }
@@ -204,6 +230,7 @@ mod tests {
             vec![e(1, 2), e(1, 3), e(3, 1)],
             Zxid::new(1, 1),
             10,
+            usize::MAX,
         );
         assert_eq!(log.floor(Zxid::new(1, 1)), Zxid::new(1, 1));
         assert_eq!(log.floor(Zxid::new(1, 3)), Zxid::new(1, 3));
@@ -220,7 +247,7 @@ mod tests {
 
     #[test]
     fn commit_trims_to_window() {
-        let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, 2);
+        let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, 2, usize::MAX);
         for c in 1..=5 {
             assert!(log.append(e(1, c)));
         }
@@ -238,24 +265,61 @@ mod tests {
 
     #[test]
     fn truncate_lowers_durable() {
-        let mut log = Log::new(Zxid::ZERO, vec![e(1, 1), e(1, 2), e(1, 3)], Zxid::ZERO, 10);
+        let entries = vec![e(1, 1), e(1, 2), e(1, 3)];
+        let mut log = Log::new(Zxid::ZERO, entries, Zxid::ZERO, 10, usize::MAX);
         assert_eq!(log.durable(), Zxid::new(1, 3));
         log.truncate_after(Zxid::new(1, 1));
         assert_eq!(log.last(), Zxid::new(1, 1));
         assert_eq!(log.durable(), Zxid::new(1, 1));
     }
 
+    fn sized(counter: u32, len: usize) -> Entry {
+        Entry {
+            zxid: Zxid::new(1, counter),
+            payload: Bytes::from(vec![0u8; len]),
+        }
+    }
+
+    #[test]
+    fn commit_trims_to_byte_bound() {
+        let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, 500, 250);
+        for c in 1..=4 {
+            assert!(log.append(sized(c, 100)));
+        }
+        assert_eq!(log.commit_upto(Zxid::new(1, 3)).len(), 3);
+        // 300 committed bytes > 250: the oldest goes, two stay.
+        assert_eq!(log.base(), Zxid::new(1, 1));
+        assert_eq!(log.committed_bytes(), 200);
+        assert_eq!(log.uncommitted(), 1, "uncommitted entries are never trimmed");
+        // One entry larger than the bound: nothing committed stays in the window.
+        assert!(log.append(sized(5, 1000)));
+        log.commit_upto(Zxid::new(1, 5));
+        assert_eq!(log.base(), Zxid::new(1, 5));
+        assert_eq!(log.committed_bytes(), 0);
+        assert_eq!(log.last(), Zxid::new(1, 5));
+    }
+
+    #[test]
+    fn loading_applies_the_byte_bound() {
+        let entries = (1..=5).map(|c| sized(c, 100)).collect();
+        let log = Log::new(Zxid::ZERO, entries, Zxid::new(1, 4), 500, 250);
+        assert_eq!(log.base(), Zxid::new(1, 2));
+        assert_eq!(log.committed_bytes(), 200);
+        assert_eq!(log.last(), Zxid::new(1, 5));
+    }
+
     proptest! {
-        /// Model test: the window agrees with a plain vector of all entries.
+        /// Model test: the window agrees with a plain vector of all entries, and both
+        /// bounds hold after every step.
         #[test]
-        fn window_matches_model(ops in proptest::collection::vec((0u8..3, 0u32..4), 1..60), max in 1usize..6) {
-            let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, max);
+        fn window_matches_model(ops in proptest::collection::vec((0u8..3, 0u32..4), 1..60), max in 1usize..6, max_bytes in 0usize..40) {
+            let mut log = Log::new(Zxid::ZERO, vec![], Zxid::ZERO, max, max_bytes);
             let mut model: Vec<Zxid> = Vec::new();
             let mut committed = Zxid::ZERO;
             let mut next = 1u32;
             for (op, arg) in ops {
                 match op {
-                    0 => { let z = Zxid::new(1, next); next += 1; let ok = log.append(Entry { zxid: z, payload: Bytes::new() }); prop_assert!(ok); model.push(z); }
+                    0 => { let z = Zxid::new(1, next); next += 1; let ok = log.append(sized(next - 1, (next % 7) as usize)); prop_assert!(ok); model.push(z); }
                     1 => {
                         let upto = model.get(arg as usize).copied().unwrap_or(Zxid::ZERO);
                         let newly = log.commit_upto(upto);
@@ -272,6 +336,10 @@ mod tests {
                 prop_assert_eq!(log.last(), model.last().copied().unwrap_or(Zxid::ZERO).max(log.base()));
                 prop_assert_eq!(log.committed(), committed);
                 prop_assert!(log.base() <= log.committed());
+                let held: Vec<&Entry> = log.entries.iter().filter(|x| x.zxid <= committed).collect();
+                prop_assert!(held.len() <= max);
+                prop_assert_eq!(held.iter().map(|x| x.payload.len()).sum::<usize>(), log.committed_bytes());
+                prop_assert!(log.committed_bytes() <= max_bytes);
                 for z in model.iter().filter(|z| **z > log.base()) {
                     prop_assert!(log.entry(*z).is_some());
                 }

@@ -74,7 +74,7 @@ mod tests {
                 payload: Bytes::new(),
             })
             .collect();
-        Log::new(base, entries, committed, 100)
+        Log::new(base, entries, committed, 100, usize::MAX)
     }
 
     #[test]
@@ -159,7 +159,7 @@ mod model {
             let committed_at = committed_at.min(h.len());
             let base_at = base_at.min(committed_at);
             let idx = |i: usize| if i == 0 { Zxid::ZERO } else { h[i - 1] };
-            let log = Log::new(idx(base_at), entries(&h[base_at..]), idx(committed_at), 100);
+            let log = Log::new(idx(base_at), entries(&h[base_at..]), idx(committed_at), 100, usize::MAX);
             let learner_last = learner.last().copied().unwrap_or(Zxid::ZERO);
             let plan = plan_sync(&log, learner_last);
             let mut after: Vec<Zxid> = match plan {
