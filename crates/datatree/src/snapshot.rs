@@ -31,7 +31,7 @@ use crate::acl::Acl;
 use crate::error::DecodeError;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
-use crate::node::{Node, NodeIdx, NIL};
+use crate::node::{Body, Node, NodeIdx, NIL};
 use crate::quota::{Quota, QuotaUsage};
 use crate::tree::DataTree;
 use crate::wire::{read_acl, write_acl, CrcReader, CrcWriter, DATA_LEN_MAX, PATH_LEN_MAX};
@@ -241,8 +241,8 @@ pub enum SnapshotStateError {
 impl DataTree {
     fn record_of(&self, idx: NodeIdx, n: &Node) -> Record {
         Record {
-            path: n.path.clone(),
-            data: n.data.clone(),
+            path: n.path().into(),
+            data: n.data().into(),
             czxid: n.czxid,
             mzxid: n.mzxid,
             pzxid: n.pzxid,
@@ -251,7 +251,7 @@ impl DataTree {
             version: n.version,
             creates: n.creates,
             aversion: n.aversion,
-            kind: n.kind,
+            kind: n.kind(),
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),
             acl: self.acls.get(n.acl),
@@ -260,11 +260,11 @@ impl DataTree {
 
     fn ref_of<'a>(&'a self, idx: NodeIdx, n: &'a Node, acl: &'a Arc<[Acl]>) -> RecordRef<'a> {
         RecordRef {
-            path: &n.path,
-            data: &n.data,
+            path: n.path(),
+            data: n.data(),
             zxids_times: [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime],
             versions: [n.version, n.creates, n.aversion],
-            kind: n.kind,
+            kind: n.kind(),
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),
             acl,
@@ -540,25 +540,19 @@ impl DataTree {
             if rec.kind != NodeKind::Persistent || rec.owner != 0 {
                 return Err("root is not a plain persistent node".into());
             }
-            self.insert_raw(Node {
-                path: rec.path,
-                data: rec.data,
-                czxid: rec.czxid,
-                mzxid: rec.mzxid,
-                pzxid: rec.pzxid,
-                ctime: rec.ctime,
-                mtime: rec.mtime,
-                version: rec.version,
-                creates: rec.creates,
-                aversion: rec.aversion,
-                num_children: 0,
+            let mut root = Node::new(
+                Body::new(rec.kind, &rec.path, &rec.data),
                 acl,
-                parent: NIL,
-                first_child: NIL,
-                prev_sibling: NIL,
-                next_sibling: NIL,
-                kind: rec.kind,
-            });
+                rec.czxid,
+                rec.ctime,
+            );
+            root.mzxid = rec.mzxid;
+            root.pzxid = rec.pzxid;
+            root.mtime = rec.mtime;
+            root.version = rec.version;
+            root.creates = rec.creates;
+            root.aversion = rec.aversion;
+            self.insert_raw(root);
             return Ok(());
         }
         let p = rec.path.to_string();
@@ -568,7 +562,7 @@ impl DataTree {
         let parent = self.lookup(crate::path::parent(&p).unwrap_or("/"));
         match self.node(parent) {
             None => return Err(format!("{p} has no parent")),
-            Some(pn) if pn.kind == NodeKind::Ephemeral => {
+            Some(pn) if pn.kind() == NodeKind::Ephemeral => {
                 return Err(format!("{p} is the child of an ephemeral"))
             }
             Some(_) => {}
@@ -579,7 +573,8 @@ impl DataTree {
         if (rec.kind == NodeKind::Ephemeral) != (rec.owner != 0) {
             return Err(format!("ephemeral owner of {p}"));
         }
-        let idx = self.link_new(&p, rec.data, acl, rec.kind, rec.czxid, rec.ctime, parent);
+        let body = Body::new(rec.kind, &p, &rec.data);
+        let idx = self.link_new(body, acl, rec.czxid, rec.ctime, parent);
         if let Some(n) = self.node_mut(idx) {
             n.mzxid = rec.mzxid;
             n.pzxid = rec.pzxid;

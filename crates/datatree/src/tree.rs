@@ -15,7 +15,7 @@ use crate::digest::StableHasher;
 use crate::error::Error;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
-use crate::node::{Node, NodeIdx, NIL};
+use crate::node::{Body, Node, NodeIdx, NIL};
 use crate::path;
 use crate::quota::{Quota, QuotaUsage};
 use crate::snapshot::SnapState;
@@ -26,8 +26,8 @@ const DATA_SEED: u64 = 0x6461_7461;
 const PATH_SEED: u64 = 0x7061_7468;
 
 /// The hash of a path, computed once per change and mixed into both digest terms.
-pub(crate) fn path_hash(path: &str) -> u64 {
-    crate::digest::hash_bytes(PATH_SEED, path.as_bytes())
+pub(crate) fn path_hash(path: &[u8]) -> u64 {
+    crate::digest::hash_bytes(PATH_SEED, path)
 }
 
 /// The data term of a node whose path hashes to `ph`.
@@ -125,25 +125,12 @@ impl DataTree {
     pub fn new() -> DataTree {
         let mut tree = DataTree::empty();
         let acl = tree.acls.add_ref(&Acl::open_unsafe());
-        tree.insert_raw(Node {
-            path: "/".into(),
-            data: Box::new([]),
-            czxid: 0,
-            mzxid: 0,
-            pzxid: 0,
-            ctime: 0,
-            mtime: 0,
-            version: 0,
-            creates: 0,
-            aversion: 0,
-            num_children: 0,
+        tree.insert_raw(Node::new(
+            Body::new(NodeKind::Persistent, "/", &[]),
             acl,
-            parent: NIL,
-            first_child: NIL,
-            prev_sibling: NIL,
-            next_sibling: NIL,
-            kind: NodeKind::Persistent,
-        });
+            0,
+            0,
+        ));
         // As ZooKeeper's DataTree constructor: the system nodes are linked without
         // counting as creates, so `/` reports cversion -1 and `/zookeeper` -2, and the
         // first sequential child of `/` ends in 0000000000. `/zookeeper/config` is
@@ -155,7 +142,8 @@ impl DataTree {
         ] {
             let acl = tree.acls.add_ref(&acl);
             let parent = tree.lookup(path::parent(p).unwrap_or("/"));
-            let idx = tree.link_new(p, Box::new([]), acl, NodeKind::Persistent, 0, 0, parent);
+            let body = Body::new(NodeKind::Persistent, p, &[]);
+            let idx = tree.link_new(body, acl, 0, 0, parent);
             if p == "/zookeeper/config" {
                 if let Some(n) = tree.node_mut(idx) {
                     n.aversion = -1;
@@ -189,18 +177,18 @@ impl DataTree {
 
     // ---- index and arena -------------------------------------------------------
 
-    fn hash_path(&self, p: &str) -> u64 {
-        crate::digest::hash_bytes(self.hash_seed, p.as_bytes())
+    fn hash_path(&self, p: &[u8]) -> u64 {
+        crate::digest::hash_bytes(self.hash_seed, p)
     }
 
     /// Arena index of a path, or `NIL`.
     pub(crate) fn lookup(&self, p: &str) -> NodeIdx {
-        let h = self.hash_path(p);
+        let h = self.hash_path(p.as_bytes());
         let nodes = &self.nodes;
         self.index
             .find(
                 h,
-                |&i| matches!(&nodes[i as usize], Some(n) if &*n.path == p),
+                |&i| matches!(&nodes[i as usize], Some(n) if n.body.path_bytes() == p.as_bytes()),
             )
             .copied()
             .unwrap_or(NIL)
@@ -233,8 +221,8 @@ impl DataTree {
                 self.free.swap(pos, last);
             }
         }
-        let h = self.hash_path(&node.path);
-        self.data_bytes += node.data.len() as u64;
+        let h = self.hash_path(node.body.path_bytes());
+        self.data_bytes += node.data().len() as u64;
         self.count += 1;
         let idx = match self.free.pop() {
             Some(i) => {
@@ -249,7 +237,7 @@ impl DataTree {
         let (nodes, seed) = (&self.nodes, self.hash_seed);
         self.index
             .insert_unique(h, idx, |&i| match &nodes[i as usize] {
-                Some(n) => crate::digest::hash_bytes(seed, n.path.as_bytes()),
+                Some(n) => crate::digest::hash_bytes(seed, n.body.path_bytes()),
                 None => 0,
             });
         idx
@@ -257,56 +245,33 @@ impl DataTree {
 
     /// Creates a node under `parent` (which must exist) and links it in. Does not touch
     /// the parent's counters except `num_children` and the child list.
-    #[allow(clippy::too_many_arguments)] // a node has this many independent fields
     pub(crate) fn link_new(
         &mut self,
-        p: &str,
-        data: Box<[u8]>,
+        body: Body,
         acl: u32,
-        kind: NodeKind,
         zxid: i64,
         time: i64,
         parent: NodeIdx,
     ) -> NodeIdx {
-        self.link_new_at(p, data, acl, kind, zxid, time, parent, None)
+        self.link_new_at(body, acl, zxid, time, parent, None)
     }
 
     /// [`DataTree::link_new`] into slot `want` if it is free.
-    #[allow(clippy::too_many_arguments)] // a node has this many independent fields
     pub(crate) fn link_new_at(
         &mut self,
-        p: &str,
-        data: Box<[u8]>,
+        body: Body,
         acl: u32,
-        kind: NodeKind,
         zxid: i64,
         time: i64,
         parent: NodeIdx,
         want: Option<NodeIdx>,
     ) -> NodeIdx {
         let first = self.node(parent).map_or(NIL, |n| n.first_child);
-        let idx = self.insert_raw_at(
-            Node {
-                path: p.into(),
-                data,
-                czxid: zxid,
-                mzxid: zxid,
-                pzxid: zxid,
-                ctime: time,
-                mtime: time,
-                version: 0,
-                creates: 0,
-                aversion: 0,
-                num_children: 0,
-                acl,
-                parent,
-                first_child: NIL,
-                prev_sibling: NIL,
-                next_sibling: first,
-                kind,
-            },
-            want,
-        );
+        let kind = body.kind();
+        let mut node = Node::new(body, acl, zxid, time);
+        node.parent = parent;
+        node.next_sibling = first;
+        let idx = self.insert_raw_at(node, want);
         if let Some(f) = self.node_mut(first) {
             f.prev_sibling = idx;
         }
@@ -330,7 +295,7 @@ impl DataTree {
                 n.parent,
                 n.prev_sibling,
                 n.next_sibling,
-                self.hash_path(&n.path),
+                self.hash_path(n.body.path_bytes()),
             )
         };
         if let Some(p) = self.node_mut(prev) {
@@ -350,7 +315,7 @@ impl DataTree {
         let node = self.nodes.get_mut(idx as usize)?.take()?;
         self.free.push(idx);
         self.count -= 1;
-        self.data_bytes -= node.data.len() as u64;
+        self.data_bytes -= node.data().len() as u64;
         if let Some(owner) = self.owners.remove(&idx) {
             if let Some(set) = self.ephemerals.get_mut(&owner) {
                 set.remove(&idx);
@@ -369,7 +334,7 @@ impl DataTree {
 
     pub(crate) fn meta_hash(&self, idx: NodeIdx) -> u64 {
         let Some(n) = self.node(idx) else { return 0 };
-        self.meta_hash_of(path_hash(&n.path), idx, n)
+        self.meta_hash_of(path_hash(n.body.path_bytes()), idx, n)
     }
 
     /// The metadata term of node `n` (at `idx`) whose path hashes to `ph`.
@@ -382,13 +347,14 @@ impl DataTree {
         for v in [n.version, n.creates, n.aversion] {
             h.u64(v as u32 as u64);
         }
-        h.u64(n.kind.tag() as u64);
+        let kind = n.kind();
+        h.u64(kind.tag() as u64);
         // Only ephemerals have owners and only TTL nodes have TTLs: skip the lookups.
-        let owner = match n.kind {
+        let owner = match kind {
             NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0 as u64),
             _ => 0,
         };
-        let ttl = match n.kind {
+        let ttl = match kind {
             NodeKind::Ttl => self.ttls.get(&idx).copied().unwrap_or(0) as u64,
             _ => 0,
         };
@@ -400,7 +366,7 @@ impl DataTree {
 
     pub(crate) fn data_hash(&self, idx: NodeIdx) -> u64 {
         let Some(n) = self.node(idx) else { return 0 };
-        data_hash_of(path_hash(&n.path), &n.data)
+        data_hash_of(path_hash(n.body.path_bytes()), n.data())
     }
 
     pub(crate) fn digest_remove(&mut self, v: u64) {
@@ -499,7 +465,7 @@ impl DataTree {
         let mut bytes = 0;
         self.walk(self.lookup(p), &mut |n| {
             count += 1;
-            bytes += n.data.len() as i64;
+            bytes += n.data().len() as i64;
         });
         (count, bytes)
     }
@@ -532,7 +498,7 @@ impl DataTree {
     /// The node's data and Stat (getData).
     pub fn data(&self, p: &str) -> Result<(Bytes, Stat), Error> {
         let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
-        Ok((Bytes::copy_from_slice(&n.data), n.stat(self.owner_of(i))))
+        Ok((Bytes::copy_from_slice(n.data()), n.stat(self.owner_of(i))))
     }
 
     /// The node's child names, sorted, and its Stat (getChildren2).
@@ -581,7 +547,7 @@ impl DataTree {
             .get(&session)
             .into_iter()
             .flatten()
-            .filter_map(|&i| self.node(i).map(|n| n.path.to_string()))
+            .filter_map(|&i| self.node(i).map(|n| n.path().to_string()))
             .collect();
         out.sort_unstable();
         out
@@ -625,10 +591,10 @@ impl DataTree {
             aversion: n.aversion,
             creates: n.creates,
             num_children: n.num_children,
-            kind: n.kind,
+            kind: n.kind(),
             owner: self.owners.get(&i).copied().unwrap_or_default(),
             acl: self.acls.get(n.acl),
-            data_len: n.data.len() as u64,
+            data_len: n.data().len() as u64,
             mtime: n.mtime,
             ttl_ms: self.ttls.get(&i).copied().unwrap_or(0),
         })
@@ -652,7 +618,7 @@ impl DataTree {
     pub fn paths(&self) -> Vec<String> {
         self.preorder()
             .into_iter()
-            .filter_map(|i| self.node(i).map(|n| n.path.to_string()))
+            .filter_map(|i| self.node(i).map(|n| n.path().to_string()))
             .collect()
     }
 
@@ -686,14 +652,14 @@ impl DataTree {
         for &i in &self.containers {
             if let Some(n) = self.node(i) {
                 if n.creates > 0 && n.num_children == 0 {
-                    out.push(n.path.to_string());
+                    out.push(n.path().to_string());
                 }
             }
         }
         for (&i, &ttl) in &self.ttls {
             if let Some(n) = self.node(i) {
                 if n.num_children == 0 && now_ms.saturating_sub(n.mtime) > ttl {
-                    out.push(n.path.to_string());
+                    out.push(n.path().to_string());
                 }
             }
         }

@@ -7,7 +7,7 @@ use crate::acl::Acl;
 use crate::error::Error;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
-use crate::node::{Node, NodeIdx, NIL};
+use crate::node::{Body, Node, NodeIdx, NIL};
 use crate::quota::{Quota, QuotaUsage};
 use crate::stat::Stat;
 use crate::tree::DataTree;
@@ -31,10 +31,10 @@ pub(crate) enum Undo {
         ttl: Option<i64>,
         parent_pzxid: i64,
     },
-    /// Restore data and its Stat fields.
+    /// Restore data (the old body) and its Stat fields.
     DataSet {
         path: String,
-        data: Box<[u8]>,
+        body: Body,
         version: i32,
         mzxid: i64,
         mtime: i64,
@@ -73,7 +73,7 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Stat::default();
         };
-        let owner = match n.kind {
+        let owner = match n.kind() {
             NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0),
             _ => 0,
         };
@@ -88,11 +88,14 @@ impl DataTree {
         undo: &mut Vec<Undo>,
     ) -> Result<Stat, Error> {
         crate::path::validate(&c.path).map_err(|e| diverged(e.to_string()))?;
+        if c.path.len() > crate::wire::PATH_LEN_MAX {
+            return Err(diverged(format!("path of {} bytes", c.path.len())));
+        }
         let parent_path =
             crate::path::parent(&c.path).ok_or_else(|| diverged("create of /".into()))?;
         let parent = self.lookup(parent_path);
         let (p_kind, p_creates, p_pzxid) = match self.node(parent) {
-            Some(p) => (p.kind, p.creates, p.pzxid),
+            Some(p) => (p.kind(), p.creates, p.pzxid),
             None => return Err(diverged(format!("create under missing {parent_path}"))),
         };
         if self.lookup(&c.path) != NIL {
@@ -114,15 +117,8 @@ impl DataTree {
             return Err(diverged(format!("TTL or ACL of {}", c.path)));
         }
         let acl = self.acls.add_ref(&c.acl);
-        let idx = self.link_new(
-            &c.path,
-            Box::from(&c.data[..]),
-            acl,
-            c.kind,
-            zxid,
-            time,
-            parent,
-        );
+        let body = Body::new(c.kind, &c.path, &c.data);
+        let idx = self.link_new(body, acl, zxid, time, parent);
         if c.kind == NodeKind::Ephemeral {
             self.owners.insert(idx, c.owner);
             self.ephemerals.entry(c.owner).or_default().insert(idx);
@@ -172,7 +168,7 @@ impl DataTree {
         };
         let parent_pzxid = self.node(parent).map_or(0, |p| p.pzxid);
         self.with_meta(parent, |p| p.pzxid = zxid);
-        self.quota_adjust(path, -1, -(node.data.len() as i64));
+        self.quota_adjust(path, -1, -(node.data().len() as i64));
         undo.push(Undo::Deleted {
             idx,
             node,
@@ -201,17 +197,20 @@ impl DataTree {
         if version != crate::prep::next_version(n.version) {
             return Err(diverged(format!("version of {path}")));
         }
-        let old_len = n.data.len() as i64;
+        let old_len = n.data().len() as i64;
         // One path hash serves the old and new terms of both digest parts.
-        let ph = crate::tree::path_hash(path);
+        let ph = crate::tree::path_hash(path.as_bytes());
         let old_terms =
-            crate::tree::data_hash_of(ph, &n.data).wrapping_add(self.meta_hash_of(ph, idx, n));
+            crate::tree::data_hash_of(ph, n.data()).wrapping_add(self.meta_hash_of(ph, idx, n));
         self.capture(idx);
         let Some(n) = self.node_mut(idx) else {
             return Err(diverged(format!("setData of missing {path}")));
         };
         let old = (
-            std::mem::replace(&mut n.data, Box::from(&data[..])),
+            {
+                let body = n.body.with_data(data);
+                std::mem::replace(&mut n.body, body)
+            },
             n.version,
             n.mzxid,
             n.mtime,
@@ -221,17 +220,17 @@ impl DataTree {
         n.mtime = time;
         if let Some(n) = self.node(idx) {
             let new_terms =
-                crate::tree::data_hash_of(ph, &n.data).wrapping_add(self.meta_hash_of(ph, idx, n));
+                crate::tree::data_hash_of(ph, n.data()).wrapping_add(self.meta_hash_of(ph, idx, n));
             self.digest_remove(old_terms);
             self.digest_add(new_terms);
         }
         self.data_bytes_adjust(data.len() as i64 - old_len);
         self.quota_adjust(path, 0, data.len() as i64 - old_len);
         if let Some(undo) = undo {
-            let (data, version, mzxid, mtime) = old;
+            let (body, version, mzxid, mtime) = old;
             undo.push(Undo::DataSet {
                 path: path.to_string(),
-                data,
+                body,
                 version,
                 mzxid,
                 mtime,
@@ -309,7 +308,7 @@ impl DataTree {
                     self.digest_remove(terms);
                     let parent = self.node(idx).map_or(NIL, |n| n.parent);
                     if let Some(node) = self.unlink_remove(idx) {
-                        self.quota_adjust(&path, -1, -(node.data.len() as i64));
+                        self.quota_adjust(&path, -1, -(node.data().len() as i64));
                     }
                     self.with_meta(parent, |p| {
                         p.creates = parent_creates;
@@ -324,15 +323,13 @@ impl DataTree {
                     ttl,
                     parent_pzxid,
                 } => {
-                    let parent = self.lookup(crate::path::parent(&node.path).unwrap_or("/"));
+                    let parent = self.lookup(crate::path::parent(node.path()).unwrap_or("/"));
                     let acl_idx = self.acls.add_ref(&acl);
-                    let p = node.path.to_string();
-                    let len = node.data.len() as i64;
+                    let p = node.path().to_string();
+                    let len = node.data().len() as i64;
                     let idx = self.link_new_at(
-                        &p,
-                        node.data.clone(),
+                        node.body.clone(),
                         acl_idx,
-                        node.kind,
                         node.czxid,
                         node.ctime,
                         parent,
@@ -362,7 +359,7 @@ impl DataTree {
                 }
                 Undo::DataSet {
                     path,
-                    data,
+                    body,
                     version,
                     mzxid,
                     mtime,
@@ -370,10 +367,10 @@ impl DataTree {
                     let idx = self.lookup(&path);
                     let dh = self.data_hash(idx);
                     self.digest_remove(dh);
-                    let new_len = self.node(idx).map_or(0, |n| n.data.len() as i64);
-                    let old_len = data.len() as i64;
+                    let new_len = self.node(idx).map_or(0, |n| n.data().len() as i64);
+                    let old_len = body.data().len() as i64;
                     self.with_meta(idx, |n| {
-                        n.data = data;
+                        n.body = body;
                         n.version = version;
                         n.mzxid = mzxid;
                         n.mtime = mtime;

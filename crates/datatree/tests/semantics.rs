@@ -744,3 +744,27 @@ fn delete_expired_rechecks_the_ttl() {
     })
     .unwrap();
 }
+
+#[test]
+fn apply_refuses_a_path_longer_than_the_codec_accepts() {
+    use datatree::CreateTxn;
+    let mut tree = DataTree::new();
+    let path = format!("/{}", "a".repeat(64 * 1024));
+    let txn = Txn {
+        zxid: 1,
+        time_ms: 0,
+        op: TxnOp::Create(CreateTxn {
+            path: path.clone(),
+            data: bytes::Bytes::new(),
+            acl: Acl::open_unsafe(),
+            kind: NodeKind::Persistent,
+            owner: SessionId(0),
+            ttl_ms: 0,
+            parent_creates: 1,
+        }),
+    };
+    let before = tree.digest();
+    assert!(tree.apply(&txn).is_err());
+    assert!(!tree.contains(&path));
+    assert_eq!(tree.digest(), before, "a refused txn changes nothing");
+}

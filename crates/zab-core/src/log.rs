@@ -290,7 +290,11 @@ mod tests {
         // 300 committed bytes > 250: the oldest goes, two stay.
         assert_eq!(log.base(), Zxid::new(1, 1));
         assert_eq!(log.committed_bytes(), 200);
-        assert_eq!(log.uncommitted(), 1, "uncommitted entries are never trimmed");
+        assert_eq!(
+            log.uncommitted(),
+            1,
+            "uncommitted entries are never trimmed"
+        );
         // One entry larger than the bound: nothing committed stays in the window.
         assert!(log.append(sized(5, 1000)));
         log.commit_upto(Zxid::new(1, 5));
