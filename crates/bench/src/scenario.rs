@@ -315,14 +315,10 @@ pub fn memory(o: &Options) -> Result<Report, BenchError> {
     let load = setup::populate(&admin, o.znodes, &value)?;
     bench.converge()?;
     let loaded = rss_bytes().unwrap_or(before);
-    // zab-core keeps the last `commit_log_max` (500) committed entries in memory for
-    // DIFF sync; after a bulk load those are 1,000-create multis (~140 KB each). Small
-    // writes push them out, so the figure is the steady state of the tree.
-    small_writes(&admin, WINDOW_FLUSH_WRITES)?;
-    // Allocators return freed pages lazily, when a thread next allocates after a
-    // delay (mimalloc's purge delay; glibc trims on free). A service keeps serving,
-    // so the figure is taken after a second round of writes past that delay.
-    std::thread::sleep(Duration::from_millis(200));
+    // zab-core keeps the last committed entries for DIFF sync (at most 500 and
+    // 4 MiB); after a bulk load those are 1,000-create multis. Small writes push
+    // them out, so the figure is the steady state of the tree. Freed memory the
+    // allocator has not yet returned to the OS (mimalloc purges lazily) still counts.
     small_writes(&admin, WINDOW_FLUSH_WRITES)?;
     let _ = admin.close();
     bench.converge()?;
