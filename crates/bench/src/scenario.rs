@@ -221,7 +221,10 @@ pub fn recovery(o: &Options) -> Result<Report, BenchError> {
 pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     // Writes before the snapshot starts (a baseline inside the same run).
     let before = (o.znodes as u64 / 300).clamp(50, 3_000);
-    let every = load_txns(o.znodes) + before;
+    // Each node snapshots between every/2 and every txns (at a point derived from its
+    // id, so they do not all snapshot at once): all of them after the load.
+    let first = load_txns(o.znodes) + before;
+    let every = 2 * first;
     let mut bench = setup::start(o, Some(every))?;
     let value = Bytes::from(vec![0x5a; o.value_size]);
     let admin = bench.client(bench.leader)?;
@@ -240,11 +243,11 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
         std::thread::spawn(move || workload::run_sessions(clients, &lo, keys, &value, w))
     };
     let ids = bench.cluster.running();
-    // The snapshot starts when the leader has applied `every` txns (the counter
-    // starts with the cluster), and ends when every node has written one.
+    // The first snapshot can start when the leader has applied `first` txns (the
+    // counter starts with the cluster); the window ends when every node has one.
     let leader = bench.leader;
     let waited_start = wait_stats(&bench, leader, SNAPSHOT_WAIT, |s| {
-        s.server.applied_txns >= every || s.snapshots >= 1
+        s.server.applied_txns >= first || s.snapshots >= 1
     });
     let snap_start = Instant::now();
     let mut waited = waited_start;

@@ -201,7 +201,10 @@ impl NodeConfigBuilder {
         self
     }
 
-    /// Snapshot after this many txns (0: never; default 100,000).
+    /// Snapshot after at most this many txns (0: never; default 100,000). Each server
+    /// starts its snapshot somewhere between half and all of `n` txns after the last
+    /// one, at a point derived from its id, so the servers do not all snapshot and
+    /// purge at once (ZooKeeper randomizes `snapCount` the same way).
     pub fn snapshot_every_txns(mut self, n: u64) -> Self {
         self.cfg.snapshot_every_txns = n;
         self

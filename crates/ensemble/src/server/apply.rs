@@ -113,10 +113,13 @@ impl Server {
         self.digests.push_back((zxid.to_u64(), self.tree.digest()));
         self.since_snapshot += 1;
         if self.snapshot_every_txns > 0
-            && self.since_snapshot >= self.snapshot_every_txns
+            && self.since_snapshot >= self.next_snapshot_after
             && self.snap.is_none()
         {
             self.since_snapshot = 0;
+            self.snapshots_started += 1;
+            self.next_snapshot_after =
+                snapshot_after(self.snapshot_every_txns, self.id.0, self.snapshots_started);
             self.begin_snapshot();
         }
     }
@@ -269,5 +272,53 @@ impl Server {
                 });
             }
         }
+    }
+}
+
+/// Applied txns after which a server starts its `round`-th snapshot: between `every/2`
+/// and `every`, varying with the server id and the round. ZooKeeper draws the same
+/// range at random so that the servers of an ensemble do not all snapshot (and purge
+/// their logs) at the same moment; here the draw is a hash, so runs replay exactly.
+/// With 3 nodes on one disk, simultaneous snapshots made every node's log fsync wait
+/// at once, so no quorum could commit until the disk drained.
+pub(crate) fn snapshot_after(every: u64, id: u64, round: u64) -> u64 {
+    if every < 2 {
+        return every;
+    }
+    let half = every / 2;
+    half + mix64(id ^ round.rotate_left(32)) % (every - half + 1)
+}
+
+/// SplitMix64's finalizer: a well-spread hash of a `u64`.
+fn mix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod snapshot_after_tests {
+    use super::snapshot_after;
+
+    #[test]
+    fn stays_in_range_and_differs_between_servers() {
+        assert_eq!(snapshot_after(0, 1, 0), 0);
+        assert_eq!(snapshot_after(1, 1, 0), 1);
+        for every in [2u64, 3, 16, 100_000] {
+            for id in 1..20 {
+                for round in 0..20 {
+                    let t = snapshot_after(every, id, round);
+                    assert!(
+                        (every / 2..=every).contains(&t),
+                        "{every} {id} {round}: {t}"
+                    );
+                }
+            }
+        }
+        let firsts: std::collections::BTreeSet<u64> =
+            (1..=5).map(|id| snapshot_after(100_000, id, 0)).collect();
+        assert_eq!(firsts.len(), 5, "{firsts:?}");
+        assert_eq!(snapshot_after(100_000, 7, 3), snapshot_after(100_000, 7, 3));
     }
 }

@@ -75,6 +75,10 @@ pub struct Server {
     applied_txns: u64,
     snapshots_installed: u64,
     since_snapshot: u64,
+    /// `since_snapshot` at which the next snapshot starts (see `apply::snapshot_after`).
+    next_snapshot_after: u64,
+    /// Snapshots this server has started.
+    snapshots_started: u64,
     digests: VecDeque<(u64, u64)>,
     snap: Option<SnapInProgress>,
     /// Leader: the envelopes it proposed and has not applied yet, in zxid order, so
@@ -173,6 +177,8 @@ impl Server {
             applied_txns: 0,
             snapshots_installed: 0,
             since_snapshot: 0,
+            next_snapshot_after: apply::snapshot_after(cfg.snapshot_every_txns, id.0, 0),
+            snapshots_started: 0,
             digests,
             snap: None,
             proposed: VecDeque::new(),

@@ -23,7 +23,8 @@ pub struct ServerConfig {
     pub start_time_ms: u64,
     /// Largest request accepted.
     pub request_max_bytes: usize,
-    /// Take a snapshot after this many applied txns (0: never).
+    /// Take a snapshot after at most this many applied txns, at least half as many
+    /// (0: never); the point in between depends on the server id.
     pub snapshot_every_txns: u64,
     /// Ticks between the leader's checks for empty containers and expired TTL nodes.
     pub housekeeping_ticks: u64,

@@ -12,6 +12,8 @@ mod segment;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::frame::{encode_record, record_bytes, SegmentHeader};
 use crate::fsutil::{ensure_dir, remove_file, sync_dir};
@@ -297,22 +299,35 @@ pub(crate) const PURGED_SUFFIX: &str = ".purged";
 
 /// A thread that deletes purged segment files. Deleting a 64 MiB file on ext4 (with
 /// `discard`) took 12 ms here: on the log writer's thread that stalled every write
-/// queued behind a purge. Dropping the reaper waits for the deletions it was given.
+/// queued behind a purge. Off that thread it still hurt: the filesystem discards the
+/// freed blocks at its next journal commit, and the three nodes' log fdatasyncs took
+/// 16-30 ms while their segments were deleted (`perf trace`, 3 nodes on one disk). So
+/// the reaper frees a file in [`REAP_STEP_BYTES`] steps (truncate, fsync, pause), as
+/// RocksDB's delete scheduler does, and removes it when it is small. Dropping the
+/// reaper finishes the deletions it was given without pausing.
 #[derive(Debug)]
 struct Reaper {
     tx: Option<std::sync::mpsc::Sender<Vec<PathBuf>>>,
+    hurry: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Bytes a purged segment shrinks by per reaper step.
+const REAP_STEP_BYTES: u64 = 4 << 20;
+/// Pause between reaper steps (bounds the discard rate at ~400 MB/s).
+const REAP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Reaper {
     fn spawn() -> Option<Reaper> {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+        let hurry = Arc::new(AtomicBool::new(false));
+        let h = Arc::clone(&hurry);
         let thread = std::thread::Builder::new()
             .name("ensemble-log-reaper".into())
             .spawn(move || {
                 for paths in rx {
                     for p in paths {
-                        if let Err(e) = std::fs::remove_file(&p) {
+                        if let Err(e) = reap(&p, &h) {
                             tracing::warn!(file = %p.display(), error = %e, "could not delete a purged segment");
                         }
                     }
@@ -321,13 +336,33 @@ impl Reaper {
             .ok()?;
         Some(Reaper {
             tx: Some(tx),
+            hurry,
             thread: Some(thread),
         })
     }
 }
 
+/// Shrinks `path` step by step (unless `hurry`), then deletes it.
+fn reap(path: &Path, hurry: &AtomicBool) -> std::io::Result<()> {
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
+        let mut len = file.metadata()?.len();
+        while len > REAP_STEP_BYTES && !hurry.load(Ordering::Relaxed) {
+            len -= REAP_STEP_BYTES;
+            file.set_len(len)?;
+            // Commits this step's freed blocks (and their discard) on their own.
+            file.sync_all()?;
+            std::thread::sleep(REAP_PAUSE);
+        }
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl Drop for Reaper {
     fn drop(&mut self) {
+        self.hurry.store(true, Ordering::Relaxed);
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -327,6 +327,21 @@ fn purged_segments_are_deleted_in_the_background_or_at_recovery() {
 }
 
 #[test]
+fn the_reaper_shrinks_a_large_file_step_by_step_then_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for hurry in [false, true] {
+        let p = dir.path().join(format!("big{hurry}{PURGED_SUFFIX}"));
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(2 * REAP_STEP_BYTES + 123).unwrap();
+        drop(f);
+        reap(&p, &AtomicBool::new(hurry)).unwrap();
+        assert!(!p.exists());
+    }
+    // A file that is already gone is not an error (recovery may have deleted it).
+    reap(&dir.path().join("missing"), &AtomicBool::new(false)).unwrap();
+}
+
+#[test]
 fn a_sync_overtaken_by_truncation_reports_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
