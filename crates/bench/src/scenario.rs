@@ -288,6 +288,7 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     rep.push("node_snapshot_step_max_us", stall);
     rep.push("write_stall_max_ms", rep.latency.max() as f64 / 1e6);
     rep.push("snapshot_s", (snap_end - snap_start).as_secs_f64());
+    rep.push("longest_writes", longest_writes(&results, snap_start, 5));
     for (name, h) in [("before", &base), ("during", &during), ("after", &after)] {
         rep.push(&format!("{name}_ops"), h.count());
         rep.push(&format!("{name}_p99_us"), h.quantile(0.99) as f64 / 1e3);
@@ -295,6 +296,25 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     }
     bench.cluster.shutdown();
     Ok(rep)
+}
+
+/// The `n` longest writes as `<ms>@<seconds from snap_start>`, longest first (where
+/// in the snapshot the pauses fall tells a step, a sync and a purge apart).
+fn longest_writes(results: &[workload::SessionResult], snap_start: Instant, n: usize) -> String {
+    let mut all: Vec<(Instant, u64)> = results
+        .iter()
+        .flat_map(|r| r.trace.iter().copied())
+        .collect();
+    all.sort_unstable_by_key(|x| std::cmp::Reverse(x.1));
+    let at = |t: Instant| match t.checked_duration_since(snap_start) {
+        Some(d) => d.as_secs_f64(),
+        None => -snap_start.duration_since(t).as_secs_f64(),
+    };
+    all.iter()
+        .take(n)
+        .map(|(t, ns)| format!("{:.1}@{:+.2}s", *ns as f64 / 1e6, at(*t)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The resident set size of this process in bytes (Linux `/proc/self/status`).

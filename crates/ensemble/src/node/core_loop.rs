@@ -15,6 +15,10 @@ use super::storage::{
     run_batch, spawn_log_writer, LogCmd, LogStores, NodeError, Stores, SNAPSHOTS_KEPT,
 };
 use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
+
+/// Snapshot steps per tick interval besides the tick's own: with the default 50 ms
+/// tick and 1,024-node steps, about 100,000 znodes/s while a snapshot runs.
+const SNAPSHOT_STEPS_PER_TICK: u32 = 4;
 use crate::codec::{split_batch, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
@@ -257,6 +261,9 @@ impl Shell {
         tick: Duration,
     ) {
         let ticker = crossbeam_channel::tick(tick);
+        // Extra snapshot steps between ticks (idle wake-ups are cheap: one channel
+        // message and a check when no snapshot runs).
+        let snap_ticker = crossbeam_channel::tick(tick / SNAPSHOT_STEPS_PER_TICK);
         let events = self.transport.events().clone();
         loop {
             select! {
@@ -299,6 +306,7 @@ impl Shell {
                     }
                 }
                 recv(ticker) -> _ => self.tick(),
+                recv(snap_ticker) -> _ => self.snapshot_step(),
             }
             self.flush();
             // Under a flood of requests a due tick must not wait for `select!`'s
@@ -320,6 +328,17 @@ impl Shell {
             let us = t0.elapsed().as_micros() as u64;
             self.stall_max_us = self.stall_max_us.max(us);
         }
+    }
+
+    /// An extra snapshot step between ticks, timed like the tick's.
+    fn snapshot_step(&mut self) {
+        if !self.server.snapshot_in_progress() {
+            return;
+        }
+        let t0 = Instant::now();
+        self.server.handle_snapshot_step();
+        let us = t0.elapsed().as_micros() as u64;
+        self.stall_max_us = self.stall_max_us.max(us);
     }
 
     fn storage_done(&mut self, d: Vec<StorageDone>) {

@@ -41,8 +41,11 @@ pub const DIGEST_WINDOW_MAX: usize = 4096;
 /// Connections whose last forwarded xid the leader remembers (duplicate / reorder
 /// guard); the table is cleared when full and on every leadership change.
 pub const FORWARD_SEEN_MAX: usize = 1 << 20;
-/// Znodes written per tick by a running incremental snapshot (about 1 µs each).
-pub const SNAPSHOT_STEP_NODES: usize = 4_096;
+/// Znodes written per step by a running incremental snapshot (about 1 µs each): one
+/// step per tick, plus [`Server::handle_snapshot_step`] calls between ticks. Small
+/// steps keep the pause a step puts on the core thread (and on every write waiting
+/// for it) to about a millisecond.
+pub const SNAPSHOT_STEP_NODES: usize = 1_024;
 /// Outstanding requests per connection before further ones fail with Throttled.
 pub const CONN_PENDING_MAX: usize = 100_000;
 
@@ -280,6 +283,13 @@ impl Server {
     pub fn handle_peer_lost(&mut self, peer: ServerId) {
         self.core.handle_peer_lost(peer);
         self.pump();
+    }
+
+    /// Input: write one more step of a running snapshot (nothing if none runs). The
+    /// node calls it a few times between ticks so a large snapshot progresses in
+    /// short steps; each step's bytes leave as a `SnapshotChunk` action.
+    pub fn handle_snapshot_step(&mut self) {
+        self.snapshot_step(SNAPSHOT_STEP_NODES);
     }
 
     /// Input: one tick of logical time; `now_ms` is the caller's wall time, used for

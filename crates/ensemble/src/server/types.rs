@@ -129,7 +129,7 @@ pub enum ServerAction {
         event: SessionEvent,
     },
     /// The next bytes of a periodic snapshot at `zxid` ([`crate::codec::encode_state`]
-    /// format, written incrementally, one step of [`SNAPSHOT_STEP_NODES`](super::SNAPSHOT_STEP_NODES) per tick, so
+    /// format, written incrementally, steps of [`SNAPSHOT_STEP_NODES`](super::SNAPSHOT_STEP_NODES) (per tick and between ticks), so
     /// it never stalls the server for long nor sits in memory whole). Append the
     /// chunks in order; after the `last` one, make the snapshot durable, then purge
     /// log entries before `zxid`.
