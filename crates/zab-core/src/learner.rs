@@ -436,7 +436,17 @@ impl Core {
             l.stage,
             Stage::AwaitLeaderInfo | Stage::AwaitHeader | Stage::Syncing
         );
-        if waiting_on_leader && l.silent_ticks >= resend && l.silent_ticks % resend == 0 {
+        // A FOLLOWERINFO that reached the leader while it was still LOOKING is lost
+        // (it ignores it): re-send it every tick, not every `resend_ticks`, or each
+        // failover where the follower decided first waited ~3 ticks (150 ms by
+        // default) in discovery. Later stages keep the slower restart: a sync may
+        // legitimately take several ticks.
+        let every = if l.stage == Stage::AwaitLeaderInfo {
+            1
+        } else {
+            resend
+        };
+        if waiting_on_leader && l.silent_ticks >= every && l.silent_ticks % every == 0 {
             // Something of the handshake was lost: start it over with the same leader.
             self.send_follower_info();
         }

@@ -178,8 +178,9 @@ pub struct NodeStats {
     pub snapshots: u64,
     /// Whether an incremental snapshot is being written now.
     pub snapshot_in_progress: bool,
-    /// Longest tick of the core thread while an incremental snapshot ran (each tick
-    /// writes one step), in µs: the write stall a snapshot causes.
+    /// Longest snapshot step of the core thread (a tick or an extra step between
+    /// ticks while an incremental snapshot ran), in µs: the write stall a snapshot
+    /// causes.
     pub snapshot_stall_max_us: u64,
 }
 
