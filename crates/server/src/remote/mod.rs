@@ -630,7 +630,8 @@ fn reattach(inner: &Arc<Inner>) {
     let n = inner.servers.len();
     let start = inner.conn.lock().server;
     let budget = Duration::from_millis(u64::from(inner.timeout_ms).max(1_000) * 2);
-    let deadline = Instant::now() + budget;
+    let lost_at = Instant::now();
+    let deadline = lost_at + budget;
     let mut i = 1;
     while Instant::now() < deadline {
         if inner.conn.lock().status != Status::Disconnected {
@@ -658,7 +659,14 @@ fn reattach(inner: &Arc<Inner>) {
             _ => {}
         }
         if i % n == 1 {
-            std::thread::sleep(Duration::from_millis(50));
+            // Briefly while an election is likely (as the embedded client), then 50 ms.
+            let fast = lost_at.elapsed()
+                < Duration::from_millis(ensemble::client::REATTACH_FAST_WINDOW_MS);
+            std::thread::sleep(Duration::from_millis(if fast {
+                ensemble::client::REATTACH_PAUSE_FAST_MS
+            } else {
+                50
+            }));
         }
     }
     let mut c = inner.conn.lock();
