@@ -37,7 +37,7 @@ pub enum ConfigError {
     /// The persisted state is inconsistent (a hole or disorder in the log, a log that
     /// does not reach back to the snapshot).
     #[error("inconsistent persisted state: {0}")]
-    BadPersisted(&'static str),
+    BadPersisted(String),
 }
 
 /// Static configuration of one core. All durations are in ticks.
@@ -199,28 +199,80 @@ impl Persisted {
         }
     }
 
+    /// Drops the log entries at or before the snapshot when they do not run on into
+    /// the entries after it: a hole that lies wholly at or below `snapshot_zxid` is
+    /// history the snapshot already holds (ZooKeeper likewise replays only the txns
+    /// after its snapshot). The simulator found such logs on restart: a snapshot at
+    /// `S` durable while the log kept entries only up to some `x < S` and then `S+1`
+    /// onwards. The in-memory window must be contiguous (it serves DIFFs), so it then
+    /// starts at the snapshot. A hole above the snapshot is left for
+    /// [`Persisted::validate`] to refuse.
+    pub fn without_stale_prefix(mut self) -> Self {
+        let snap = self.snapshot_zxid;
+        if self.log_base > snap {
+            return self;
+        }
+        let mut prev = self.log_base;
+        let mut stale = false;
+        for e in &self.log {
+            if e.zxid <= prev {
+                return self; // disorder: validate reports it
+            }
+            if is_hole(prev, e.zxid) {
+                // Everything missing lies at or below the snapshot when the entry after
+                // the hole is itself covered, or directly follows the snapshot.
+                stale = e.zxid <= snap || !is_hole(snap, e.zxid);
+                break;
+            }
+            prev = e.zxid;
+        }
+        if stale {
+            tracing::warn!(
+                snapshot = %snap,
+                "log entries at or before the snapshot have a hole: starting the log at the snapshot"
+            );
+            self.log.retain(|e| e.zxid > snap);
+            self.log_base = snap;
+        }
+        self
+    }
+
     /// Checks the log: it starts at or before the snapshot, its zxids increase, and
     /// within an epoch its counters have no hole.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.log_base > self.snapshot_zxid {
-            return Err(ConfigError::BadPersisted("log starts after the snapshot"));
+            return Err(ConfigError::BadPersisted(format!(
+                "log starts at {} after the snapshot at {}",
+                self.log_base, self.snapshot_zxid
+            )));
         }
         let mut prev = self.log_base;
         for e in &self.log {
             if e.zxid <= prev {
-                return Err(ConfigError::BadPersisted("log zxids do not increase"));
+                return Err(ConfigError::BadPersisted(format!(
+                    "log zxids do not increase: {} after {prev}",
+                    e.zxid
+                )));
             }
-            let hole = if e.zxid.epoch == prev.epoch {
-                e.zxid.counter != prev.counter + 1
-            } else {
-                e.zxid.counter == 0
-            };
-            if hole {
-                return Err(ConfigError::BadPersisted("hole in the log"));
+            if is_hole(prev, e.zxid) {
+                return Err(ConfigError::BadPersisted(format!(
+                    "hole in the log: {} after {prev} (snapshot at {})",
+                    e.zxid, self.snapshot_zxid
+                )));
             }
             prev = e.zxid;
         }
         Ok(())
+    }
+}
+
+/// Whether `next` cannot directly follow `prev` in a log: within an epoch the counter
+/// must be the next one; a new epoch starts at counter 1 or later.
+fn is_hole(prev: Zxid, next: Zxid) -> bool {
+    if next.epoch == prev.epoch {
+        next.counter != prev.counter.wrapping_add(1)
+    } else {
+        next.counter == 0
     }
 }
 
@@ -281,6 +333,49 @@ mod tests {
             !ok(Persisted::new(2, 2, Zxid::ZERO, Zxid::ZERO, log(&[(1, 0)]))),
             "counter 0"
         );
+    }
+
+    #[test]
+    fn a_hole_covered_by_the_snapshot_is_dropped_not_refused() {
+        let z = Zxid::new;
+        // Entries up to (1,2), snapshot at (1,5), entries from (1,6): the missing
+        // (1,3)..(1,5) are in the snapshot.
+        let p = Persisted::new(
+            2,
+            2,
+            z(1, 5),
+            Zxid::ZERO,
+            log(&[(1, 1), (1, 2), (1, 6), (1, 7)]),
+        );
+        assert!(p.validate().is_err());
+        let p = p.without_stale_prefix();
+        p.validate().unwrap();
+        assert_eq!(p.log_base, z(1, 5));
+        assert_eq!(
+            p.log.iter().map(|e| e.zxid).collect::<Vec<_>>(),
+            vec![z(1, 6), z(1, 7)]
+        );
+        // A hole wholly below the snapshot, with covered entries after it.
+        let p = Persisted::new(
+            2,
+            2,
+            z(1, 5),
+            Zxid::ZERO,
+            log(&[(1, 1), (1, 4), (1, 5), (1, 6)]),
+        )
+        .without_stale_prefix();
+        p.validate().unwrap();
+        assert_eq!(p.log.len(), 1);
+        // A new epoch right after the snapshot.
+        let p = Persisted::new(2, 2, z(1, 5), Zxid::ZERO, log(&[(1, 1), (2, 1)]))
+            .without_stale_prefix();
+        p.validate().unwrap();
+        // A hole above the snapshot stays an error, and clean logs are untouched.
+        let p = Persisted::new(2, 2, z(1, 2), Zxid::ZERO, log(&[(1, 1), (1, 2), (1, 4)]));
+        assert_eq!(p.clone().without_stale_prefix(), p);
+        assert!(p.validate().is_err());
+        let p = Persisted::new(2, 2, z(1, 1), Zxid::ZERO, log(&[(1, 1), (1, 2)]));
+        assert_eq!(p.clone().without_stale_prefix(), p);
     }
 
     #[test]

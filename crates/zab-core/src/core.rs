@@ -82,6 +82,7 @@ impl Core {
     /// (see [`Persisted`]). The core starts LOOKING.
     pub fn new(cfg: Config, persisted: Persisted) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        let persisted = persisted.without_stale_prefix();
         persisted.validate()?;
         let log = Log::new(
             persisted.log_base,
