@@ -768,3 +768,70 @@ fn apply_refuses_a_path_longer_than_the_codec_accepts() {
     assert!(!tree.contains(&path));
     assert_eq!(tree.digest(), before, "a refused txn changes nothing");
 }
+
+#[test]
+fn acl_versions_survive_rollback_delete_and_snapshots() {
+    use datatree::CreateTxn;
+    let mut tree = DataTree::new();
+    let mut zxid = 0;
+    let mut apply = |tree: &mut DataTree, op: TxnOp| {
+        zxid += 1;
+        tree.apply(&Txn {
+            zxid,
+            time_ms: 7,
+            op,
+        })
+    };
+    let create = |path: &str, parent_creates| {
+        TxnOp::Create(CreateTxn {
+            path: path.into(),
+            data: Bytes::new(),
+            acl: Acl::open_unsafe(),
+            kind: NodeKind::Persistent,
+            owner: SessionId(0),
+            ttl_ms: 0,
+            parent_creates,
+        })
+    };
+    let set_acl = |path: &str, version| TxnOp::SetAcl {
+        path: path.into(),
+        acl: Acl::read_unsafe(),
+        version,
+    };
+    apply(&mut tree, create("/a", 1)).unwrap();
+    apply(&mut tree, create("/b", 2)).unwrap();
+    apply(&mut tree, set_acl("/a", 1)).unwrap();
+    apply(&mut tree, set_acl("/a", 2)).unwrap();
+    assert_eq!(tree.stat("/a").unwrap().aversion, 2);
+    assert_eq!(tree.stat("/b").unwrap().aversion, 0);
+    assert_eq!(tree.stat("/zookeeper/config").unwrap().aversion, -1);
+    // A multi that sets an ACL, deletes the node, then fails: all of it is undone.
+    let before = tree.digest();
+    let failed = apply(
+        &mut tree,
+        TxnOp::Multi(vec![
+            set_acl("/b", 1),
+            TxnOp::Delete { path: "/a".into() },
+            TxnOp::Delete {
+                path: "/missing".into(),
+            },
+        ]),
+    );
+    assert!(failed.is_err());
+    assert_eq!(tree.stat("/a").unwrap().aversion, 2);
+    assert_eq!(tree.stat("/b").unwrap().aversion, 0);
+    assert_eq!(tree.digest(), before);
+    assert_eq!(tree.digest(), tree.full_digest());
+    // Snapshots carry the versions.
+    let mut buf = Vec::new();
+    tree.serialize(&mut buf).unwrap();
+    let back = DataTree::deserialize(&buf[..]).unwrap();
+    assert_eq!(back.stat("/a").unwrap().aversion, 2);
+    assert_eq!(back.stat("/zookeeper/config").unwrap().aversion, -1);
+    assert_eq!(back.digest(), tree.digest());
+    // Deleting the node forgets its version; a new node at the path starts at 0.
+    apply(&mut tree, TxnOp::Delete { path: "/a".into() }).unwrap();
+    apply(&mut tree, create("/a", 3)).unwrap();
+    assert_eq!(tree.stat("/a").unwrap().aversion, 0);
+    assert_eq!(tree.digest(), tree.full_digest());
+}
