@@ -16,13 +16,14 @@ use super::storage::{
 };
 use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
 
-/// Snapshot steps per tick interval besides the tick's own: with the default 50 ms
-/// tick and 1,024-node steps, about 100,000 znodes/s while a snapshot runs.
-const SNAPSHOT_STEPS_PER_TICK: u32 = 4;
 use crate::codec::{split_batch, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
 use crate::server::{Server, ServerAction, StorageDone, StorageOp};
+
+/// Snapshot steps per tick interval besides the tick's own: with the default 50 ms
+/// tick and 1,024-node steps, about 100,000 znodes/s while a snapshot runs.
+const SNAPSHOT_STEPS_PER_TICK: u32 = 4;
 
 /// What the snapshot thread receives.
 enum SnapMsg {
