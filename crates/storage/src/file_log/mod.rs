@@ -297,19 +297,39 @@ impl FileLog {
 /// background, or by the next recovery if the process stops first.
 pub(crate) const PURGED_SUFFIX: &str = ".purged";
 
-/// A thread that deletes purged segment files. Deleting a 64 MiB file on ext4 (with
-/// `discard`) took 12 ms here: on the log writer's thread that stalled every write
-/// queued behind a purge. Off that thread it still hurt: the filesystem discards the
-/// freed blocks at its next journal commit, and the three nodes' log fdatasyncs took
-/// 16-30 ms while their segments were deleted (`perf trace`, 3 nodes on one disk). So
-/// the reaper frees a file in [`REAP_STEP_BYTES`] steps (truncate, fsync, pause), as
-/// RocksDB's delete scheduler does, and removes it when it is small. Dropping the
-/// reaper finishes the deletions it was given without pausing.
+/// A thread that takes purged segments out of the directory and deletes them.
+///
+/// A purge on the log writer's thread stalled every write queued behind it: deleting
+/// a 64 MiB file on ext4 (with `discard`) took 12 ms, and the directory fsync after
+/// the renames waits for the filesystem journal (8-25 ms client pauses at each
+/// snapshot's end). So the writer only drops the segments from its list and hands
+/// the files here. The reaper renames them to `<name>.purged` oldest first, stopping
+/// at the first failure so that what is left on disk is always a suffix of the log.
+/// Then it syncs the directory and frees each file. Deleting a whole file still hurt
+/// off the writer's thread: the filesystem discards the freed blocks at its next
+/// journal commit, and the three nodes' log fdatasyncs took 16-30 ms meanwhile
+/// (`perf trace`, 3 nodes on one disk). So a file is freed in [`REAP_STEP_BYTES`]
+/// steps (truncate, fsync, pause), as RocksDB's delete scheduler does.
+///
+/// Until the renames are durable, a crash leaves the segments under their own names:
+/// the log then starts earlier, as before the purge. `reset` waits for pending
+/// renames ([`Reaper::wait_renamed`]) so a new base segment never sits beside old
+/// segments that would read as a gap. Dropping the reaper finishes its work without
+/// pausing.
 #[derive(Debug)]
 struct Reaper {
-    tx: Option<std::sync::mpsc::Sender<Vec<PathBuf>>>,
+    tx: Option<std::sync::mpsc::Sender<PurgeJob>>,
     hurry: Arc<AtomicBool>,
+    /// Jobs whose renames are not yet durable.
+    pending: Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Segments to take out of `dir`, oldest first: (current name, purged name).
+#[derive(Debug)]
+struct PurgeJob {
+    dir: PathBuf,
+    renames: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Bytes a purged segment shrinks by per reaper step.
@@ -319,14 +339,22 @@ const REAP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Reaper {
     fn spawn() -> Option<Reaper> {
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+        let (tx, rx) = std::sync::mpsc::channel::<PurgeJob>();
         let hurry = Arc::new(AtomicBool::new(false));
-        let h = Arc::clone(&hurry);
+        let pending = Arc::new((std::sync::Mutex::new(0u64), std::sync::Condvar::new()));
+        let (h, pend) = (Arc::clone(&hurry), Arc::clone(&pending));
         let thread = std::thread::Builder::new()
             .name("ensemble-log-reaper".into())
             .spawn(move || {
-                for paths in rx {
-                    for p in paths {
+                for job in rx {
+                    let renamed = rename_out(&job);
+                    {
+                        let (count, cv) = &*pend;
+                        let mut c = count.lock().unwrap_or_else(|e| e.into_inner());
+                        *c = c.saturating_sub(1);
+                        cv.notify_all();
+                    }
+                    for p in renamed {
                         if let Err(e) = reap(&p, &h) {
                             tracing::warn!(file = %p.display(), error = %e, "could not delete a purged segment");
                         }
@@ -337,9 +365,52 @@ impl Reaper {
         Some(Reaper {
             tx: Some(tx),
             hurry,
+            pending,
             thread: Some(thread),
         })
     }
+
+    /// Hands `job` over; gives it back if the thread is gone.
+    fn submit(&self, job: PurgeJob) -> Result<(), PurgeJob> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(job);
+        };
+        let (count, _) = &*self.pending;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        tx.send(job).map_err(|e| {
+            let mut c = count.lock().unwrap_or_else(|e| e.into_inner());
+            *c = c.saturating_sub(1);
+            e.0
+        })
+    }
+
+    /// Blocks until every job handed over so far has its renames durable.
+    fn wait_renamed(&self) {
+        let (count, cv) = &*self.pending;
+        let mut c = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *c > 0 {
+            c = cv.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Renames the job's files oldest first (stopping at the first failure, so the log
+/// left on disk stays a suffix) and syncs the directory. Returns the renamed paths.
+fn rename_out(job: &PurgeJob) -> Vec<PathBuf> {
+    let mut renamed = Vec::with_capacity(job.renames.len());
+    for (from, to) in &job.renames {
+        match std::fs::rename(from, to) {
+            Ok(()) => renamed.push(to.clone()),
+            Err(e) => {
+                tracing::warn!(file = %from.display(), error = %e, "could not purge a log segment; it stays");
+                break;
+            }
+        }
+    }
+    if let Err(e) = sync_dir(&job.dir) {
+        tracing::warn!(error = %e, "could not sync the log directory after a purge");
+    }
+    renamed
 }
 
 /// Shrinks `path` step by step (unless `hurry`), then deletes it.
@@ -371,39 +442,55 @@ impl Drop for Reaper {
 }
 
 impl FileLog {
-    /// Removes the oldest `n` segments from the log: each is renamed to
-    /// `<name>.purged` (oldest first, so a crash leaves a suffix, never a hole), the
-    /// directory is synced, and the files are deleted in the background.
+    /// Removes the oldest `n` segments from the log: they leave the segment list at
+    /// once and the reaper takes their files out (see [`Reaper`]); without a reaper
+    /// thread the same steps run here.
     fn purge_segments(&mut self, n: usize) -> Result<(), StorageError> {
-        let mut doomed = Vec::with_capacity(n);
-        for i in 0..n {
-            let from = self.segments[i].path.clone();
-            let mut to = from.clone().into_os_string();
-            to.push(PURGED_SUFFIX);
-            let to = PathBuf::from(to);
-            if let Err(e) = std::fs::rename(&from, &to) {
-                return self.poison(StorageError::io("rename purged segment", &from, e));
-            }
-            doomed.push(to);
-        }
+        let renames: Vec<(PathBuf, PathBuf)> = self.segments[..n]
+            .iter()
+            .map(|s| {
+                let mut to = s.path.clone().into_os_string();
+                to.push(PURGED_SUFFIX);
+                (s.path.clone(), PathBuf::from(to))
+            })
+            .collect();
         self.segments.drain(..n);
-        if let Err(e) = sync_dir(&self.dir) {
-            return self.poison(e);
-        }
         if self.reaper.is_none() {
             self.reaper = Reaper::spawn();
         }
-        let leftover = match self.reaper.as_ref().and_then(|r| r.tx.as_ref()) {
-            Some(tx) => tx.send(doomed).err().map(|e| e.0),
-            None => Some(doomed),
+        let job = PurgeJob {
+            dir: self.dir.clone(),
+            renames,
         };
-        // No reaper thread: delete here (correct, only slower).
-        for p in leftover.unwrap_or_default() {
-            if let Err(e) = remove_file(&p) {
+        let job = match self.reaper.as_ref() {
+            Some(r) => match r.submit(job) {
+                Ok(()) => return Ok(()),
+                Err(job) => job,
+            },
+            None => job,
+        };
+        // No reaper thread: rename, sync and delete here (correct, only slower).
+        for (from, to) in &job.renames {
+            if let Err(e) = std::fs::rename(from, to) {
+                return self.poison(StorageError::io("rename purged segment", from, e));
+            }
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            return self.poison(e);
+        }
+        for (_, to) in &job.renames {
+            if let Err(e) = remove_file(to) {
                 return self.poison(e);
             }
         }
         Ok(())
+    }
+
+    /// Waits until purges handed to the reaper have their renames durable.
+    fn wait_purges(&self) {
+        if let Some(r) = self.reaper.as_ref() {
+            r.wait_renamed();
+        }
     }
 }
 
@@ -611,6 +698,9 @@ impl LogStore for FileLog {
 
     fn reset(&mut self, base_zxid: u64) -> Result<(), StorageError> {
         self.check_alive()?;
+        // Old segments still awaiting their purge rename would read as a gap before
+        // the new base segment after a crash.
+        self.wait_purges();
         self.generation += 1;
         self.buf.clear();
         self.unwritten.clear();

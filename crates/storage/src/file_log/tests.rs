@@ -327,6 +327,26 @@ fn purged_segments_are_deleted_in_the_background_or_at_recovery() {
 }
 
 #[test]
+fn a_reset_right_after_a_purge_leaves_no_old_segment_beside_the_new_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let mut log = write_log(dir.path(), &opts, 100);
+    log.purge_before(60).unwrap();
+    // A SNAP install: the reset must not leave purged-but-unrenamed segments behind,
+    // or a crash now would read them as a log with a gap before the new base.
+    log.reset(500).unwrap();
+    let names: Vec<String> = files_in(dir.path())
+        .into_iter()
+        .filter(|n| !n.ends_with(PURGED_SUFFIX))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    std::mem::forget(log); // a crash: nothing more is flushed or joined
+    let log = reopen(dir.path(), &opts).unwrap();
+    assert_eq!(log.base_zxid(), 500);
+    assert_eq!(log.last_zxid(), None);
+}
+
+#[test]
 fn the_reaper_shrinks_a_large_file_step_by_step_then_deletes_it() {
     let dir = tempfile::tempdir().unwrap();
     for hurry in [false, true] {
