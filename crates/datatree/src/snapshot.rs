@@ -170,6 +170,17 @@ struct RecordRef<'a> {
 }
 
 impl Record {
+    /// Copies the fields a fresh node does not take from its create (modification
+    /// zxids and time, versions, child creates) onto `n`.
+    fn restore_counters(&self, n: &mut Node) {
+        n.mzxid = self.mzxid;
+        n.pzxid = self.pzxid;
+        n.mtime = self.mtime;
+        n.version = self.version;
+        n.creates = self.creates;
+        n.aversion = self.aversion;
+    }
+
     fn as_ref(&self) -> RecordRef<'_> {
         RecordRef {
             path: &self.path,
@@ -546,12 +557,7 @@ impl DataTree {
                 rec.czxid,
                 rec.ctime,
             );
-            root.mzxid = rec.mzxid;
-            root.pzxid = rec.pzxid;
-            root.mtime = rec.mtime;
-            root.version = rec.version;
-            root.creates = rec.creates;
-            root.aversion = rec.aversion;
+            rec.restore_counters(&mut root);
             self.insert_raw(root);
             return Ok(());
         }
@@ -576,12 +582,7 @@ impl DataTree {
         let body = Body::new(rec.kind, &p, &rec.data);
         let idx = self.link_new(body, acl, rec.czxid, rec.ctime, parent);
         if let Some(n) = self.node_mut(idx) {
-            n.mzxid = rec.mzxid;
-            n.pzxid = rec.pzxid;
-            n.mtime = rec.mtime;
-            n.version = rec.version;
-            n.creates = rec.creates;
-            n.aversion = rec.aversion;
+            rec.restore_counters(n);
         }
         if rec.kind == NodeKind::Ephemeral {
             self.owners.insert(idx, SessionId(rec.owner));

@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::{open, wait_until};
+use common::{open, wait_disconnected};
 use std::time::Duration;
 
 use ensemble::auth::digest_id;
 use ensemble::ops::{ReadOp, ReadResult};
-use ensemble::{Acl, Cluster, CreateMode, Error, Event, Id, Perms, SessionEvent};
+use ensemble::{Acl, Cluster, CreateMode, Error, Id, Perms};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -233,11 +233,7 @@ fn auth_is_replayed_after_the_session_moves() {
     )
     .unwrap();
     cluster.partition(f);
-    wait_until("Disconnected", || {
-        c.events()
-            .try_iter()
-            .any(|e| e == Event::Session(SessionEvent::Disconnected))
-    });
+    wait_disconnected(&c);
     assert!(c.wait_connected(T));
     assert_ne!(c.node_id(), f);
     // The first requests after the move already run with the replayed ids.

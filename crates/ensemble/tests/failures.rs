@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{open, wait_until};
+use common::{open, wait_disconnected, wait_until};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -204,11 +204,7 @@ fn partitioned_node_disconnects_its_clients_who_move_elsewhere() {
     c.create("/e", &b""[..], &open(), CreateMode::Ephemeral)
         .unwrap();
     cluster.partition(f);
-    wait_until("Disconnected", || {
-        c.events()
-            .try_iter()
-            .any(|e| e == Event::Session(SessionEvent::Disconnected))
-    });
+    wait_disconnected(&c);
     assert!(c.wait_connected(T));
     assert_ne!(c.node_id(), f);
     // Same session, its ephemeral still there, writes work again.
@@ -306,11 +302,7 @@ fn watches_follow_a_session_that_moves_to_another_node() {
     c.get_data("/busy", true).unwrap();
     c.exists("/later", true).unwrap();
     cluster.partition(f);
-    wait_until("Disconnected", || {
-        c.events()
-            .try_iter()
-            .any(|e| e == Event::Session(SessionEvent::Disconnected))
-    });
+    wait_disconnected(&c);
     // A change the moving session misses while it is disconnected...
     writer.set_data("/busy", &b"changed"[..], -1).unwrap();
     assert!(c.wait_connected(T));

@@ -515,35 +515,21 @@ fn reattach(inner: &Arc<Inner>) {
                         // Replay the connection's addAuths first (FIFO: before the
                         // watches and any later request, so they run with the ids).
                         for (scheme, auth) in inner.auths.lock().iter() {
-                            let (tx, _rx) = crossbeam_channel::bounded(1);
-                            let xid = Xid(st.next_xid);
-                            st.next_xid += 1;
-                            let _ = node.send(Inbound::Request {
-                                conn,
-                                xid,
-                                req: Request::AddAuth {
-                                    scheme: scheme.clone(),
-                                    auth: auth.clone(),
-                                },
-                                done: Completion::Channel(tx),
-                            });
+                            let req = Request::AddAuth {
+                                scheme: scheme.clone(),
+                                auth: auth.clone(),
+                            };
+                            replay(node, conn, &mut st.next_xid, req);
                         }
                         // Re-register the session's watches first (FIFO: before any
                         // later request); changes missed meanwhile fire at once.
                         let watches = inner.book.all();
                         if !watches.is_empty() {
-                            let (tx, _rx) = crossbeam_channel::bounded(1);
-                            let xid = Xid(st.next_xid);
-                            st.next_xid += 1;
-                            let _ = node.send(Inbound::Request {
-                                conn,
-                                xid,
-                                req: Request::SetWatches {
-                                    relative_zxid: inner.last_zxid.load(Ordering::Relaxed),
-                                    watches,
-                                },
-                                done: Completion::Channel(tx),
-                            });
+                            let req = Request::SetWatches {
+                                relative_zxid: inner.last_zxid.load(Ordering::Relaxed),
+                                watches,
+                            };
+                            replay(node, conn, &mut st.next_xid, req);
                         }
                         drop(st);
                         inner.push_event(Event::Session(SessionEvent::Connected));
@@ -573,6 +559,20 @@ fn reattach(inner: &Arc<Inner>) {
             }
         }
     }
+}
+
+/// Sends `req` on a freshly re-attached connection as its next request, without
+/// waiting for the answer (it is ordered before every later request).
+fn replay(node: &NodeHandle, conn: ConnId, next_xid: &mut u64, req: Request) {
+    let (tx, _rx) = crossbeam_channel::bounded(1);
+    let xid = Xid(*next_xid);
+    *next_xid += 1;
+    let _ = node.send(Inbound::Request {
+        conn,
+        xid,
+        req,
+        done: Completion::Channel(tx),
+    });
 }
 
 impl Drop for Client {

@@ -321,25 +321,26 @@ impl Shell {
 
     fn tick(&mut self) {
         let now = self.now_ms();
-        let snapshotting = self.server.snapshot_in_progress();
-        let t0 = Instant::now();
-        self.server.handle_tick(now);
-        if snapshotting {
-            // A tick writes one snapshot step: the stall it causes.
-            let us = t0.elapsed().as_micros() as u64;
-            self.stall_max_us = self.stall_max_us.max(us);
+        self.timed_snapshot_step(|s| s.handle_tick(now));
+    }
+
+    /// An extra snapshot step between ticks (nothing when no snapshot runs).
+    fn snapshot_step(&mut self) {
+        if self.server.snapshot_in_progress() {
+            self.timed_snapshot_step(Server::handle_snapshot_step);
         }
     }
 
-    /// An extra snapshot step between ticks, timed like the tick's.
-    fn snapshot_step(&mut self) {
-        if !self.server.snapshot_in_progress() {
-            return;
-        }
+    /// Runs `f` (a tick or an extra step) and, when a snapshot was running, records
+    /// how long it held the core thread: the write stall a snapshot step causes.
+    fn timed_snapshot_step(&mut self, f: impl FnOnce(&mut Server)) {
+        let snapshotting = self.server.snapshot_in_progress();
         let t0 = Instant::now();
-        self.server.handle_snapshot_step();
-        let us = t0.elapsed().as_micros() as u64;
-        self.stall_max_us = self.stall_max_us.max(us);
+        f(&mut self.server);
+        if snapshotting {
+            let us = t0.elapsed().as_micros() as u64;
+            self.stall_max_us = self.stall_max_us.max(us);
+        }
     }
 
     fn storage_done(&mut self, d: Vec<StorageDone>) {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ensemble::Acl;
+use ensemble::{Acl, Client, Event, SessionEvent};
 
 /// How long a test waits for a condition before failing (generous: CI machines are
 /// small and busy; nothing here asserts on speed).
@@ -24,4 +24,13 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 /// ZooKeeper's OPEN_ACL_UNSAFE.
 pub fn open() -> Vec<Acl> {
     Acl::open_unsafe()
+}
+
+/// Waits until `c` reports that its session lost its node (`Disconnected`).
+pub fn wait_disconnected(c: &Client) {
+    wait_until("Disconnected", || {
+        c.events()
+            .try_iter()
+            .any(|e| e == Event::Session(SessionEvent::Disconnected))
+    });
 }
