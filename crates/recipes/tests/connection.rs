@@ -50,9 +50,11 @@ fn suspended_then_lost_when_the_only_node_is_cut_off() {
     }));
     assert!(!lock.is_held_safely());
     assert!(told_at_once.load(Ordering::SeqCst));
+    // Listeners run just after the state is published: wait for the recorded one.
     assert!(common::eventually(Duration::from_secs(15), || {
-        coord.state() == ConnectionState::Lost
+        states.lock().last() == Some(&ConnectionState::Lost)
     }));
+    assert_eq!(coord.state(), ConnectionState::Lost);
     assert_eq!(
         *states.lock(),
         [ConnectionState::Suspended, ConnectionState::Lost]
@@ -76,8 +78,9 @@ fn reconnected_keeps_the_session_but_not_the_trust() {
     let node = lock.lock_node().unwrap();
     cluster.crash(x);
     assert!(common::eventually(Duration::from_secs(15), || {
-        coord.state() == ConnectionState::Reconnected
+        states.lock().last() == Some(&ConnectionState::Reconnected)
     }));
+    assert_eq!(coord.state(), ConnectionState::Reconnected);
     assert_eq!(
         *states.lock(),
         [ConnectionState::Suspended, ConnectionState::Reconnected]
