@@ -178,7 +178,7 @@ impl Record {
         n.mtime = self.mtime;
         n.version = self.version;
         n.creates = self.creates;
-        n.aversion = self.aversion;
+        n.set_aversion(self.aversion);
     }
 
     fn as_ref(&self) -> RecordRef<'_> {
@@ -261,7 +261,7 @@ impl DataTree {
             mtime: n.mtime,
             version: n.version,
             creates: n.creates,
-            aversion: n.aversion,
+            aversion: n.aversion(),
             kind: n.kind(),
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),
@@ -274,7 +274,7 @@ impl DataTree {
             path: n.path(),
             data: n.data(),
             zxids_times: [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime],
-            versions: [n.version, n.creates, n.aversion],
+            versions: [n.version, n.creates, n.aversion()],
             kind: n.kind(),
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),

@@ -146,7 +146,7 @@ impl DataTree {
             let idx = tree.link_new(body, acl, 0, 0, parent);
             if p == "/zookeeper/config" {
                 if let Some(n) = tree.node_mut(idx) {
-                    n.aversion = -1;
+                    n.set_aversion(-1);
                 }
             }
         }
@@ -344,7 +344,7 @@ impl DataTree {
         for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
             h.u64(v as u64);
         }
-        for v in [n.version, n.creates, n.aversion] {
+        for v in [n.version, n.creates, n.aversion()] {
             h.u64(v as u32 as u64);
         }
         let kind = n.kind();
@@ -588,7 +588,7 @@ impl DataTree {
         let (i, n) = self.by_path(p)?;
         Some(NodeView {
             version: n.version,
-            aversion: n.aversion,
+            aversion: n.aversion(),
             creates: n.creates,
             num_children: n.num_children,
             kind: n.kind(),

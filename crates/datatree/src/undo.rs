@@ -250,15 +250,15 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Err(diverged(format!("setACL of missing {path}")));
         };
-        if version != crate::prep::next_version(n.aversion) {
+        if version != crate::prep::next_version(n.aversion()) {
             return Err(diverged(format!("aversion of {path}")));
         }
-        let (old_idx, old_aversion) = (n.acl, n.aversion);
+        let (old_idx, old_aversion) = (n.acl, n.aversion());
         let old_acl = self.acls.get(old_idx).to_vec();
         let new_idx = self.acls.add_ref(acl);
         self.with_meta(idx, |n| {
             n.acl = new_idx;
-            n.aversion = version;
+            n.set_aversion(version);
         });
         self.acls.release(old_idx);
         undo.push(Undo::AclSet {
@@ -388,7 +388,7 @@ impl DataTree {
                     let idx = self.lookup(&path);
                     let new_idx = self.acls.add_ref(&acl);
                     let old = self.with_meta(idx, |n| {
-                        n.aversion = aversion;
+                        n.set_aversion(aversion);
                         std::mem::replace(&mut n.acl, new_idx)
                     });
                     if let Some(old) = old {
