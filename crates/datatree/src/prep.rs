@@ -9,6 +9,8 @@
 //! when uncommitted proposals may be gone).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::digest::FastHash;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -257,7 +259,7 @@ pub struct Prep {
     config: PrepConfig,
     /// Keyed by shared paths: one allocation serves the overlay, the batch and the
     /// undo record.
-    overlay: HashMap<Arc<str>, Pending>,
+    overlay: HashMap<Arc<str>, Pending, FastHash>,
     batches: VecDeque<Batch>,
     quota_pending: HashMap<String, (i64, i64)>,
 }
@@ -294,8 +296,12 @@ impl Prep {
                 break;
             };
             for p in b.paths {
-                if self.overlay.get(&*p).is_some_and(|e| e.zxid == b.zxid) {
-                    self.overlay.remove(&*p);
+                // One lookup in the common case (the entry is this batch's); a later
+                // batch's entry for the same path goes back in.
+                if let Some((k, e)) = self.overlay.remove_entry(&*p) {
+                    if e.zxid != b.zxid {
+                        self.overlay.insert(k, e);
+                    }
                 }
             }
             for (q, c, by) in b.quota {

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::channel::oneshot;
-
 use super::watchbook::{Note, WatchBook};
 use crate::error::Error;
-use crate::node::Reply;
+use crate::node::{Canceled, ReplyRx};
 use crate::ops::Response;
 
 /// An operation in flight: a [`Future`] of its typed result (no runtime needed), or
@@ -25,7 +23,7 @@ pub struct Call<T> {
 
 enum CallInner {
     Pending {
-        rx: oneshot::Receiver<Reply>,
+        rx: ReplyRx,
         last_zxid: Arc<AtomicI64>,
         note: Option<(Arc<WatchBook>, Note)>,
     },
@@ -40,7 +38,7 @@ impl<T> std::fmt::Debug for Call<T> {
 
 impl<T> Call<T> {
     pub(crate) fn new(
-        rx: oneshot::Receiver<Reply>,
+        rx: ReplyRx,
         map: fn(Response) -> Result<T, Error>,
         last_zxid: Arc<AtomicI64>,
     ) -> Self {
@@ -117,10 +115,10 @@ impl<T> Call<T> {
                 rx,
                 last_zxid,
                 note,
-            } => match Pin::new(rx).poll(cx) {
+            } => match rx.poll(cx) {
                 Poll::Pending => Poll::Pending,
                 // The node dropped the request (it stopped): the outcome is unknown.
-                Poll::Ready(Err(_)) => Poll::Ready((Err(Error::ConnectionLoss), 0)),
+                Poll::Ready(Err(Canceled)) => Poll::Ready((Err(Error::ConnectionLoss), 0)),
                 Poll::Ready(Ok((result, zxid))) => {
                     last_zxid.fetch_max(zxid, Ordering::Relaxed);
                     if let (Ok(reply), Some((book, n))) = (&result, note.take()) {

@@ -377,7 +377,7 @@ impl Client {
     }
 
     pub(crate) fn submit<T>(&self, req: Request, map: fn(Response) -> Result<T, Error>) -> Call<T> {
-        let (tx, rx) = futures::channel::oneshot::channel();
+        let (tx, rx) = crate::node::reply_slot();
         let mut st = self.inner.st.lock();
         let err = match st.status {
             Status::Connected => None,

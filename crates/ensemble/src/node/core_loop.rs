@@ -1,6 +1,8 @@
 //! The core thread: owns the [`Server`], moves inputs in and outputs out.
 
 use std::collections::{HashMap, VecDeque};
+
+use datatree::digest::FastHash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,7 +16,9 @@ use super::config::StorageKind;
 use super::storage::{
     run_batch, spawn_log_writer, LogCmd, LogStores, NodeError, Stores, SNAPSHOTS_KEPT,
 };
-use super::{Completion, ConnListener, Inbound, NodeConfig, NodeStats, DRAIN_MAX, LOG_QUEUE_MAX};
+use super::{
+    Completion, ConnListener, Inbound, NodeConfig, NodeStats, Wakes, DRAIN_MAX, LOG_QUEUE_MAX,
+};
 
 use crate::codec::{split_batch, BatchWriter};
 use crate::error::Error;
@@ -117,11 +121,13 @@ struct Shell {
     id: u64,
     server: Server,
     transport: Arc<dyn Transport>,
-    conns: HashMap<ConnId, ConnEntry>,
+    conns: HashMap<ConnId, ConnEntry, FastHash>,
     log: LogSink,
     purge_rx: Receiver<u64>,
     snap_tx: Sender<SnapMsg>,
     outgoing: BatchWriter,
+    /// Callers to wake at the end of this iteration (see `node::reply`).
+    wakes: Wakes,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,
     start: Instant,
@@ -200,11 +206,12 @@ pub(crate) fn spawn(
                 id,
                 server,
                 transport,
-                conns: HashMap::new(),
+                conns: HashMap::default(),
                 log: sink,
                 purge_rx,
                 snap_tx,
                 outgoing: BatchWriter::default(),
+                wakes: Wakes::default(),
                 actions: Vec::new(),
                 storage_batch: Vec::new(),
                 start: Instant::now(),
@@ -398,7 +405,9 @@ impl Shell {
                     c.pending.push_back((xid, done, now));
                     self.server.handle_client(conn, xid, req);
                 }
-                None => done.complete((Err(Error::ConnectionLoss), 0)),
+                None => self
+                    .wakes
+                    .push(done.complete_deferred((Err(Error::ConnectionLoss), 0))),
             },
             Inbound::Closed(conn) => {
                 self.conns.remove(&conn);
@@ -448,6 +457,12 @@ impl Shell {
     /// Sends the batched peer messages and hands the storage ops of this iteration to
     /// storage (inline for memory stores, whose completions loop back at once).
     fn flush(&mut self) {
+        self.flush_outputs();
+        // Every reply of the iteration is in: wake each waiting caller once.
+        self.wakes.wake_all();
+    }
+
+    fn flush_outputs(&mut self) {
         loop {
             self.execute();
             for (to, frame) in self.outgoing.drain() {
@@ -532,7 +547,7 @@ impl Shell {
                     self.lat_sum_us += us;
                     self.lat_min_us = self.lat_min_us.min(us);
                     self.lat_max_us = self.lat_max_us.max(us);
-                    done.complete((result, zxid));
+                    self.wakes.push(done.complete_deferred((result, zxid)));
                 }
             }
             ServerAction::Watch { conn, event } => {
@@ -547,7 +562,8 @@ impl Shell {
                         _ => Error::SessionExpired,
                     };
                     for (_, done, _) in c.pending {
-                        done.complete((Err(err.clone()), 0));
+                        self.wakes
+                            .push(done.complete_deferred((Err(err.clone()), 0)));
                     }
                     c.listener.on_event(conn, Event::Session(event));
                 }

@@ -5,6 +5,7 @@
 
 pub mod config;
 mod core_loop;
+mod reply;
 pub mod storage;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,10 +29,12 @@ pub const LOG_QUEUE_MAX: usize = 4_096;
 /// Inbound items the core thread takes from one source before looking at the others.
 pub const DRAIN_MAX: usize = 128;
 
+pub(crate) use reply::{reply_slot, Canceled, ReplyRx, Wakes};
+
 /// Where a reply goes.
 pub(crate) enum Completion {
-    /// A future's oneshot.
-    Future(futures::channel::oneshot::Sender<Reply>),
+    /// A [`crate::Call`]'s slot.
+    Future(reply::ReplyTx),
     /// A blocking caller's channel.
     Channel(Sender<Reply>),
 }
@@ -40,13 +43,21 @@ pub(crate) enum Completion {
 pub(crate) type Reply = (Result<Response, Error>, i64);
 
 impl Completion {
+    /// Delivers `reply` and wakes its caller at once.
     pub(crate) fn complete(self, reply: Reply) {
+        if let Some(w) = self.complete_deferred(reply) {
+            w.wake();
+        }
+    }
+
+    /// Delivers `reply`; the caller's waker (if it waits) is returned to be woken
+    /// later, at the end of the core thread's iteration ([`Wakes`]).
+    pub(crate) fn complete_deferred(self, reply: Reply) -> Option<std::task::Waker> {
         match self {
-            Completion::Future(tx) => {
-                let _ = tx.send(reply);
-            }
+            Completion::Future(tx) => tx.put(reply),
             Completion::Channel(tx) => {
                 let _ = tx.send(reply);
+                None
             }
         }
     }

@@ -20,6 +20,8 @@ mod types;
 
 use std::collections::{HashMap, VecDeque};
 
+use datatree::digest::FastHash;
+
 use bytes::Bytes;
 use datatree::{DataTree, Prep, WatchRegistry, WatchedEvent};
 use session::SessionTracker;
@@ -87,10 +89,10 @@ pub struct Server {
     /// Leader: the envelopes it proposed and has not applied yet, in zxid order, so
     /// that applying its own proposals needs no decoding.
     proposed: VecDeque<(Zxid, crate::codec::Envelope)>,
-    conns: HashMap<ConnId, conn::Conn>,
-    by_session: HashMap<SessionId, ConnId>,
+    conns: HashMap<ConnId, conn::Conn, FastHash>,
+    by_session: HashMap<SessionId, ConnId, FastHash>,
     deferred: VecDeque<(ServerId, Forward)>,
-    forward_seen: HashMap<(u64, u64), u64>,
+    forward_seen: HashMap<(u64, u64), u64, FastHash>,
     out: Vec<ServerAction>,
     scratch_actions: Vec<Action>,
     scratch_events: Vec<(SessionId, WatchedEvent)>,
@@ -185,10 +187,10 @@ impl Server {
             digests,
             snap: None,
             proposed: VecDeque::new(),
-            conns: HashMap::new(),
-            by_session: HashMap::new(),
+            conns: HashMap::default(),
+            by_session: HashMap::default(),
             deferred: VecDeque::new(),
-            forward_seen: HashMap::new(),
+            forward_seen: HashMap::default(),
             out: Vec::new(),
             scratch_actions: Vec::new(),
             scratch_events: Vec::new(),
