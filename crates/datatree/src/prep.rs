@@ -249,7 +249,6 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Batch {
     zxid: i64,
-    paths: Vec<Arc<str>>,
     quota: Vec<(String, i64, i64)>,
 }
 
@@ -260,12 +259,30 @@ pub struct Prep {
     /// Keyed by shared paths: one allocation serves the overlay, the batch and the
     /// undo record.
     overlay: HashMap<Arc<str>, Pending, FastHash>,
+    /// Every overlay entry set, with its txn's zxid, in zxid order (one flat queue
+    /// rather than a list per txn: no allocation per txn).
+    set_paths: VecDeque<(i64, Arc<str>)>,
+    /// Txns with quota effects (most have none).
     batches: VecDeque<Batch>,
     quota_pending: HashMap<String, (i64, i64)>,
 }
 
-/// One op's effect on the overlay, kept so a failing multi can be undone.
-type Saved = Vec<(Arc<str>, Option<Pending>)>;
+/// The overlay entries a request replaced, kept so a failing multi can be undone. A
+/// single op changes the overlay only after its last check, so it keeps nothing
+/// (`on` false) and saves the allocation.
+struct Saved {
+    on: bool,
+    old: Vec<(Arc<str>, Option<Pending>)>,
+}
+
+impl Saved {
+    fn new(on: bool) -> Saved {
+        Saved {
+            on,
+            old: Vec::new(),
+        }
+    }
+}
 
 impl Prep {
     /// A preparer with the given settings.
@@ -284,6 +301,7 @@ impl Prep {
     /// Forgets every in-flight change (for example after a leader change).
     pub fn reset(&mut self) {
         self.overlay.clear();
+        self.set_paths.clear();
         self.batches.clear();
         self.quota_pending.clear();
     }
@@ -291,19 +309,22 @@ impl Prep {
     /// Drops the overlay entries of every txn with zxid up to `zxid`, which the tree has
     /// now applied.
     pub fn handle_applied(&mut self, zxid: i64) {
+        while self.set_paths.front().is_some_and(|(z, _)| *z <= zxid) {
+            let Some((z, p)) = self.set_paths.pop_front() else {
+                break;
+            };
+            // One lookup in the common case (the entry is this txn's); a later txn's
+            // entry for the same path goes back in.
+            if let Some((k, e)) = self.overlay.remove_entry(&*p) {
+                if e.zxid != z {
+                    self.overlay.insert(k, e);
+                }
+            }
+        }
         while self.batches.front().is_some_and(|b| b.zxid <= zxid) {
             let Some(b) = self.batches.pop_front() else {
                 break;
             };
-            for p in b.paths {
-                // One lookup in the common case (the entry is this batch's); a later
-                // batch's entry for the same path goes back in.
-                if let Some((k, e)) = self.overlay.remove_entry(&*p) {
-                    if e.zxid != b.zxid {
-                        self.overlay.insert(k, e);
-                    }
-                }
-            }
             for (q, c, by) in b.quota {
                 if let Some(e) = self.quota_pending.get_mut(&q) {
                     e.0 -= c;
@@ -333,8 +354,10 @@ impl Prep {
                 view,
             },
         );
-        saved.push((Arc::clone(&key), old));
-        batch.paths.push(key);
+        if saved.on {
+            saved.old.push((Arc::clone(&key), old));
+        }
+        self.set_paths.push_back((batch.zxid, key));
     }
 
     /// Validates `op` for the session in `ctx` and returns the txn op to propose; the
@@ -349,7 +372,8 @@ impl Prep {
             zxid: ctx.zxid,
             ..Batch::default()
         };
-        let mut saved = Saved::new();
+        let mut saved = Saved::new(matches!(op, WriteOp::Multi(_)));
+        let mark = self.set_paths.len();
         let size = self.config.check_size(op).map_err(PrepError::Op)?;
         if size > self.config.max_request_bytes {
             return Err(PrepError::Op(PrepConfig::too_big(
@@ -413,16 +437,23 @@ impl Prep {
                     e.0 += c;
                     e.1 += b;
                 }
-                self.batches.push_back(batch);
+                if !batch.quota.is_empty() {
+                    self.batches.push_back(batch);
+                }
                 Ok(t)
             }
             Err(e) => {
-                for (p, old) in saved.into_iter().rev() {
+                debug_assert!(
+                    saved.on || self.set_paths.len() == mark,
+                    "a single op changed the overlay before failing"
+                );
+                for (p, old) in saved.old.into_iter().rev() {
                     match old {
                         Some(o) => self.overlay.insert(p, o),
                         None => self.overlay.remove(&*p),
                     };
                 }
+                self.set_paths.truncate(mark);
                 Err(e)
             }
         }
@@ -458,11 +489,13 @@ impl Prep {
             zxid,
             ..Batch::default()
         };
-        let mut saved = Saved::new();
+        let mut saved = Saved::new(false);
         for p in &paths {
             self.remove_pending(tree, p, &mut saved, &mut batch);
         }
-        self.batches.push_back(batch);
+        if !batch.quota.is_empty() {
+            self.batches.push_back(batch);
+        }
         TxnOp::CloseSession { session, paths }
     }
 

@@ -148,7 +148,7 @@ pub enum OpResult {
 }
 
 /// What applying a txn produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// One result per op (one element unless the txn is a multi).
     pub results: Vec<OpResult>,
@@ -164,27 +164,44 @@ impl DataTree {
     /// Applies a committed txn. On `Err` nothing was changed: the txn did not fit the
     /// tree, which means this replica has diverged and must stop serving.
     pub fn apply(&mut self, txn: &Txn) -> Result<Applied, Error> {
-        let mut undo = Vec::new();
         let mut applied = Applied {
             results: Vec::new(),
             changes: Vec::new(),
         };
+        self.apply_into(txn, &mut applied, true)?;
+        Ok(applied)
+    }
+
+    /// [`DataTree::apply`] into buffers the caller keeps between txns (both are
+    /// cleared first), so that applying allocates nothing per txn for them. With
+    /// `changes` false no [`Change`] is recorded: for a server with no watch
+    /// registered, where nobody would read them.
+    pub fn apply_into(&mut self, txn: &Txn, out: &mut Applied, changes: bool) -> Result<(), Error> {
+        out.results.clear();
+        out.changes.clear();
+        let mut undo = Vec::new();
         let ops: &[TxnOp] = match &txn.op {
             TxnOp::Multi(ops) => ops,
             single => std::slice::from_ref(single),
         };
         let multi = ops.len() > 1;
+        let mut sink = ChangeSink {
+            out: &mut out.changes,
+            on: changes,
+        };
         for op in ops {
-            match self.apply_op(txn, op, &mut undo, &mut applied.changes, multi) {
-                Ok(r) => applied.results.push(r),
+            match self.apply_op(txn, op, &mut undo, &mut sink, multi) {
+                Ok(r) => out.results.push(r),
                 Err(e) => {
                     self.rollback(undo);
+                    out.results.clear();
+                    out.changes.clear();
                     return Err(e);
                 }
             }
         }
         self.last_applied = txn.zxid;
-        Ok(applied)
+        Ok(())
     }
 
     fn apply_op(
@@ -192,18 +209,18 @@ impl DataTree {
         txn: &Txn,
         op: &TxnOp,
         undo: &mut Vec<Undo>,
-        changes: &mut Vec<Change>,
+        changes: &mut ChangeSink<'_>,
         multi: bool,
     ) -> Result<OpResult, Error> {
         let (zxid, time) = (txn.zxid, txn.time_ms);
         match op {
             TxnOp::Create(c) => {
                 let stat = self.do_create(c, zxid, time, undo)?;
-                changes.push(change(&c.path, ChangeKind::Created));
-                changes.push(change(
+                changes.push(&c.path, ChangeKind::Created);
+                changes.push(
                     crate::path::parent(&c.path).unwrap_or("/"),
                     ChangeKind::ChildrenChanged,
-                ));
+                );
                 Ok(OpResult::Created {
                     path: c.path.clone(),
                     stat,
@@ -211,11 +228,11 @@ impl DataTree {
             }
             TxnOp::Delete { path } => {
                 self.do_delete(path, zxid, undo)?;
-                changes.push(change(path, ChangeKind::Deleted));
-                changes.push(change(
+                changes.push(path, ChangeKind::Deleted);
+                changes.push(
                     crate::path::parent(path).unwrap_or("/"),
                     ChangeKind::ChildrenChanged,
-                ));
+                );
                 Ok(OpResult::Deleted)
             }
             TxnOp::SetData {
@@ -226,7 +243,7 @@ impl DataTree {
                 // Nothing after a single op can fail: only a multi needs its undo record.
                 let undo = if multi { Some(&mut *undo) } else { None };
                 let stat = self.do_set_data(path, data, *version, zxid, time, undo)?;
-                changes.push(change(path, ChangeKind::DataChanged));
+                changes.push(path, ChangeKind::DataChanged);
                 Ok(OpResult::DataSet { stat })
             }
             TxnOp::SetAcl { path, acl, version } => {
@@ -264,11 +281,11 @@ impl DataTree {
                         return Err(diverged(format!("{p} is not an ephemeral of {session}")));
                     }
                     self.do_delete(p, zxid, undo)?;
-                    changes.push(change(p, ChangeKind::Deleted));
-                    changes.push(change(
+                    changes.push(p, ChangeKind::Deleted);
+                    changes.push(
                         crate::path::parent(p).unwrap_or("/"),
                         ChangeKind::ChildrenChanged,
-                    ));
+                    );
                 }
                 Ok(OpResult::SessionClosed)
             }
@@ -288,9 +305,19 @@ impl DataTree {
     }
 }
 
-fn change(path: &str, kind: ChangeKind) -> Change {
-    Change {
-        path: Arc::from(path),
-        kind,
+/// Where `apply_op` records changes; off when nobody watches.
+struct ChangeSink<'a> {
+    out: &'a mut Vec<Change>,
+    on: bool,
+}
+
+impl ChangeSink<'_> {
+    fn push(&mut self, path: &str, kind: ChangeKind) {
+        if self.on {
+            self.out.push(Change {
+                path: Arc::from(path),
+                kind,
+            });
+        }
     }
 }

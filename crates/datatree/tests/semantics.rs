@@ -835,3 +835,112 @@ fn acl_versions_survive_rollback_delete_and_snapshots() {
     assert_eq!(tree.stat("/a").unwrap().aversion, 0);
     assert_eq!(tree.digest(), tree.full_digest());
 }
+
+#[test]
+fn overlapping_in_flight_changes_survive_partial_applies_and_failed_multis() {
+    let mut t = Local::new();
+    t.create("/x", CreateMode::Persistent).unwrap();
+    let ctx = |zxid| PrepContext {
+        session: SessionId(1),
+        auth: &[],
+        zxid,
+    };
+    let set = |version| WriteOp::SetData {
+        path: "/x".into(),
+        data: Bytes::from_static(b"v"),
+        version,
+    };
+    let base = t.zxid;
+    let first = t.prep.prepare(&t.tree, &ctx(base + 1), &set(0)).unwrap();
+    let second = t.prep.prepare(&t.tree, &ctx(base + 2), &set(1)).unwrap();
+    // A multi that touches /x and then fails leaves the in-flight state as it was.
+    let failing = WriteOp::Multi(vec![
+        set(2),
+        create_op("/x", b"", CreateMode::Persistent, 0),
+    ]);
+    assert!(t.prep.prepare(&t.tree, &ctx(base + 3), &failing).is_err());
+    assert_eq!(t.prep.pending_paths(), 1);
+    t.tree
+        .apply(&Txn {
+            zxid: base + 1,
+            time_ms: 5,
+            op: first,
+        })
+        .unwrap();
+    t.prep.handle_applied(base + 1);
+    // The second setData is still in flight: the next one must expect version 2.
+    assert_eq!(t.prep.pending_paths(), 1);
+    let bad = t.prep.prepare(&t.tree, &ctx(base + 3), &set(1));
+    assert_eq!(bad.unwrap_err().error().code(), -103);
+    let third = t.prep.prepare(&t.tree, &ctx(base + 3), &set(2)).unwrap();
+    for (z, op) in [(base + 2, second), (base + 3, third)] {
+        t.tree
+            .apply(&Txn {
+                zxid: z,
+                time_ms: 5,
+                op,
+            })
+            .unwrap();
+        t.prep.handle_applied(z);
+    }
+    assert_eq!(t.prep.pending_paths(), 0);
+    assert_eq!(t.stat("/x").version, 3);
+}
+
+#[test]
+fn apply_into_reuses_buffers_and_can_skip_changes() {
+    let ops = |zxid: i64| {
+        vec![
+            Txn {
+                zxid,
+                time_ms: 1,
+                op: TxnOp::Create(CreateTxn {
+                    path: format!("/n{zxid}"),
+                    data: Bytes::from_static(b"d"),
+                    acl: Acl::open_unsafe(),
+                    kind: NodeKind::Persistent,
+                    owner: SessionId(0),
+                    ttl_ms: 0,
+                    // The root's stored create count starts at 0 (see initial_tree_...).
+                    parent_creates: 1 + (zxid as i32 - 1) / 2,
+                }),
+            },
+            Txn {
+                zxid: zxid + 1,
+                time_ms: 2,
+                op: TxnOp::SetData {
+                    path: format!("/n{zxid}"),
+                    data: Bytes::from_static(b"e"),
+                    version: 1,
+                },
+            },
+        ]
+    };
+    let (mut a, mut b, mut c) = (DataTree::new(), DataTree::new(), DataTree::new());
+    let (mut quiet, mut loud) = (Applied::default(), Applied::default());
+    for z in [1, 3, 5] {
+        for txn in ops(z) {
+            let full = a.apply(&txn).unwrap();
+            b.apply_into(&txn, &mut quiet, false).unwrap();
+            c.apply_into(&txn, &mut loud, true).unwrap();
+            assert_eq!(quiet.results, full.results);
+            assert!(quiet.changes.is_empty());
+            assert_eq!(loud, full);
+        }
+    }
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.digest(), c.digest());
+    // A txn that does not fit leaves the tree and the buffers empty of it.
+    let bad = Txn {
+        zxid: 7,
+        time_ms: 3,
+        op: TxnOp::SetData {
+            path: "/missing".into(),
+            data: Bytes::new(),
+            version: 1,
+        },
+    };
+    assert!(b.apply_into(&bad, &mut quiet, false).is_err());
+    assert!(quiet.results.is_empty() && quiet.changes.is_empty());
+    assert_eq!(a.digest(), b.digest());
+}

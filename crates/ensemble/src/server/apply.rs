@@ -57,7 +57,7 @@ impl Server {
             Body::Tree(txn) => {
                 let result = self.apply_tree(&txn, zxid);
                 if mine {
-                    let result = result.map(|results| self.tree_response(conn, xid, results));
+                    let result = result.map(|()| self.tree_response(conn, xid));
                     self.complete(conn, xid, result);
                 }
             }
@@ -193,36 +193,41 @@ impl Server {
     /// Applies a tree txn and fires its watches. A txn that does not fit fails the
     /// same way on every replica (the tree is left untouched); divergence is caught
     /// by the digest check.
-    fn apply_tree(&mut self, txn: &Txn, zxid: Zxid) -> Result<Vec<OpResult>, Error> {
+    /// Applies `txn`; its results wait in `self.applied_scratch` for
+    /// [`Server::tree_response`].
+    fn apply_tree(&mut self, txn: &Txn, zxid: Zxid) -> Result<(), Error> {
         if txn.zxid != zxid.to_u64() as i64 {
             tracing::warn!(id = %self.id, %zxid, txn_zxid = txn.zxid, "txn zxid differs from its log position");
         }
-        match self.tree.apply(txn) {
-            Ok(applied) => {
-                let mut events = std::mem::take(&mut self.scratch_events);
-                events.clear();
-                self.watches
-                    .trigger_into(&applied.changes, txn.zxid, &mut events);
-                for (session, event) in events.drain(..) {
-                    if let Some(conn) = self.by_session.get(&session) {
-                        self.out.push(ServerAction::Watch { conn: *conn, event });
-                    }
+        // Changes are only recorded for the watch registry: none when it is empty.
+        let want_changes = !self.watches.is_empty();
+        let mut applied = std::mem::take(&mut self.applied_scratch);
+        let r = self.tree.apply_into(txn, &mut applied, want_changes);
+        if r.is_ok() && want_changes {
+            let mut events = std::mem::take(&mut self.scratch_events);
+            events.clear();
+            self.watches
+                .trigger_into(&applied.changes, txn.zxid, &mut events);
+            for (session, event) in events.drain(..) {
+                if let Some(conn) = self.by_session.get(&session) {
+                    self.out.push(ServerAction::Watch { conn: *conn, event });
                 }
-                self.scratch_events = events;
-                Ok(applied.results)
             }
-            Err(e) => {
-                tracing::warn!(id = %self.id, %zxid, error = %e, "committed txn failed to apply");
-                Err(e.into())
-            }
+            self.scratch_events = events;
         }
+        self.applied_scratch = applied;
+        r.map_err(|e| {
+            tracing::warn!(id = %self.id, %zxid, error = %e, "committed txn failed to apply");
+            e.into()
+        })
     }
 
-    fn tree_response(&self, conn: ConnId, xid: Xid, mut results: Vec<OpResult>) -> Response {
+    /// The reply to the txn just applied, from the results `apply_tree` left.
+    fn tree_response(&mut self, conn: ConnId, xid: Xid) -> Response {
         if matches!(self.waiting_kind(conn, xid), Some(WaitKind::Multi)) {
-            return Response::Multi(results);
+            return Response::Multi(std::mem::take(&mut self.applied_scratch.results));
         }
-        match results.pop() {
+        match self.applied_scratch.results.pop() {
             Some(OpResult::Created { path, stat }) => Response::Created { path, stat },
             Some(OpResult::Deleted) => Response::Deleted,
             Some(OpResult::DataSet { stat }) | Some(OpResult::AclSet { stat }) => {

@@ -96,6 +96,8 @@ pub struct Server {
     out: Vec<ServerAction>,
     scratch_actions: Vec<Action>,
     scratch_events: Vec<(SessionId, WatchedEvent)>,
+    /// Reused result and change buffers of `DataTree::apply_into`.
+    applied_scratch: datatree::Applied,
 }
 
 impl std::fmt::Debug for Server {
@@ -194,6 +196,7 @@ impl Server {
             out: Vec::new(),
             scratch_actions: Vec::new(),
             scratch_events: Vec::new(),
+            applied_scratch: datatree::Applied::default(),
         };
         server.pump();
         Ok(server)
