@@ -65,10 +65,34 @@ const T_PING: u8 = 15;
 const T_PING_REPLY: u8 = 16;
 const T_REQUEST: u8 = 17;
 
+/// The most bytes a message takes besides its variable-length field.
+pub const FIXED_LEN_MAX: usize = 40;
+
 impl Message {
     /// Encodes the message in the wire format.
     pub fn encode(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(32);
+        let mut b = BytesMut::with_capacity(self.encoded_len_max());
+        self.encode_into(&mut b);
+        b.freeze()
+    }
+
+    /// At least the encoded size of the message (its fixed fields are at most
+    /// [`FIXED_LEN_MAX`] bytes), for reserving and for batching decisions.
+    pub fn encoded_len_max(&self) -> usize {
+        FIXED_LEN_MAX
+            + match self {
+                Message::Snap { data, .. } => data.len(),
+                Message::Proposal { entry, .. } | Message::Inform { entry, .. } => {
+                    entry.payload.len()
+                }
+                Message::Request { payload, .. } => payload.len(),
+                _ => 0,
+            }
+    }
+
+    /// Appends the message's wire encoding to `b` (no intermediate buffer: the node
+    /// writes messages straight into its batch frames).
+    pub fn encode_into(&self, b: &mut BytesMut) {
         b.put_u8(WIRE_VERSION);
         match self {
             Message::Notification {
@@ -133,7 +157,7 @@ impl Message {
                 b.put_u32(*epoch);
                 b.put_u64(echo.to_u64());
                 b.put_u64(zxid.to_u64());
-                put_bytes(&mut b, data);
+                put_bytes(b, data);
             }
             Message::Proposal { epoch, prev, entry } | Message::Inform { epoch, prev, entry } => {
                 let tag = if matches!(self, Message::Proposal { .. }) {
@@ -145,19 +169,17 @@ impl Message {
                 b.put_u32(*epoch);
                 b.put_u64(prev.to_u64());
                 b.put_u64(entry.zxid.to_u64());
-                put_bytes(&mut b, &entry.payload);
+                put_bytes(b, &entry.payload);
             }
-            Message::Commit { epoch, zxid } => put_epoch_zxid(&mut b, T_COMMIT, *epoch, *zxid),
-            Message::NewLeader { epoch, zxid } => {
-                put_epoch_zxid(&mut b, T_NEW_LEADER, *epoch, *zxid)
-            }
+            Message::Commit { epoch, zxid } => put_epoch_zxid(b, T_COMMIT, *epoch, *zxid),
+            Message::NewLeader { epoch, zxid } => put_epoch_zxid(b, T_NEW_LEADER, *epoch, *zxid),
             Message::AckNewLeader { epoch, zxid } => {
-                put_epoch_zxid(&mut b, T_ACK_NEW_LEADER, *epoch, *zxid)
+                put_epoch_zxid(b, T_ACK_NEW_LEADER, *epoch, *zxid)
             }
             Message::UpToDate { epoch, committed } => {
-                put_epoch_zxid(&mut b, T_UP_TO_DATE, *epoch, *committed)
+                put_epoch_zxid(b, T_UP_TO_DATE, *epoch, *committed)
             }
-            Message::Ack { epoch, zxid } => put_epoch_zxid(&mut b, T_ACK, *epoch, *zxid),
+            Message::Ack { epoch, zxid } => put_epoch_zxid(b, T_ACK, *epoch, *zxid),
             Message::Ping {
                 epoch,
                 last_zxid,
@@ -175,10 +197,9 @@ impl Message {
             Message::Request { epoch, payload } => {
                 b.put_u8(T_REQUEST);
                 b.put_u32(*epoch);
-                put_bytes(&mut b, payload);
+                put_bytes(b, payload);
             }
         }
-        b.freeze()
     }
 
     /// Decodes one message that fills `input` exactly.
@@ -445,6 +466,11 @@ pub(crate) mod tests {
         #[test]
         fn roundtrip(m in message()) {
             let enc = m.encode();
+            prop_assert!(enc.len() <= m.encoded_len_max());
+            // Appending after other bytes writes the same encoding.
+            let mut b = BytesMut::from(&b"xy"[..]);
+            m.encode_into(&mut b);
+            prop_assert_eq!(&b[2..], &enc[..]);
             prop_assert_eq!(Message::decode(&enc).unwrap(), m);
         }
 

@@ -2,6 +2,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use zab_core::Message;
+
 use super::Reader;
 
 // ---- batch frames (several ZAB messages to one peer in one transport frame) --------
@@ -16,32 +18,83 @@ pub const BATCH_MESSAGES_MAX: usize = 1 << 16;
 
 /// Collects the messages of one core-loop iteration per peer, so that each peer gets
 /// one transport frame per iteration: `[BATCH_TAG][count u32]([len u32][message])*`.
+/// Messages are encoded straight into the frame (one copy of a proposal's payload per
+/// peer, no buffer per message). A frame holding a single message leaves as that
+/// plain message (the receiver takes both).
 #[derive(Debug, Default)]
 pub struct BatchWriter {
-    peers: Vec<(u64, Vec<Bytes>, usize)>,
+    peers: Vec<PeerFrame>,
+}
+
+#[derive(Debug)]
+struct PeerFrame {
+    to: u64,
+    buf: BytesMut,
+    count: u32,
+    /// Size of the last frame sent, to size the next buffer.
+    last_len: usize,
+}
+
+/// Bytes before the first message: the tag and the count.
+const HEAD: usize = 5;
+/// Largest capacity a new frame takes from the size of the previous one.
+const FRAME_HINT_MAX: usize = 256 << 10;
+
+impl PeerFrame {
+    fn start(&mut self, need: usize) {
+        // Sized like the last frame (up to FRAME_HINT_MAX), so a busy peer's frame
+        // rarely regrows while it fills.
+        let cap = (HEAD + need).max(self.last_len.min(FRAME_HINT_MAX));
+        self.buf = BytesMut::with_capacity(cap);
+        self.buf.put_u8(BATCH_TAG);
+        self.buf.put_u32(0);
+    }
+
+    fn close(&mut self) -> Bytes {
+        let count = std::mem::take(&mut self.count);
+        let mut b = std::mem::take(&mut self.buf);
+        self.last_len = b.len();
+        if count == 1 {
+            // [tag][count][len][message]: the message alone.
+            return b.freeze().slice(HEAD + 4..);
+        }
+        b[1..HEAD].copy_from_slice(&count.to_be_bytes());
+        b.freeze()
+    }
 }
 
 impl BatchWriter {
-    /// Queues `frame` for `to`; returns a full batch to send now, if one closed.
-    pub fn push(&mut self, to: u64, frame: Bytes) -> Option<(u64, Bytes)> {
-        let i = match self.peers.iter().position(|(p, _, _)| *p == to) {
+    /// Queues `msg` for `to`; returns a full frame to send now, if one closed.
+    pub fn push(&mut self, to: u64, msg: &Message) -> Option<(u64, Bytes)> {
+        let i = match self.peers.iter().position(|p| p.to == to) {
             Some(i) => i,
             None => {
-                self.peers.push((to, Vec::new(), 0));
+                self.peers.push(PeerFrame {
+                    to,
+                    buf: BytesMut::new(),
+                    count: 0,
+                    last_len: 0,
+                });
                 self.peers.len() - 1
             }
         };
-        let (_, frames, bytes) = &mut self.peers[i];
+        let p = &mut self.peers[i];
+        let need = 4 + msg.encoded_len_max();
         let mut out = None;
-        if !frames.is_empty()
-            && (*bytes + frame.len() > BATCH_BYTES_MAX || frames.len() >= BATCH_MESSAGES_MAX)
+        if p.count > 0
+            && (p.buf.len() + need > BATCH_BYTES_MAX || p.count as usize >= BATCH_MESSAGES_MAX)
         {
-            out = Some((to, encode_batch(frames)));
-            frames.clear();
-            *bytes = 0;
+            out = Some((to, p.close()));
         }
-        *bytes += frame.len();
-        frames.push(frame);
+        if p.count == 0 {
+            p.start(need);
+        }
+        let at = p.buf.len();
+        p.buf.put_u32(0);
+        msg.encode_into(&mut p.buf);
+        let len = (p.buf.len() - at - 4) as u32;
+        p.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        p.count += 1;
         out
     }
 
@@ -49,31 +102,9 @@ impl BatchWriter {
     pub fn drain(&mut self) -> impl Iterator<Item = (u64, Bytes)> + '_ {
         self.peers
             .iter_mut()
-            .filter(|(_, f, _)| !f.is_empty())
-            .map(|(to, frames, bytes)| {
-                *bytes = 0;
-                let frame = if frames.len() == 1 {
-                    frames.pop().unwrap_or_default()
-                } else {
-                    let b = encode_batch(frames);
-                    frames.clear();
-                    b
-                };
-                (*to, frame)
-            })
+            .filter(|p| p.count > 0)
+            .map(|p| (p.to, p.close()))
     }
-}
-
-fn encode_batch(frames: &[Bytes]) -> Bytes {
-    let total: usize = frames.iter().map(|f| f.len() + 4).sum();
-    let mut out = BytesMut::with_capacity(5 + total);
-    out.put_u8(BATCH_TAG);
-    out.put_u32(frames.len() as u32);
-    for f in frames {
-        out.put_u32(f.len() as u32);
-        out.put_slice(f);
-    }
-    out.freeze()
 }
 
 /// Splits a batch frame into its messages (zero-copy); `None` if `frame` is not a

@@ -84,20 +84,63 @@ fn state_round_trips() {
 
 #[test]
 fn batches_split_back_into_their_messages() {
+    use zab_core::{Entry, Message, Zxid};
+    let z = |c| Zxid::new(1, c);
+    let commit = Message::Commit {
+        epoch: 1,
+        zxid: z(7),
+    };
+    let proposal = Message::Proposal {
+        epoch: 1,
+        prev: z(6),
+        entry: Entry {
+            zxid: z(7),
+            payload: Bytes::from_static(b"payload"),
+        },
+    };
     let mut w = BatchWriter::default();
-    assert!(w.push(2, Bytes::from_static(&[1, 9])).is_none());
-    assert!(w.push(2, Bytes::from_static(&[1, 8, 7])).is_none());
-    assert!(w.push(3, Bytes::from_static(&[1])).is_none());
+    assert!(w.push(2, &proposal).is_none());
+    assert!(w.push(2, &commit).is_none());
+    assert!(w.push(3, &commit).is_none());
     let out: Vec<(u64, Bytes)> = w.drain().collect();
     assert_eq!(out.len(), 2);
     let parts = split_batch(&out[0].1).unwrap();
-    assert_eq!(
-        parts,
-        vec![Bytes::from_static(&[1, 9]), Bytes::from_static(&[1, 8, 7])]
-    );
-    assert_eq!(out[1].1, Bytes::from_static(&[1]));
+    assert_eq!(parts, vec![proposal.encode(), commit.encode()]);
+    // A frame of one message is that message alone.
+    assert_eq!(out[1].1, commit.encode());
     assert!(split_batch(&out[1].1).is_none());
     assert_eq!(w.drain().count(), 0);
+    // The writer is reusable after a drain.
+    assert!(w.push(2, &commit).is_none());
+    assert!(w.push(2, &commit).is_none());
+    let again: Vec<(u64, Bytes)> = w.drain().collect();
+    assert_eq!(
+        split_batch(&again[0].1).unwrap(),
+        vec![commit.encode(), commit.encode()]
+    );
+}
+
+#[test]
+fn a_big_message_closes_the_open_batch_and_travels_alone() {
+    use zab_core::{Entry, Message, Zxid};
+    let small = Message::Commit {
+        epoch: 1,
+        zxid: Zxid::new(1, 1),
+    };
+    let big = Message::Proposal {
+        epoch: 1,
+        prev: Zxid::new(1, 1),
+        entry: Entry {
+            zxid: Zxid::new(1, 2),
+            payload: Bytes::from(vec![7u8; BATCH_BYTES_MAX]),
+        },
+    };
+    let mut w = BatchWriter::default();
+    assert!(w.push(2, &small).is_none());
+    let (to, first) = w.push(2, &big).expect("the open batch closes first");
+    assert_eq!((to, first), (2, small.encode()));
+    let rest: Vec<(u64, Bytes)> = w.drain().collect();
+    assert_eq!(rest, vec![(2, big.encode())]);
 }
 
 proptest! {

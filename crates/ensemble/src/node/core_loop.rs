@@ -521,7 +521,7 @@ impl Shell {
     fn action(&mut self, a: ServerAction) {
         match a {
             ServerAction::Send { to, msg } => {
-                if let Some((to, frame)) = self.outgoing.push(to.0, msg.encode()) {
+                if let Some((to, frame)) = self.outgoing.push(to.0, &msg) {
                     if let Err(e) = self.transport.send(NodeId(to), frame) {
                         tracing::debug!(id = self.id, to, error = %e, "send failed");
                     }
