@@ -22,10 +22,6 @@ impl Core {
         let Some(epoch) = self.leader_ref().and_then(|l| l.epoch) else {
             return;
         };
-        let newly = self.commit_upto(upto);
-        let Some(last) = newly.last().map(|e| e.zxid) else {
-            return;
-        };
         let targets: Vec<(ServerId, bool, Zxid)> = self
             .leader_ref()
             .map(|l| {
@@ -36,10 +32,22 @@ impl Core {
                     .collect()
             })
             .unwrap_or_default();
+        // Observers get the txns themselves (INFORM): copy them before the commit
+        // hands them to the shell and the window may trim them. Followers only need
+        // the zxid.
+        let for_observers = if targets.iter().any(|t| t.1) {
+            self.log
+                .range(self.log.committed(), upto.min(self.log.last()))
+        } else {
+            Vec::new()
+        };
+        let Some(last) = self.commit_upto(upto) else {
+            return;
+        };
         for (to, observer, sent) in targets {
             if observer {
                 let mut prev = sent;
-                for entry in newly.iter().filter(|e| e.zxid > sent) {
+                for entry in for_observers.iter().filter(|e| e.zxid > sent) {
                     let zxid = entry.zxid;
                     self.send(
                         to,

@@ -297,35 +297,38 @@ impl Core {
     }
 
     pub(crate) fn push(&mut self, action: Action) {
-        if let Action::AppendLog { entries } = &action {
-            if let Some(Action::AppendLog { entries: prev }) = self.actions.last_mut() {
-                prev.extend(entries.iter().cloned());
-                return;
+        match (action, self.actions.last_mut()) {
+            // Consecutive appends become one storage op.
+            (Action::AppendLog { entries }, Some(Action::AppendLog { entries: prev })) => {
+                prev.extend(entries);
             }
+            (action, _) => self.actions.push(action),
         }
-        self.actions.push(action);
     }
 
     pub(crate) fn send(&mut self, to: ServerId, msg: Message) {
         self.push(Action::Send { to, msg });
     }
 
-    /// Commits up to `upto` and hands the newly committed txns to the shell.
-    pub(crate) fn commit_upto(&mut self, upto: Zxid) -> Vec<Entry> {
+    /// Commits up to `upto` and hands the newly committed txns to the shell; returns
+    /// the last zxid newly committed, if any.
+    pub(crate) fn commit_upto(&mut self, upto: Zxid) -> Option<Zxid> {
         let newly = self.log.commit_upto(upto);
+        let last = newly.last().map(|e| e.zxid);
         if !newly.is_empty() {
-            self.push(Action::Commit {
-                entries: newly.clone(),
-            });
+            self.push(Action::Commit { entries: newly });
         }
-        newly
+        last
     }
 
     pub(crate) fn append(&mut self, entry: Entry) {
         if self.log.append(entry.clone()) {
-            self.push(Action::AppendLog {
-                entries: vec![entry],
-            });
+            match self.actions.last_mut() {
+                Some(Action::AppendLog { entries }) => entries.push(entry),
+                _ => self.actions.push(Action::AppendLog {
+                    entries: vec![entry],
+                }),
+            }
         }
     }
 
