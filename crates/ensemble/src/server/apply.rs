@@ -181,20 +181,33 @@ impl Server {
         }
         // The leader checks against what it applied last when it proposed: nearly
         // always the newest entry here or close to it.
-        if let Some(&(z, d)) = self.digests.back() {
-            if z == zxid {
-                return Some(d);
+        let &(last, d) = self.digests.back()?;
+        if last == zxid {
+            return Some(d);
+        }
+        // Applied zxids are consecutive within an epoch (every committed entry is
+        // applied and remembered), so the entry is usually at a computed offset.
+        if zxid < last && last >> 32 == zxid >> 32 {
+            let back = (last - zxid) as usize;
+            if let Some(&(z, d)) = self
+                .digests
+                .len()
+                .checked_sub(back + 1)
+                .and_then(|i| self.digests.get(i))
+            {
+                if z == zxid {
+                    return Some(d);
+                }
             }
         }
         let i = self.digests.binary_search_by_key(&zxid, |(z, _)| *z).ok()?;
         self.digests.get(i).map(|(_, d)| *d)
     }
 
-    /// Applies a tree txn and fires its watches. A txn that does not fit fails the
-    /// same way on every replica (the tree is left untouched); divergence is caught
-    /// by the digest check.
-    /// Applies `txn`; its results wait in `self.applied_scratch` for
-    /// [`Server::tree_response`].
+    /// Applies a tree txn and fires its watches; the results wait in
+    /// `self.applied_scratch` for [`Server::tree_response`]. A txn that does not fit
+    /// fails the same way on every replica (the tree is left untouched); divergence is
+    /// caught by the digest check.
     fn apply_tree(&mut self, txn: &Txn, zxid: Zxid) -> Result<(), Error> {
         if txn.zxid != zxid.to_u64() as i64 {
             tracing::warn!(id = %self.id, %zxid, txn_zxid = txn.zxid, "txn zxid differs from its log position");
