@@ -457,14 +457,11 @@ impl Shell {
     /// Sends the batched peer messages and hands the storage ops of this iteration to
     /// storage (inline for memory stores, whose completions loop back at once).
     fn flush(&mut self) {
-        self.flush_outputs();
-        // Every reply of the iteration is in: wake each waiting caller once.
-        self.wakes.wake_all();
-    }
-
-    fn flush_outputs(&mut self) {
         loop {
             self.execute();
+            // Every reply of this pass is in: wake each waiting caller once, before
+            // the peers get their frames (a woken peer thread competes for the CPU).
+            self.wakes.wake_all();
             for (to, frame) in self.outgoing.drain() {
                 if let Err(e) = self.transport.send(NodeId(to), frame) {
                     tracing::debug!(id = self.id, to, error = %e, "send failed");
