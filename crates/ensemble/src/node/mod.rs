@@ -51,7 +51,7 @@ impl Completion {
     }
 
     /// Delivers `reply`; the caller's waker (if it waits) is returned to be woken
-    /// later, at the end of the core thread's iteration ([`Wakes`]).
+    /// later, after the core thread's current pass of actions ([`Wakes`]).
     pub(crate) fn complete_deferred(self, reply: Reply) -> Option<std::task::Waker> {
         match self {
             Completion::Future(tx) => tx.put(reply),

@@ -5,9 +5,11 @@
 //! was woken (a futex call, then a context switch) once per reply: the client ran on
 //! the other core, took that one reply, waited for the next and was woken again. Here
 //! [`ReplyTx::put`] stores the reply and hands the waker back; the core thread wakes
-//! each distinct waker once at the end of its iteration ([`Wakes`]), when every reply
-//! of the iteration is in, so a client takes them all in one go. Replies are stored
-//! at once, in order: only the notification waits, and never past the iteration.
+//! each distinct waker once after executing a pass of the server's actions
+//! ([`Wakes`]), when every reply of the pass is in, so a client takes them all in one
+//! go (and before the pass's peer frames go out, so a one-request caller is not
+//! delayed). Replies are stored at once, in order: only the notification waits, and
+//! never past the pass.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -93,7 +95,7 @@ impl ReplyRx {
     }
 }
 
-/// Wakers collected during one iteration of the core thread, each woken once by
+/// Wakers collected during one pass of the core thread, each woken once by
 /// [`Wakes::wake_all`] (and by `Drop`, so none is lost when the thread stops).
 #[derive(Default)]
 pub(crate) struct Wakes(Vec<Waker>);
