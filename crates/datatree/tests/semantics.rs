@@ -391,14 +391,7 @@ fn pipelined_requests_see_outstanding_changes() {
     let TxnOp::Create(c) = &s1 else { panic!() };
     assert_eq!(c.path, "/a/s0000000001");
     for (zxid, op) in [(1, a), (2, b), (3, s1)] {
-        t.tree
-            .apply(&Txn {
-                zxid,
-                time_ms: 5,
-                op,
-            })
-            .unwrap();
-        t.prep.handle_applied(zxid);
+        t.apply_prepared(zxid, op);
     }
     assert_eq!(t.prep.pending_paths(), 0);
     assert_eq!(t.stat("/a").num_children, 2);
@@ -860,28 +853,14 @@ fn overlapping_in_flight_changes_survive_partial_applies_and_failed_multis() {
     ]);
     assert!(t.prep.prepare(&t.tree, &ctx(base + 3), &failing).is_err());
     assert_eq!(t.prep.pending_paths(), 1);
-    t.tree
-        .apply(&Txn {
-            zxid: base + 1,
-            time_ms: 5,
-            op: first,
-        })
-        .unwrap();
-    t.prep.handle_applied(base + 1);
+    t.apply_prepared(base + 1, first);
     // The second setData is still in flight: the next one must expect version 2.
     assert_eq!(t.prep.pending_paths(), 1);
     let bad = t.prep.prepare(&t.tree, &ctx(base + 3), &set(1));
     assert_eq!(bad.unwrap_err().error().code(), -103);
     let third = t.prep.prepare(&t.tree, &ctx(base + 3), &set(2)).unwrap();
     for (z, op) in [(base + 2, second), (base + 3, third)] {
-        t.tree
-            .apply(&Txn {
-                zxid: z,
-                time_ms: 5,
-                op,
-            })
-            .unwrap();
-        t.prep.handle_applied(z);
+        t.apply_prepared(z, op);
     }
     assert_eq!(t.prep.pending_paths(), 0);
     assert_eq!(t.stat("/x").version, 3);

@@ -49,6 +49,18 @@ impl Local {
         Ok(applied)
     }
 
+    /// Applies a txn prepared earlier by hand (pipelined requests) and tells `prep`.
+    pub fn apply_prepared(&mut self, zxid: i64, op: TxnOp) {
+        self.tree
+            .apply(&Txn {
+                zxid,
+                time_ms: 5,
+                op,
+            })
+            .unwrap();
+        self.prep.handle_applied(zxid);
+    }
+
     pub fn run(&mut self, op: WriteOp) -> Result<Applied, PrepError> {
         self.run_as(1, &[], op)
     }

@@ -156,12 +156,18 @@ mod tests {
         (Ok(crate::ops::Response::Closed), 7)
     }
 
+    /// A slot whose receiver already waits (polled once, pending).
+    fn waiting(w: &Waker) -> (ReplyTx, ReplyRx) {
+        let (tx, mut rx) = reply_slot();
+        assert!(rx.poll(&mut Context::from_waker(w)).is_pending());
+        (tx, rx)
+    }
+
     #[test]
     fn a_put_reply_is_ready_and_the_wake_is_deferred_to_the_collector() {
-        let (tx, mut rx) = reply_slot();
         let (count, w) = counter();
         let mut cx = Context::from_waker(&w);
-        assert!(rx.poll(&mut cx).is_pending());
+        let (tx, mut rx) = waiting(&w);
         let mut wakes = Wakes::default();
         wakes.push(tx.put(ok()));
         assert_eq!(
@@ -178,11 +184,9 @@ mod tests {
     #[test]
     fn one_wake_per_waiting_task_and_none_lost_on_drop() {
         let (count, w) = counter();
-        let mut cx = Context::from_waker(&w);
         let mut wakes = Wakes::default();
         for _ in 0..5 {
-            let (tx, mut rx) = reply_slot();
-            assert!(rx.poll(&mut cx).is_pending());
+            let (tx, _rx) = waiting(&w);
             wakes.push(tx.put(ok()));
         }
         drop(wakes);
@@ -191,10 +195,9 @@ mod tests {
 
     #[test]
     fn a_sender_dropped_without_reply_cancels_and_wakes_at_once() {
-        let (tx, mut rx) = reply_slot();
         let (count, w) = counter();
         let mut cx = Context::from_waker(&w);
-        assert!(rx.poll(&mut cx).is_pending());
+        let (tx, mut rx) = waiting(&w);
         drop(tx);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(matches!(rx.poll(&mut cx), Poll::Ready(Err(Canceled))));
