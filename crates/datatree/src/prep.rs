@@ -9,13 +9,12 @@
 //! when uncommitted proposals may be gone).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-
-use crate::digest::FastHash;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::acl::{self, Acl, Id, Perms};
+use crate::digest::FastHash;
 use crate::error::Error;
 use crate::event::SessionId;
 use crate::mode::{CreateMode, NodeKind, TTL_MAX_MS};
@@ -256,8 +255,8 @@ struct Batch {
 #[derive(Debug, Default)]
 pub struct Prep {
     config: PrepConfig,
-    /// Keyed by shared paths: one allocation serves the overlay, the batch and the
-    /// undo record.
+    /// Keyed by shared paths: one allocation serves the overlay, the in-flight queue
+    /// and (in a multi) the undo record.
     overlay: HashMap<Arc<str>, Pending, FastHash>,
     /// Every overlay entry set, with its txn's zxid, in zxid order (one flat queue
     /// rather than a list per txn: no allocation per txn).

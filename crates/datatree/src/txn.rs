@@ -164,10 +164,7 @@ impl DataTree {
     /// Applies a committed txn. On `Err` nothing was changed: the txn did not fit the
     /// tree, which means this replica has diverged and must stop serving.
     pub fn apply(&mut self, txn: &Txn) -> Result<Applied, Error> {
-        let mut applied = Applied {
-            results: Vec::new(),
-            changes: Vec::new(),
-        };
+        let mut applied = Applied::default();
         self.apply_into(txn, &mut applied, true)?;
         Ok(applied)
     }

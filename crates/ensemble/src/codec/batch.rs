@@ -1,7 +1,6 @@
 //! Batch frames: several ZAB messages to one peer in one transport frame.
 
 use bytes::{BufMut, Bytes, BytesMut};
-
 use zab_core::Message;
 
 use super::Reader;

@@ -1,14 +1,13 @@
 //! The core thread: owns the [`Server`], moves inputs in and outputs out.
 
 use std::collections::{HashMap, VecDeque};
-
-use datatree::digest::FastHash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
+use datatree::digest::FastHash;
 use transport::{NodeId, Transport, TransportEvent};
 use zab_core::ServerId;
 
@@ -126,7 +125,7 @@ struct Shell {
     purge_rx: Receiver<u64>,
     snap_tx: Sender<SnapMsg>,
     outgoing: BatchWriter,
-    /// Callers to wake at the end of this iteration (see `node::reply`).
+    /// Callers to wake after the current pass of actions (see `node::reply`).
     wakes: Wakes,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,

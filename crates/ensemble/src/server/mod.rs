@@ -20,9 +20,8 @@ mod types;
 
 use std::collections::{HashMap, VecDeque};
 
-use datatree::digest::FastHash;
-
 use bytes::Bytes;
+use datatree::digest::FastHash;
 use datatree::{DataTree, Prep, WatchRegistry, WatchedEvent};
 use session::SessionTracker;
 use zab_core::{Action, Core, Message, Persisted, Phase, Role, ServerId, Zxid};
