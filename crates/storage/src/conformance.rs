@@ -49,6 +49,7 @@ pub fn run_all<F: LogFactory>(f: &mut F) {
     append_then_read_back(f);
     sparse_zxids_read_back(f);
     bad_batches_append_nothing(f);
+    owned_appends_follow_the_same_rules(f);
     durability_is_reported_only_after_sync(f);
     split_sync_covers_only_what_was_started(f);
     truncate_after_removes_the_tail(f);
@@ -166,6 +167,31 @@ pub fn bad_batches_append_nothing<F: LogFactory>(f: &mut F) {
     assert_eq!(log.last_zxid(), Some(5));
     log.append(&entries([6, 7])).unwrap();
     assert_eq!(zxids_of(&log.read_range(1, 10).unwrap()), vec![5, 6, 7]);
+}
+
+/// `append_owned` stores the same entries and refuses the same batches as `append`.
+pub fn owned_appends_follow_the_same_rules<F: LogFactory>(f: &mut F) {
+    let mut log = f.create();
+    log.append_owned(entries(1..=3)).unwrap();
+    log.append(&entries([4])).unwrap();
+    log.append_owned(entries([5, 6])).unwrap();
+    assert!(matches!(
+        log.append_owned(entries([7, 0])),
+        Err(StorageError::ZeroZxid)
+    ));
+    assert!(matches!(
+        log.append_owned(entries([6])),
+        Err(StorageError::NotIncreasing { zxid: 6, last: 6 })
+    ));
+    let too_big = LogEntry::new(7, Bytes::from(vec![0u8; crate::MAX_RECORD_BYTES + 1]));
+    assert!(matches!(
+        log.append_owned(vec![too_big]),
+        Err(StorageError::RecordTooLarge { .. })
+    ));
+    log.sync().unwrap();
+    let all = log.read_range(1, 10).unwrap();
+    assert_eq!(zxids_of(&all), (1..=6).collect::<Vec<_>>());
+    check_payloads(&all);
 }
 
 /// `durable_zxid` moves only on sync, to the last appended zxid.

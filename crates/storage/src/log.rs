@@ -121,6 +121,14 @@ pub trait LogStore: Send {
     /// Appends a batch (buffered; durable only after a sync). See rule 1.
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError>;
 
+    /// [`LogStore::append`] taking the batch by value: a store that keeps entries in
+    /// memory moves them in instead of cloning each payload handle (an atomic
+    /// increment and, later, a decrement per entry). Same rules and errors as
+    /// `append`; the default calls it.
+    fn append_owned(&mut self, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        self.append(&entries)
+    }
+
     /// Makes every appended entry durable and returns the durable zxid
     /// (the last zxid, or the base zxid if the log is empty).
     fn sync(&mut self) -> Result<u64, StorageError> {
@@ -261,6 +269,9 @@ pub fn check_log_continues_snapshot(
 impl<L: LogStore + ?Sized> LogStore for Box<L> {
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
         (**self).append(entries)
+    }
+    fn append_owned(&mut self, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        (**self).append_owned(entries)
     }
     fn sync(&mut self) -> Result<u64, StorageError> {
         (**self).sync()

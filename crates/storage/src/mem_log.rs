@@ -48,6 +48,12 @@ impl LogStore for MemLog {
         Ok(())
     }
 
+    fn append_owned(&mut self, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        check_batch(&entries, self.last_or_base(), MAX_RECORD_BYTES)?;
+        self.entries.extend(entries);
+        Ok(())
+    }
+
     fn sync_inline(&mut self) -> Result<u64, StorageError> {
         self.durable_zxid = self.last_or_base();
         Ok(self.durable_zxid)

@@ -225,7 +225,6 @@ pub(crate) fn run_batch(
         }
         Ok(())
     };
-    let mut entries: Vec<LogEntry> = Vec::new();
     for cmd in cmds {
         let ops = match cmd {
             LogCmd::Purge(z) => {
@@ -238,14 +237,18 @@ pub(crate) fn run_batch(
         for op in ops {
             match op {
                 StorageOp::Append(es) => {
-                    entries.clear();
-                    entries.extend(es.iter().map(|e| LogEntry {
-                        zxid: e.zxid.to_u64(),
-                        payload: e.payload.clone(),
-                    }));
-                    log.append(&entries)?;
-                    if let Some(last) = es.last() {
-                        unsynced = Some(last.zxid);
+                    let last = es.last().map(|e| e.zxid);
+                    // Moved, not cloned: a memory store keeps these very handles.
+                    log.append_owned(
+                        es.into_iter()
+                            .map(|e| LogEntry {
+                                zxid: e.zxid.to_u64(),
+                                payload: e.payload,
+                            })
+                            .collect(),
+                    )?;
+                    if let Some(last) = last {
+                        unsynced = Some(last);
                     }
                 }
                 StorageOp::Truncate(z) => {
