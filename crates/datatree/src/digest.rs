@@ -87,9 +87,12 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
 }
 
 /// A [`std::hash::BuildHasher`] over [`StableHasher`] with a per-map random seed:
-/// for maps on the write path (paths, connection ids), where SipHash (std's default) cost
-/// several percent of the leader's time. The seed keeps the table layout
-/// unpredictable to clients; nothing that reaches a replica depends on it.
+/// for maps on the write path (paths, connection ids), where SipHash (std's default)
+/// cost several percent of the leader's time. Nothing that reaches a replica depends on
+/// the seed. Unlike SipHash the mixer is not a keyed PRF, so a client that crafts
+/// colliding paths could slow lookups in `Prep`'s overlay; that map holds only the
+/// in-flight changes (bounded by the proposal window), and the connection maps are
+/// keyed by ids the node assigns.
 #[derive(Debug, Clone)]
 pub struct FastHash(u64);
 
