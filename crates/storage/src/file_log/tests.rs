@@ -28,6 +28,15 @@ fn write_log(dir: &Path, opts: &FileLogOptions, upto: u64) -> FileLog {
     log
 }
 
+/// A tiny-segment log of zxids 1..=100 in a fresh directory, purged before 60.
+fn purged_log() -> (tempfile::TempDir, FileLogOptions, FileLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny();
+    let mut log = write_log(dir.path(), &opts, 100);
+    log.purge_before(60).unwrap();
+    (dir, opts, log)
+}
+
 fn reopen(dir: &Path, opts: &FileLogOptions) -> Result<FileLog, StorageError> {
     FileLog::open(dir, opts.clone())
 }
@@ -212,10 +221,7 @@ fn missing_middle_segment_is_a_gap() {
 
 #[test]
 fn log_starting_after_the_snapshot_is_a_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = tiny();
-    let mut log = write_log(dir.path(), &opts, 100);
-    log.purge_before(60).unwrap();
+    let (dir, _opts, log) = purged_log();
     let base = log.base_zxid();
     assert!(base > 0 && base < 60);
     assert!(check_log_continues_snapshot_ok(&log, base));
@@ -328,10 +334,7 @@ fn purged_segments_are_deleted_in_the_background_or_at_recovery() {
 
 #[test]
 fn a_reset_right_after_a_purge_leaves_no_old_segment_beside_the_new_base() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = tiny();
-    let mut log = write_log(dir.path(), &opts, 100);
-    log.purge_before(60).unwrap();
+    let (dir, opts, mut log) = purged_log();
     // A SNAP install: the reset must not leave purged-but-unrenamed segments behind,
     // or a crash now would read them as a log with a gap before the new base.
     log.reset(500).unwrap();
