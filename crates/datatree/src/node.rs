@@ -1,9 +1,13 @@
 //! The in-memory znode record, laid out for a small footprint.
 //!
-//! A node's kind, path and data share one heap block ([`Body`]): one allocation per
-//! node instead of two, and 16 bytes less in the node itself (one fat pointer). The
-//! path is read far less often than the stat fields, and setData builds a new body
-//! anyway, so copying the path along with it costs a few bytes per write.
+//! A node's kind, path, data and the Stat fields that only setData and setACL change
+//! share one heap block ([`Body`]): one allocation per node instead of two, and those
+//! writes build a new body anyway (setData for the data, setACL is rare), so keeping
+//! the version, mzxid, mtime, ACL and ACL version there costs them nothing. The body
+//! stores mzxid and mtime as differences from czxid and ctime, which stay in
+//! [`Node`]: a node that was never modified spends one byte on each. The path is read
+//! far less often than the stat fields, and copying it along with a setData costs a
+//! few bytes per write.
 //!
 //! Nodes live in an arena (`Vec<Option<Node>>`) and refer to each other by `u32`
 //! index: the parent, the first child and the previous/next siblings form an
@@ -20,21 +24,52 @@ pub(crate) type NodeIdx = u32;
 /// "No node" marker for the intrusive links.
 pub(crate) const NIL: NodeIdx = u32::MAX;
 
-/// Largest LEB128 encoding of a `u32`.
-const VARINT_MAX: usize = 5;
+/// Largest LEB128 encoding of a `u64`.
+const VARINT_MAX: usize = 10;
 
-/// A node's kind, ACL version, path and data in one allocation:
-/// `[kind tag][path length: LEB128][aversion: LEB128 of its u32 bits][path (UTF-8)][data]`.
-/// With the usual short paths and aversion 0 the header is three bytes. The ACL
-/// version lives here rather than in [`Node`] because it is almost always 0 and
-/// changes only on setACL (which then rebuilds the body): that keeps `Node` at 88
-/// bytes. Only [`Body::new`], [`Body::with_data`] and [`Body::with_aversion`] build
-/// one, so the header is always well formed and the path is always valid UTF-8.
+// The meta (three u32 and two u64 varints) must fit the six bits above the kind tag.
+const _: () = assert!(3 * 5 + 2 * VARINT_MAX < 64);
+
+/// The Stat fields a node keeps in its [`Body`]: those only setData (version,
+/// mzxid, mtime) and setACL (acl, aversion) change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// Index into the tree's ACL cache.
+    pub(crate) acl: u32,
+    pub(crate) aversion: i32,
+    pub(crate) version: i32,
+    pub(crate) mzxid: i64,
+    pub(crate) mtime: i64,
+}
+
+impl Meta {
+    /// A node just created at `zxid` and `time` with ACL `acl`.
+    pub(crate) fn created(acl: u32, zxid: i64, time: i64) -> Meta {
+        Meta {
+            acl,
+            aversion: 0,
+            version: 0,
+            mzxid: zxid,
+            mtime: time,
+        }
+    }
+}
+
+/// A node's kind, path, data and [`Meta`] in one allocation:
+/// `[kind tag | meta length << 2][path length][path (UTF-8)][meta][data]`, where the
+/// path length is LEB128 and the meta is five LEB128 numbers: acl, aversion and
+/// version (the i32s as their u32 bits), mzxid - czxid (wrapping u64) and
+/// mtime - ctime (zigzag). Finding the path reads one varint and finding the data adds
+/// the meta length, so neither decodes the meta. For a path under 128 bytes, ACL
+/// index and versions under 128 and a node never modified, the header takes seven
+/// bytes. Only [`Body::new`] and [`Body::rebuild`] build one, so the header is always
+/// well formed and the path is always valid UTF-8. A body is read against the czxid
+/// and ctime of the node that holds it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Body(Box<[u8]>);
 
 /// Appends `v` as LEB128.
-fn put_varint(b: &mut Vec<u8>, mut v: u32) {
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         b.push((v as u8 & 0x7f) | 0x80);
         v >>= 7;
@@ -42,17 +77,22 @@ fn put_varint(b: &mut Vec<u8>, mut v: u32) {
     b.push(v as u8);
 }
 
+/// Length of `v` in LEB128.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// Reads the LEB128 value at `b[at..]`: the value and the offset after it.
 #[inline]
-fn get_varint(b: &[u8], mut at: usize) -> (u32, usize) {
-    let mut v = 0u32;
+fn get_varint(b: &[u8], mut at: usize) -> (u64, usize) {
+    let mut v = 0u64;
     let mut shift = 0;
     // The builders wrote at most VARINT_MAX bytes with the last one < 0x80, and the
     // header is followed by the path and data, so `at` stays inside `b`.
     while let Some(&byte) = b.get(at) {
         at += 1;
-        v |= u32::from(byte & 0x7f) << shift;
-        if byte < 0x80 || shift >= 28 {
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 || shift >= 63 {
             break;
         }
         shift += 7;
@@ -60,60 +100,100 @@ fn get_varint(b: &[u8], mut at: usize) -> (u32, usize) {
     (v, at)
 }
 
+/// Zigzag: small negative and positive differences both encode short.
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
 impl Body {
-    /// A body (ACL version 0) for a path of at most [`crate::wire::PATH_LEN_MAX`] bytes.
-    pub(crate) fn new(kind: NodeKind, path: &str, data: &[u8]) -> Body {
-        Body::build(kind, 0, path, data)
+    /// A body for a path of at most [`crate::wire::PATH_LEN_MAX`] bytes, whose node
+    /// has `czxid` and `ctime`.
+    pub(crate) fn new(
+        kind: NodeKind,
+        path: &str,
+        data: &[u8],
+        meta: &Meta,
+        czxid: i64,
+        ctime: i64,
+    ) -> Body {
+        Body::build(kind.tag(), path.as_bytes(), data, meta, czxid, ctime)
     }
 
-    fn build(kind: NodeKind, aversion: i32, path: &str, data: &[u8]) -> Body {
+    /// `path` is UTF-8 (from a `&str` or another body).
+    fn build(tag: u8, path: &[u8], data: &[u8], meta: &Meta, czxid: i64, ctime: i64) -> Body {
         debug_assert!(path.len() <= crate::wire::PATH_LEN_MAX);
-        // Every path reaching the tree is bounded by PATH_LEN_MAX (64 KiB): the
-        // decoders enforce it and `do_create` checks it for direct `apply` calls.
-        #[allow(clippy::expect_used)]
-        let len = u32::try_from(path.len()).expect("path length fits u32");
-        let mut b = Vec::with_capacity(1 + 2 * VARINT_MAX + path.len() + data.len());
-        b.push(kind.tag());
-        put_varint(&mut b, len);
-        put_varint(&mut b, aversion as u32);
-        b.extend_from_slice(path.as_bytes());
+        let fields = [
+            u64::from(meta.acl),
+            u64::from(meta.aversion as u32),
+            u64::from(meta.version as u32),
+            meta.mzxid.wrapping_sub(czxid) as u64,
+            zigzag(meta.mtime.wrapping_sub(ctime)),
+        ];
+        // At most 3 * 5 + 2 * 10 = 35 bytes: fits the six bits above the kind tag.
+        let meta_len = fields.iter().map(|&v| varint_len(v)).sum::<usize>();
+        let path_len = path.len() as u64;
+        // The exact size up front: `into_boxed_slice` must not shrink the block (an
+        // allocator may keep a shrunk block in its larger size class).
+        let size = 1 + varint_len(path_len) + path.len() + meta_len + data.len();
+        let mut b = Vec::with_capacity(size);
+        b.push(tag | (meta_len as u8) << 2);
+        put_varint(&mut b, path_len);
+        b.extend_from_slice(path);
+        for v in fields {
+            put_varint(&mut b, v);
+        }
         b.extend_from_slice(data);
+        debug_assert_eq!(b.len(), size);
         Body(b.into_boxed_slice())
     }
 
-    /// The same kind, ACL version and path with other data.
-    pub(crate) fn with_data(&self, data: &[u8]) -> Body {
-        let (start, len) = self.path_span();
-        let keep = start + len;
-        let mut b = Vec::with_capacity(keep + data.len());
-        b.extend_from_slice(&self.0[..keep]);
-        b.extend_from_slice(data);
-        Body(b.into_boxed_slice())
-    }
-
-    /// The same kind, path and data with another ACL version (setACL, rollback).
-    pub(crate) fn with_aversion(&self, aversion: i32) -> Body {
-        Body::build(self.kind(), aversion, self.path(), self.data())
+    /// The same kind and path with `meta` and `data` (this body's data if `None`).
+    pub(crate) fn rebuild(&self, data: Option<&[u8]>, meta: &Meta, czxid: i64, ctime: i64) -> Body {
+        let data = data.unwrap_or_else(|| self.data());
+        Body::build(self.0[0] & 3, self.path_bytes(), data, meta, czxid, ctime)
     }
 
     /// Where the path starts and how long it is.
     #[inline]
     fn path_span(&self) -> (usize, usize) {
         let b = &self.0;
-        // Fast path: one-byte path length and aversion (paths < 128 bytes, aversion
-        // 0..=127).
-        if b.len() >= 3 && b[1] < 0x80 && b[2] < 0x80 {
-            return (3, b[1] as usize);
+        // Fast path: a path under 128 bytes.
+        match b.get(1) {
+            Some(&len) if len < 0x80 => (2, len as usize),
+            _ => {
+                let (len, at) = get_varint(b, 1);
+                (at, len as usize)
+            }
         }
-        let (len, at) = get_varint(b, 1);
-        let (_, start) = get_varint(b, at);
-        (start, len as usize)
     }
 
-    /// The ACL version.
-    pub(crate) fn aversion(&self) -> i32 {
-        let (_, at) = get_varint(&self.0, 1);
-        get_varint(&self.0, at).0 as i32
+    /// Length of the encoded meta.
+    #[inline]
+    fn meta_len(&self) -> usize {
+        (self.0[0] >> 2) as usize
+    }
+
+    /// The header's [`Meta`], for a node with `czxid` and `ctime`.
+    #[inline]
+    pub(crate) fn meta(&self, czxid: i64, ctime: i64) -> Meta {
+        let b = &self.0;
+        let (start, len) = self.path_span();
+        let (acl, at) = get_varint(b, start + len);
+        let (aversion, at) = get_varint(b, at);
+        let (version, at) = get_varint(b, at);
+        let (dz, at) = get_varint(b, at);
+        let (dt, _) = get_varint(b, at);
+        Meta {
+            acl: acl as u32,
+            aversion: aversion as u32 as i32,
+            version: version as u32 as i32,
+            mzxid: czxid.wrapping_add(dz as i64),
+            mtime: ctime.wrapping_add(unzigzag(dt)),
+        }
     }
 
     /// The path's bytes (no UTF-8 check: for hashing and comparing).
@@ -125,20 +205,22 @@ impl Body {
 
     /// The path.
     pub(crate) fn path(&self) -> &str {
-        // `build` copied these bytes from a `&str` and nothing else writes them.
+        // `build` copied these bytes from a `&str` (or another body) and nothing else
+        // writes them.
         #[allow(clippy::expect_used)]
         std::str::from_utf8(self.path_bytes()).expect("a body's path is UTF-8")
     }
 
     /// The data.
+    #[inline]
     pub(crate) fn data(&self) -> &[u8] {
         let (start, len) = self.path_span();
-        &self.0[start + len..]
+        &self.0[start + len + self.meta_len()..]
     }
 
     /// The node kind.
     pub(crate) fn kind(&self) -> NodeKind {
-        let kind = NodeKind::from_tag(self.0[0]);
+        let kind = NodeKind::from_tag(self.0[0] & 3);
         debug_assert!(kind.is_some(), "a body's tag comes from NodeKind::tag");
         kind.unwrap_or(NodeKind::Persistent)
     }
@@ -157,19 +239,15 @@ impl std::fmt::Debug for Body {
 /// One znode.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    /// Kind, path and data.
+    /// Kind, path, data and [`Meta`].
     pub(crate) body: Body,
     pub(crate) czxid: i64,
-    pub(crate) mzxid: i64,
-    pub(crate) pzxid: i64,
     pub(crate) ctime: i64,
-    pub(crate) mtime: i64,
-    pub(crate) version: i32,
+    pub(crate) pzxid: i64,
     /// Number of child *creates* (ZooKeeper's stored cversion). The reported cversion
     /// is `2 * creates - num_children`; sequential names use this count.
     pub(crate) creates: i32,
     pub(crate) num_children: u32,
-    pub(crate) acl: u32,
     pub(crate) parent: NodeIdx,
     pub(crate) first_child: NodeIdx,
     pub(crate) prev_sibling: NodeIdx,
@@ -177,24 +255,46 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// A new unlinked node created at `zxid` and `time` (all other counters zero).
-    pub(crate) fn new(body: Body, acl: u32, zxid: i64, time: i64) -> Node {
+    /// A new unlinked node created at `czxid` and `ctime` (pzxid = czxid, no children).
+    pub(crate) fn new(
+        kind: NodeKind,
+        path: &str,
+        data: &[u8],
+        meta: &Meta,
+        czxid: i64,
+        ctime: i64,
+    ) -> Node {
         Node {
-            body,
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time,
-            mtime: time,
-            version: 0,
+            body: Body::new(kind, path, data, meta, czxid, ctime),
+            czxid,
+            ctime,
+            pzxid: czxid,
             creates: 0,
             num_children: 0,
-            acl,
             parent: NIL,
             first_child: NIL,
             prev_sibling: NIL,
             next_sibling: NIL,
         }
+    }
+
+    /// A node as a create at `zxid` and `time` makes it.
+    pub(crate) fn created(
+        kind: NodeKind,
+        path: &str,
+        data: &[u8],
+        acl: u32,
+        zxid: i64,
+        time: i64,
+    ) -> Node {
+        Node::new(
+            kind,
+            path,
+            data,
+            &Meta::created(acl, zxid, time),
+            zxid,
+            time,
+        )
     }
 
     /// The node's path.
@@ -212,16 +312,42 @@ impl Node {
         self.body.kind()
     }
 
-    /// The node's ACL version.
-    pub(crate) fn aversion(&self) -> i32 {
-        self.body.aversion()
+    /// The Stat fields kept in the body.
+    #[inline]
+    pub(crate) fn meta(&self) -> Meta {
+        self.body.meta(self.czxid, self.ctime)
     }
 
-    /// Sets the ACL version (rebuilds the body: setACL is rare).
-    pub(crate) fn set_aversion(&mut self, aversion: i32) {
-        if self.aversion() != aversion {
-            self.body = self.body.with_aversion(aversion);
+    /// The node's ACL (an ACL cache index).
+    pub(crate) fn acl(&self) -> u32 {
+        self.meta().acl
+    }
+
+    /// The node's ACL version.
+    pub(crate) fn aversion(&self) -> i32 {
+        self.meta().aversion
+    }
+
+    /// The node's last modification time.
+    pub(crate) fn mtime(&self) -> i64 {
+        self.meta().mtime
+    }
+
+    /// Replaces the body's [`Meta`] and, if `data` is given, its data; returns the
+    /// old body (which holds the old meta and data, for rollback).
+    pub(crate) fn set_meta(&mut self, meta: &Meta, data: Option<&[u8]>) -> Body {
+        let body = self.body.rebuild(data, meta, self.czxid, self.ctime);
+        std::mem::replace(&mut self.body, body)
+    }
+
+    /// Sets the ACL index and ACL version (rebuilds the body if either changes: setACL
+    /// is rare). Returns the old ACL index.
+    pub(crate) fn set_acl(&mut self, acl: u32, aversion: i32) -> u32 {
+        let m = self.meta();
+        if m.acl != acl || m.aversion != aversion {
+            self.set_meta(&Meta { acl, aversion, ..m }, None);
         }
+        m.acl
     }
 
     /// The last segment of the node's path.
@@ -238,14 +364,20 @@ impl Node {
 
     /// The client-visible Stat, given the node's ephemeral owner (0 if none).
     pub(crate) fn stat(&self, ephemeral_owner: i64) -> Stat {
+        self.stat_with(ephemeral_owner, &self.meta())
+    }
+
+    /// [`Node::stat`] when the caller already holds the node's meta `m`.
+    pub(crate) fn stat_with(&self, ephemeral_owner: i64, m: &Meta) -> Stat {
+        debug_assert_eq!(*m, self.meta());
         Stat {
             czxid: self.czxid,
-            mzxid: self.mzxid,
+            mzxid: m.mzxid,
             ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
+            mtime: m.mtime,
+            version: m.version,
             cversion: self.reported_cversion(),
-            aversion: self.aversion(),
+            aversion: m.aversion,
             ephemeral_owner,
             data_length: self.data().len() as i32,
             num_children: self.num_children as i32,
@@ -262,15 +394,49 @@ mod tests {
     #[test]
     fn node_stays_small() {
         // The memory target (< 150 bytes of overhead per znode) depends on this.
-        assert_eq!(std::mem::size_of::<Node>(), 88);
+        assert_eq!(std::mem::size_of::<Node>(), 64);
         assert_eq!(
             std::mem::size_of::<Option<Node>>(),
             std::mem::size_of::<Node>()
         );
     }
 
+    /// Metas at the edges of every header field's range.
+    fn metas(czxid: i64, ctime: i64) -> Vec<Meta> {
+        let mut out = vec![Meta::created(0, czxid, ctime)];
+        for acl in [1, 127, 128, u32::MAX] {
+            for aversion in [0, 127, 128, i32::MAX, -1, i32::MIN] {
+                for version in [0, 1, 300, i32::MAX, -1] {
+                    out.push(Meta {
+                        acl,
+                        aversion,
+                        version,
+                        mzxid: czxid,
+                        mtime: ctime,
+                    });
+                }
+            }
+        }
+        for (mzxid, mtime) in [
+            (czxid + 1, ctime + 1),
+            (czxid + (7 << 32), ctime + 86_400_000),
+            (czxid - 1, ctime - 1),
+            (i64::MAX, i64::MIN),
+            (i64::MIN, i64::MAX),
+        ] {
+            out.push(Meta {
+                acl: 3,
+                aversion: 2,
+                version: 9,
+                mzxid,
+                mtime,
+            });
+        }
+        out
+    }
+
     #[test]
-    fn body_round_trips_kind_path_and_data() {
+    fn body_round_trips_kind_path_data_and_meta() {
         for kind in [
             NodeKind::Persistent,
             NodeKind::Ephemeral,
@@ -278,20 +444,30 @@ mod tests {
             NodeKind::Ttl,
         ] {
             for (path, data) in [("/", &b""[..]), ("/a/ü", b"xyz"), ("/q", &[0u8; 300][..])] {
-                let b = Body::new(kind, path, data);
-                assert_eq!((b.kind(), b.path(), b.data()), (kind, path, data));
-                assert_eq!(b.path_bytes(), path.as_bytes());
-                let c = b.with_data(b"new");
-                assert_eq!((c.kind(), c.path(), c.data()), (kind, path, &b"new"[..]));
-                assert_eq!(b.data(), data, "the old body is untouched");
-                for av in [0, 1, 127, 128, 300, 16_384, i32::MAX, -1, i32::MIN] {
-                    let a = b.with_aversion(av).with_data(b"later");
-                    assert_eq!(a.aversion(), av);
-                    assert_eq!((a.kind(), a.path(), a.data()), (kind, path, &b"later"[..]));
+                for (cz, ct) in [(0, 0), ((5 << 32) | 17, 1_763_800_000_000), (-3, -9)] {
+                    for m in metas(cz, ct) {
+                        let b = Body::new(kind, path, data, &m, cz, ct);
+                        assert_eq!((b.kind(), b.path(), b.data()), (kind, path, data));
+                        assert_eq!(b.path_bytes(), path.as_bytes());
+                        assert_eq!(b.meta(cz, ct), m);
+                        let c = b.rebuild(Some(b"new"), &Meta::created(1, cz, ct), cz, ct);
+                        assert_eq!((c.kind(), c.path(), c.data()), (kind, path, &b"new"[..]));
+                        assert_eq!(c.meta(cz, ct), Meta::created(1, cz, ct));
+                        assert_eq!(b.data(), data, "the old body is untouched");
+                        let d = c.rebuild(None, &m, cz, ct);
+                        assert_eq!((d.data(), d.meta(cz, ct)), (&b"new"[..], m));
+                    }
                 }
-                assert_eq!(b.aversion(), 0);
             }
         }
+    }
+
+    #[test]
+    fn unmodified_short_nodes_take_the_short_header() {
+        let m = Meta::created(5, (1 << 32) | 7, 1_763_800_000_000);
+        let b = Body::new(NodeKind::Persistent, "/a/b", b"xy", &m, m.mzxid, m.mtime);
+        assert_eq!(b.0.len(), 7 + 4 + 2);
+        assert_eq!((b.path_span(), b.meta_len()), ((2, 4), 5));
     }
 
     #[test]
@@ -306,24 +482,60 @@ mod tests {
             crate::wire::PATH_LEN_MAX,
         ] {
             let path = format!("/{}", "p".repeat(len - 1));
-            for av in [0, 200, -7] {
-                let b = Body::new(NodeKind::Persistent, &path, b"d").with_aversion(av);
+            for m in metas(10, 20).into_iter().step_by(7) {
+                let b = Body::new(NodeKind::Persistent, &path, b"d", &m, 10, 20);
                 assert_eq!(
-                    (b.path(), b.data(), b.aversion()),
-                    (&path[..], &b"d"[..], av)
+                    (b.path(), b.data(), b.meta(10, 20)),
+                    (&path[..], &b"d"[..], m)
                 );
             }
         }
     }
 
     #[test]
+    fn node_setters_keep_the_rest() {
+        let mut n = Node::created(NodeKind::Persistent, "/n", b"v1", 2, 100, 1000);
+        let m0 = n.meta();
+        assert_eq!(m0, Meta::created(2, 100, 1000));
+        let m1 = Meta {
+            version: 1,
+            mzxid: 105,
+            mtime: 1500,
+            ..m0
+        };
+        let old = n.set_meta(&m1, Some(b"v2"));
+        assert_eq!((old.data(), old.meta(100, 1000)), (&b"v1"[..], m0));
+        assert_eq!((n.data(), n.meta(), n.mtime()), (&b"v2"[..], m1, 1500));
+        assert_eq!(n.set_acl(7, 3), 2);
+        assert_eq!((n.acl(), n.aversion(), n.data()), (7, 3, &b"v2"[..]));
+        let s = n.stat(0);
+        assert_eq!((s.czxid, s.mzxid, s.ctime, s.mtime), (100, 105, 1000, 1500));
+        assert_eq!((s.version, s.aversion, s.data_length), (1, 3, 2));
+    }
+
+    #[test]
     fn varint_round_trips() {
-        for v in [0u32, 1, 0x7f, 0x80, 0x3fff, 0x4000, u32::MAX] {
+        for v in [
+            0u64,
+            1,
+            0x7f,
+            0x80,
+            0x3fff,
+            0x4000,
+            u32::MAX.into(),
+            u64::MAX,
+        ] {
             let mut b = vec![0xaa];
             put_varint(&mut b, v);
+            assert!(b.len() <= 1 + VARINT_MAX);
+            assert_eq!(b.len(), 1 + varint_len(v));
             b.push(0x55);
             let (got, at) = get_varint(&b, 1);
             assert_eq!((got, b[at]), (v, 0x55));
         }
+        for v in [0i64, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert!(zigzag(-1) < 0x80 && zigzag(63) < 0x80);
     }
 }

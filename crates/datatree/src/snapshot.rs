@@ -31,7 +31,7 @@ use crate::acl::Acl;
 use crate::error::DecodeError;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
-use crate::node::{Body, Node, NodeIdx, NIL};
+use crate::node::{Meta, Node, NodeIdx, NIL};
 use crate::quota::{Quota, QuotaUsage};
 use crate::tree::DataTree;
 use crate::wire::{read_acl, write_acl, CrcReader, CrcWriter, DATA_LEN_MAX, PATH_LEN_MAX};
@@ -170,15 +170,19 @@ struct RecordRef<'a> {
 }
 
 impl Record {
-    /// Copies the fields a fresh node does not take from its create (modification
-    /// zxids and time, versions, child creates) onto `n`.
-    fn restore_counters(&self, n: &mut Node) {
-        n.mzxid = self.mzxid;
+    /// The unlinked node this record describes, with ACL cache index `acl`.
+    fn to_node(&self, path: &str, acl: u32) -> Node {
+        let meta = Meta {
+            acl,
+            aversion: self.aversion,
+            version: self.version,
+            mzxid: self.mzxid,
+            mtime: self.mtime,
+        };
+        let mut n = Node::new(self.kind, path, &self.data, &meta, self.czxid, self.ctime);
         n.pzxid = self.pzxid;
-        n.mtime = self.mtime;
-        n.version = self.version;
         n.creates = self.creates;
-        n.set_aversion(self.aversion);
+        n
     }
 
     fn as_ref(&self) -> RecordRef<'_> {
@@ -251,35 +255,37 @@ pub enum SnapshotStateError {
 
 impl DataTree {
     fn record_of(&self, idx: NodeIdx, n: &Node) -> Record {
+        let m = n.meta();
         Record {
             path: n.path().into(),
             data: n.data().into(),
             czxid: n.czxid,
-            mzxid: n.mzxid,
+            mzxid: m.mzxid,
             pzxid: n.pzxid,
             ctime: n.ctime,
-            mtime: n.mtime,
-            version: n.version,
+            mtime: m.mtime,
+            version: m.version,
             creates: n.creates,
-            aversion: n.aversion(),
+            aversion: m.aversion,
             kind: n.kind(),
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),
-            acl: self.acls.get(n.acl),
+            acl: self.acls.get(m.acl),
         }
     }
 
     fn ref_of<'a>(&'a self, idx: NodeIdx, n: &'a Node, acl: &'a Arc<[Acl]>) -> RecordRef<'a> {
+        let m = n.meta();
         RecordRef {
             path: n.path(),
             data: n.data(),
-            zxids_times: [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime],
-            versions: [n.version, n.creates, n.aversion()],
+            zxids_times: [n.czxid, m.mzxid, n.pzxid, n.ctime, m.mtime],
+            versions: [m.version, n.creates, m.aversion],
             kind: n.kind(),
             owner: self.owners.get(&idx).map_or(0, |s| s.0),
             ttl: self.ttls.get(&idx).copied().unwrap_or(0),
             acl,
-            acl_cache_ix: Some(n.acl),
+            acl_cache_ix: Some(m.acl),
         }
     }
 
@@ -357,7 +363,7 @@ impl DataTree {
                     let _ = s.writer.record(&mut w, rec.as_ref());
                 } else if let Some(n) = self.node(idx) {
                     if n.czxid <= s.zxid {
-                        let acl = self.acls.get(n.acl);
+                        let acl = self.acls.get(n.acl());
                         let _ = s.writer.record(&mut w, self.ref_of(idx, n, &acl));
                     }
                 }
@@ -393,7 +399,7 @@ impl DataTree {
         let mut rw = RecordWriter::new();
         for idx in self.preorder() {
             let Some(n) = self.node(idx) else { continue };
-            let acl = self.acls.get(n.acl);
+            let acl = self.acls.get(n.acl());
             rw.record(&mut w, self.ref_of(idx, n, &acl)).map_err(io)?;
         }
         let quotas: Vec<(String, Quota)> = self
@@ -551,14 +557,7 @@ impl DataTree {
             if rec.kind != NodeKind::Persistent || rec.owner != 0 {
                 return Err("root is not a plain persistent node".into());
             }
-            let mut root = Node::new(
-                Body::new(rec.kind, &rec.path, &rec.data),
-                acl,
-                rec.czxid,
-                rec.ctime,
-            );
-            rec.restore_counters(&mut root);
-            self.insert_raw(root);
+            self.insert_raw(rec.to_node("/", acl));
             return Ok(());
         }
         let p = rec.path.to_string();
@@ -579,11 +578,7 @@ impl DataTree {
         if (rec.kind == NodeKind::Ephemeral) != (rec.owner != 0) {
             return Err(format!("ephemeral owner of {p}"));
         }
-        let body = Body::new(rec.kind, &p, &rec.data);
-        let idx = self.link_new(body, acl, rec.czxid, rec.ctime, parent);
-        if let Some(n) = self.node_mut(idx) {
-            rec.restore_counters(n);
-        }
+        let idx = self.link_new(rec.to_node(&p, acl), parent);
         if rec.kind == NodeKind::Ephemeral {
             self.owners.insert(idx, SessionId(rec.owner));
             self.ephemerals

@@ -15,7 +15,7 @@ use crate::digest::StableHasher;
 use crate::error::Error;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
-use crate::node::{Body, Node, NodeIdx, NIL};
+use crate::node::{Meta, Node, NodeIdx, NIL};
 use crate::path;
 use crate::quota::{Quota, QuotaUsage};
 use crate::snapshot::SnapState;
@@ -125,12 +125,7 @@ impl DataTree {
     pub fn new() -> DataTree {
         let mut tree = DataTree::empty();
         let acl = tree.acls.add_ref(&Acl::open_unsafe());
-        tree.insert_raw(Node::new(
-            Body::new(NodeKind::Persistent, "/", &[]),
-            acl,
-            0,
-            0,
-        ));
+        tree.insert_raw(Node::created(NodeKind::Persistent, "/", &[], acl, 0, 0));
         // As ZooKeeper's DataTree constructor: the system nodes are linked without
         // counting as creates, so `/` reports cversion -1 and `/zookeeper` -2, and the
         // first sequential child of `/` ends in 0000000000. `/zookeeper/config` is
@@ -142,11 +137,11 @@ impl DataTree {
         ] {
             let acl = tree.acls.add_ref(&acl);
             let parent = tree.lookup(path::parent(p).unwrap_or("/"));
-            let body = Body::new(NodeKind::Persistent, p, &[]);
-            let idx = tree.link_new(body, acl, 0, 0, parent);
+            let node = Node::created(NodeKind::Persistent, p, &[], acl, 0, 0);
+            let idx = tree.link_new(node, parent);
             if p == "/zookeeper/config" {
                 if let Some(n) = tree.node_mut(idx) {
-                    n.set_aversion(-1);
+                    n.set_acl(acl, -1);
                 }
             }
         }
@@ -245,31 +240,25 @@ impl DataTree {
 
     /// Creates a node under `parent` (which must exist) and links it in. Does not touch
     /// the parent's counters except `num_children` and the child list.
-    pub(crate) fn link_new(
-        &mut self,
-        body: Body,
-        acl: u32,
-        zxid: i64,
-        time: i64,
-        parent: NodeIdx,
-    ) -> NodeIdx {
-        self.link_new_at(body, acl, zxid, time, parent, None)
+    pub(crate) fn link_new(&mut self, node: Node, parent: NodeIdx) -> NodeIdx {
+        self.link_new_at(node, parent, None)
     }
 
     /// [`DataTree::link_new`] into slot `want` if it is free.
     pub(crate) fn link_new_at(
         &mut self,
-        body: Body,
-        acl: u32,
-        zxid: i64,
-        time: i64,
+        mut node: Node,
         parent: NodeIdx,
         want: Option<NodeIdx>,
     ) -> NodeIdx {
+        debug_assert_eq!(
+            node.first_child, NIL,
+            "a node is linked before its children"
+        );
         let first = self.node(parent).map_or(NIL, |n| n.first_child);
-        let kind = body.kind();
-        let mut node = Node::new(body, acl, zxid, time);
+        let kind = node.kind();
         node.parent = parent;
+        node.prev_sibling = NIL;
         node.next_sibling = first;
         let idx = self.insert_raw_at(node, want);
         if let Some(f) = self.node_mut(first) {
@@ -326,7 +315,7 @@ impl DataTree {
         }
         self.ttls.remove(&idx);
         self.containers.remove(&idx);
-        self.acls.release(node.acl);
+        self.acls.release(node.acl());
         Some(node)
     }
 
@@ -334,17 +323,18 @@ impl DataTree {
 
     pub(crate) fn meta_hash(&self, idx: NodeIdx) -> u64 {
         let Some(n) = self.node(idx) else { return 0 };
-        self.meta_hash_of(path_hash(n.body.path_bytes()), idx, n)
+        self.meta_hash_of(path_hash(n.body.path_bytes()), idx, n, &n.meta())
     }
 
-    /// The metadata term of node `n` (at `idx`) whose path hashes to `ph`.
-    pub(crate) fn meta_hash_of(&self, ph: u64, idx: NodeIdx, n: &Node) -> u64 {
+    /// The metadata term of node `n` (at `idx`, with body meta `m`) whose path hashes
+    /// to `ph`.
+    pub(crate) fn meta_hash_of(&self, ph: u64, idx: NodeIdx, n: &Node, m: &Meta) -> u64 {
         let mut h = StableHasher::new(META_SEED);
         h.u64(ph);
-        for v in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime] {
+        for v in [n.czxid, m.mzxid, n.pzxid, n.ctime, m.mtime] {
             h.u64(v as u64);
         }
-        for v in [n.version, n.creates, n.aversion()] {
+        for v in [m.version, n.creates, m.aversion] {
             h.u64(v as u32 as u64);
         }
         let kind = n.kind();
@@ -360,7 +350,7 @@ impl DataTree {
         };
         h.u64(owner);
         h.u64(ttl);
-        h.u64(self.acls.hash(n.acl));
+        h.u64(self.acls.hash(m.acl));
         h.finish()
     }
 
@@ -531,13 +521,13 @@ impl DataTree {
     /// The node's ACL and Stat (getACL).
     pub fn acl(&self, p: &str) -> Result<(Vec<Acl>, Stat), Error> {
         let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
-        Ok((self.acls.get(n.acl).to_vec(), n.stat(self.owner_of(i))))
+        Ok((self.acls.get(n.acl()).to_vec(), n.stat(self.owner_of(i))))
     }
 
     /// Whether auth ids `auth` hold `perm` on the node at `p` (NoNode if missing).
     pub fn check_acl(&self, p: &str, perm: Perms, auth: &[crate::acl::Id]) -> Result<bool, Error> {
         let (_, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
-        Ok(crate::acl::check(&self.acls.get(n.acl), perm, auth))
+        Ok(crate::acl::check(&self.acls.get(n.acl()), perm, auth))
     }
 
     /// Paths of the ephemerals owned by `session`, sorted (getEphemerals).
@@ -586,16 +576,17 @@ impl DataTree {
     /// What preparation needs to know about the node at `p`, if it exists.
     pub fn view(&self, p: &str) -> Option<NodeView> {
         let (i, n) = self.by_path(p)?;
+        let m = n.meta();
         Some(NodeView {
-            version: n.version,
-            aversion: n.aversion(),
+            version: m.version,
+            aversion: m.aversion,
             creates: n.creates,
             num_children: n.num_children,
             kind: n.kind(),
             owner: self.owners.get(&i).copied().unwrap_or_default(),
-            acl: self.acls.get(n.acl),
+            acl: self.acls.get(m.acl),
             data_len: n.data().len() as u64,
-            mtime: n.mtime,
+            mtime: m.mtime,
             ttl_ms: self.ttls.get(&i).copied().unwrap_or(0),
         })
     }
@@ -658,7 +649,7 @@ impl DataTree {
         }
         for (&i, &ttl) in &self.ttls {
             if let Some(n) = self.node(i) {
-                if n.num_children == 0 && now_ms.saturating_sub(n.mtime) > ttl {
+                if n.num_children == 0 && now_ms.saturating_sub(n.mtime()) > ttl {
                     out.push(n.path().to_string());
                 }
             }

@@ -31,14 +31,8 @@ pub(crate) enum Undo {
         ttl: Option<i64>,
         parent_pzxid: i64,
     },
-    /// Restore data (the old body) and its Stat fields.
-    DataSet {
-        path: String,
-        body: Body,
-        version: i32,
-        mzxid: i64,
-        mtime: i64,
-    },
+    /// Restore the old body: data, version, mzxid and mtime.
+    DataSet { path: String, body: Body },
     /// Restore the ACL and aversion.
     AclSet {
         path: String,
@@ -73,11 +67,15 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Stat::default();
         };
-        let owner = match n.kind() {
+        n.stat(self.owner_stat(idx, n))
+    }
+
+    /// The Stat's ephemeralOwner of node `n` at `idx` (only ephemerals look it up).
+    fn owner_stat(&self, idx: NodeIdx, n: &Node) -> i64 {
+        match n.kind() {
             NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0),
             _ => 0,
-        };
-        n.stat(owner)
+        }
     }
 
     pub(crate) fn do_create(
@@ -117,8 +115,8 @@ impl DataTree {
             return Err(diverged(format!("TTL or ACL of {}", c.path)));
         }
         let acl = self.acls.add_ref(&c.acl);
-        let body = Body::new(c.kind, &c.path, &c.data);
-        let idx = self.link_new(body, acl, zxid, time, parent);
+        let node = Node::created(c.kind, &c.path, &c.data, acl, zxid, time);
+        let idx = self.link_new(node, parent);
         if c.kind == NodeKind::Ephemeral {
             self.owners.insert(idx, c.owner);
             self.ephemerals.entry(c.owner).or_default().insert(idx);
@@ -161,7 +159,7 @@ impl DataTree {
         let ttl = self.ttls.get(&idx).copied();
         let acl = self
             .node(idx)
-            .map(|n| self.acls.get(n.acl).to_vec())
+            .map(|n| self.acls.get(n.acl()).to_vec())
             .unwrap_or_default();
         let Some(node) = self.unlink_remove(idx) else {
             return Err(diverged(format!("delete of missing {path}")));
@@ -194,49 +192,43 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Err(diverged(format!("setData of missing {path}")));
         };
-        if version != crate::prep::next_version(n.version) {
+        let meta = n.meta();
+        if version != crate::prep::next_version(meta.version) {
             return Err(diverged(format!("version of {path}")));
         }
         let old_len = n.data().len() as i64;
         // One path hash serves the old and new terms of both digest parts.
         let ph = crate::tree::path_hash(path.as_bytes());
-        let old_terms =
-            crate::tree::data_hash_of(ph, n.data()).wrapping_add(self.meta_hash_of(ph, idx, n));
+        let old_terms = crate::tree::data_hash_of(ph, n.data())
+            .wrapping_add(self.meta_hash_of(ph, idx, n, &meta));
         self.capture(idx);
         let Some(n) = self.node_mut(idx) else {
             return Err(diverged(format!("setData of missing {path}")));
         };
-        let old = (
-            {
-                let body = n.body.with_data(data);
-                std::mem::replace(&mut n.body, body)
-            },
-            n.version,
-            n.mzxid,
-            n.mtime,
-        );
-        n.version = version;
-        n.mzxid = zxid;
-        n.mtime = time;
+        let new_meta = crate::node::Meta {
+            version,
+            mzxid: zxid,
+            mtime: time,
+            ..meta
+        };
+        let old = n.set_meta(&new_meta, Some(data));
+        let mut stat = Stat::default();
         if let Some(n) = self.node(idx) {
-            let new_terms =
-                crate::tree::data_hash_of(ph, n.data()).wrapping_add(self.meta_hash_of(ph, idx, n));
+            let new_terms = crate::tree::data_hash_of(ph, n.data())
+                .wrapping_add(self.meta_hash_of(ph, idx, n, &new_meta));
+            stat = n.stat_with(self.owner_stat(idx, n), &new_meta);
             self.digest_remove(old_terms);
             self.digest_add(new_terms);
         }
         self.data_bytes_adjust(data.len() as i64 - old_len);
         self.quota_adjust(path, 0, data.len() as i64 - old_len);
         if let Some(undo) = undo {
-            let (body, version, mzxid, mtime) = old;
             undo.push(Undo::DataSet {
                 path: path.to_string(),
-                body,
-                version,
-                mzxid,
-                mtime,
+                body: old,
             });
         }
-        Ok(self.stat_of(idx))
+        Ok(stat)
     }
 
     pub(crate) fn do_set_acl(
@@ -253,13 +245,14 @@ impl DataTree {
         if version != crate::prep::next_version(n.aversion()) {
             return Err(diverged(format!("aversion of {path}")));
         }
-        let (old_idx, old_aversion) = (n.acl, n.aversion());
+        let crate::node::Meta {
+            acl: old_idx,
+            aversion: old_aversion,
+            ..
+        } = n.meta();
         let old_acl = self.acls.get(old_idx).to_vec();
         let new_idx = self.acls.add_ref(acl);
-        self.with_meta(idx, |n| {
-            n.acl = new_idx;
-            n.set_aversion(version);
-        });
+        self.with_meta(idx, |n| n.set_acl(new_idx, version));
         self.acls.release(old_idx);
         undo.push(Undo::AclSet {
             path: path.to_string(),
@@ -327,24 +320,11 @@ impl DataTree {
                     let acl_idx = self.acls.add_ref(&acl);
                     let p = node.path().to_string();
                     let len = node.data().len() as i64;
-                    let idx = self.link_new_at(
-                        node.body.clone(),
-                        acl_idx,
-                        node.czxid,
-                        node.ctime,
-                        parent,
-                        Some(old_idx),
-                    );
-                    if let Some(n) = self.node_mut(idx) {
-                        *n = Node {
-                            acl: acl_idx,
-                            parent: n.parent,
-                            first_child: n.first_child,
-                            prev_sibling: n.prev_sibling,
-                            next_sibling: n.next_sibling,
-                            ..node
-                        };
-                    }
+                    let mut node = node;
+                    // The ACL list was released with the node: it may be interned
+                    // at another index now.
+                    node.set_acl(acl_idx, node.aversion());
+                    let idx = self.link_new_at(node, parent, Some(old_idx));
                     if let Some(o) = owner {
                         self.owners.insert(idx, o);
                         self.ephemerals.entry(o).or_default().insert(idx);
@@ -357,24 +337,13 @@ impl DataTree {
                     self.with_meta(parent, |pn| pn.pzxid = parent_pzxid);
                     self.quota_adjust(&p, 1, len);
                 }
-                Undo::DataSet {
-                    path,
-                    body,
-                    version,
-                    mzxid,
-                    mtime,
-                } => {
+                Undo::DataSet { path, body } => {
                     let idx = self.lookup(&path);
                     let dh = self.data_hash(idx);
                     self.digest_remove(dh);
                     let new_len = self.node(idx).map_or(0, |n| n.data().len() as i64);
                     let old_len = body.data().len() as i64;
-                    self.with_meta(idx, |n| {
-                        n.body = body;
-                        n.version = version;
-                        n.mzxid = mzxid;
-                        n.mtime = mtime;
-                    });
+                    self.with_meta(idx, |n| n.body = body);
                     let dh = self.data_hash(idx);
                     self.digest_add(dh);
                     self.data_bytes_adjust(old_len - new_len);
@@ -387,10 +356,7 @@ impl DataTree {
                 } => {
                     let idx = self.lookup(&path);
                     let new_idx = self.acls.add_ref(&acl);
-                    let old = self.with_meta(idx, |n| {
-                        n.set_aversion(aversion);
-                        std::mem::replace(&mut n.acl, new_idx)
-                    });
+                    let old = self.with_meta(idx, |n| n.set_acl(new_idx, aversion));
                     if let Some(old) = old {
                         self.acls.release(old);
                     }
