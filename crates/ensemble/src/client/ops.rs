@@ -14,91 +14,43 @@ fn unexpected<T>(r: Response) -> Result<T, Error> {
     Err(Error::Marshalling(format!("unexpected reply {r:?}")))
 }
 
-fn created(r: Response) -> Result<(String, Stat), Error> {
-    match r {
-        Response::Created { path, stat } => Ok((path, stat)),
-        other => unexpected(other),
-    }
+/// Defines `fn $name(Response) -> Result<$t, Error>` that takes the one reply
+/// variant `$pat` apart and calls any other reply unexpected.
+macro_rules! reply_as {
+    ($($name:ident -> $t:ty, $pat:pat => $out:expr;)*) => {
+        $(
+            fn $name(r: Response) -> Result<$t, Error> {
+                match r {
+                    $pat => Ok($out),
+                    other => unexpected(other),
+                }
+            }
+        )*
+    };
+}
+
+type MultiReadResults = Vec<Result<ReadResult, Error>>;
+
+reply_as! {
+    created -> (String, Stat), Response::Created { path, stat } => (path, stat);
+    quota_info -> Option<QuotaInfo>, Response::Quota(q) => q;
+    stat -> Stat, Response::Stat(s) => s;
+    exists -> Option<Stat>, Response::Exists(s) => s;
+    data -> (Bytes, Stat), Response::Data(d, s) => (d, s);
+    children -> (Vec<String>, Stat), Response::Children(c, s) => (c, s);
+    count -> u64, Response::Count(n) => n;
+    paths -> Vec<String>, Response::Ephemerals(v) => v;
+    acl -> (Vec<Acl>, Stat), Response::Acl(a, s) => (a, s);
+    multi -> Vec<OpResult>, Response::Multi(v) => v;
+    multi_read -> MultiReadResults, Response::MultiRead(v) => v;
 }
 
 fn created_path(r: Response) -> Result<String, Error> {
     created(r).map(|(p, _)| p)
 }
 
-fn quota_info(r: Response) -> Result<Option<QuotaInfo>, Error> {
-    match r {
-        Response::Quota(q) => Ok(q),
-        other => unexpected(other),
-    }
-}
-
 fn unit(_: Response) -> Result<(), Error> {
     Ok(())
-}
-
-fn stat(r: Response) -> Result<Stat, Error> {
-    match r {
-        Response::Stat(s) => Ok(s),
-        other => unexpected(other),
-    }
-}
-
-fn exists(r: Response) -> Result<Option<Stat>, Error> {
-    match r {
-        Response::Exists(s) => Ok(s),
-        other => unexpected(other),
-    }
-}
-
-fn data(r: Response) -> Result<(Bytes, Stat), Error> {
-    match r {
-        Response::Data(d, s) => Ok((d, s)),
-        other => unexpected(other),
-    }
-}
-
-fn children(r: Response) -> Result<(Vec<String>, Stat), Error> {
-    match r {
-        Response::Children(c, s) => Ok((c, s)),
-        other => unexpected(other),
-    }
-}
-
-fn count(r: Response) -> Result<u64, Error> {
-    match r {
-        Response::Count(n) => Ok(n),
-        other => unexpected(other),
-    }
-}
-
-fn paths(r: Response) -> Result<Vec<String>, Error> {
-    match r {
-        Response::Ephemerals(v) => Ok(v),
-        other => unexpected(other),
-    }
-}
-
-fn acl(r: Response) -> Result<(Vec<Acl>, Stat), Error> {
-    match r {
-        Response::Acl(a, s) => Ok((a, s)),
-        other => unexpected(other),
-    }
-}
-
-fn multi(r: Response) -> Result<Vec<OpResult>, Error> {
-    match r {
-        Response::Multi(v) => Ok(v),
-        other => unexpected(other),
-    }
-}
-
-type MultiReadResults = Vec<Result<ReadResult, Error>>;
-
-fn multi_read(r: Response) -> Result<MultiReadResults, Error> {
-    match r {
-        Response::MultiRead(v) => Ok(v),
-        other => unexpected(other),
-    }
 }
 
 impl Client {
