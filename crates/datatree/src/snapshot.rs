@@ -513,6 +513,8 @@ impl DataTree {
         records.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
         let mut tree = DataTree::empty();
         tree.last_applied = zxid;
+        // `records.len()` equals the trailer's node count, checked above.
+        tree.reserve(records.len());
         for (rec, _) in records {
             tree.load_record(rec).map_err(|why| r.corrupt(why))?;
         }

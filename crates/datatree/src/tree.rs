@@ -120,6 +120,14 @@ impl Default for DataTree {
     }
 }
 
+/// The path index's hash of arena slot `i` (for rehashing the index).
+fn slot_hash(nodes: &[Option<Node>], seed: u64, i: NodeIdx) -> u64 {
+    match &nodes[i as usize] {
+        Some(n) => crate::digest::hash_bytes(seed, n.body.path_bytes()),
+        None => 0,
+    }
+}
+
 impl DataTree {
     /// A tree holding `/`, `/zookeeper` and `/zookeeper/quota`, all with zxid 0.
     pub fn new() -> DataTree {
@@ -231,11 +239,18 @@ impl DataTree {
         };
         let (nodes, seed) = (&self.nodes, self.hash_seed);
         self.index
-            .insert_unique(h, idx, |&i| match &nodes[i as usize] {
-                Some(n) => crate::digest::hash_bytes(seed, n.body.path_bytes()),
-                None => 0,
-            });
+            .insert_unique(h, idx, |&i| slot_hash(nodes, seed, i));
         idx
+    }
+
+    /// Makes room for `additional` more nodes in the arena and the path index, so that
+    /// loading a snapshot of known size does not rehash the index as it grows (each
+    /// rehash reads every node's path again).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve_exact(additional);
+        let (nodes, seed) = (&self.nodes, self.hash_seed);
+        self.index
+            .reserve(additional, |&i| slot_hash(nodes, seed, i));
     }
 
     /// Creates a node under `parent` (which must exist) and links it in. Does not touch
