@@ -336,11 +336,6 @@ impl DataTree {
 
     // ---- digest ----------------------------------------------------------------
 
-    pub(crate) fn meta_hash(&self, idx: NodeIdx) -> u64 {
-        let Some(n) = self.node(idx) else { return 0 };
-        self.meta_hash_of(path_hash(n.body.path_bytes()), idx, n, &n.meta())
-    }
-
     /// The metadata term of node `n` (at `idx`, with body meta `m`) whose path hashes
     /// to `ph`.
     pub(crate) fn meta_hash_of(&self, ph: u64, idx: NodeIdx, n: &Node, m: &Meta) -> u64 {
@@ -369,6 +364,14 @@ impl DataTree {
         h.finish()
     }
 
+    /// Both digest terms of node `idx` (metadata and data), hashing its path once.
+    pub(crate) fn node_terms(&self, idx: NodeIdx) -> u64 {
+        let Some(n) = self.node(idx) else { return 0 };
+        let ph = path_hash(n.body.path_bytes());
+        self.meta_hash_of(ph, idx, n, &n.meta())
+            .wrapping_add(data_hash_of(ph, n.data()))
+    }
+
     pub(crate) fn data_hash(&self, idx: NodeIdx) -> u64 {
         let Some(n) = self.node(idx) else { return 0 };
         data_hash_of(path_hash(n.body.path_bytes()), n.data())
@@ -392,9 +395,7 @@ impl DataTree {
         let mut d = 0u64;
         for (i, n) in self.nodes.iter().enumerate() {
             if n.is_some() {
-                d = d
-                    .wrapping_add(self.meta_hash(i as NodeIdx))
-                    .wrapping_add(self.data_hash(i as NodeIdx));
+                d = d.wrapping_add(self.node_terms(i as NodeIdx));
             }
         }
         d

@@ -55,10 +55,18 @@ impl DataTree {
     /// metadata term is swapped out and back in.
     fn with_meta<R>(&mut self, idx: NodeIdx, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
         self.capture(idx);
-        let old = self.meta_hash(idx);
+        let n = self.node(idx)?;
+        let ph = crate::tree::path_hash(n.body.path_bytes());
+        let old = self.meta_hash_of(ph, idx, n, &n.meta());
         let r = f(self.node_mut(idx)?);
+        let n = self.node(idx)?;
+        debug_assert_eq!(
+            ph,
+            crate::tree::path_hash(n.body.path_bytes()),
+            "f keeps the path"
+        );
+        let new = self.meta_hash_of(ph, idx, n, &n.meta());
         self.digest_remove(old);
-        let new = self.meta_hash(idx);
         self.digest_add(new);
         Some(r)
     }
@@ -124,7 +132,7 @@ impl DataTree {
         if c.kind == NodeKind::Ttl {
             self.ttls.insert(idx, c.ttl_ms);
         }
-        let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+        let terms = self.node_terms(idx);
         self.digest_add(terms);
         self.with_meta(parent, |p| {
             p.creates = c.parent_creates;
@@ -153,7 +161,7 @@ impl DataTree {
         if nchildren != 0 || parent == NIL {
             return Err(diverged(format!("delete of non-empty or root {path}")));
         }
-        let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+        let terms = self.node_terms(idx);
         self.digest_remove(terms);
         let owner = self.owners.get(&idx).copied();
         let ttl = self.ttls.get(&idx).copied();
@@ -297,7 +305,7 @@ impl DataTree {
                     parent_pzxid,
                 } => {
                     let idx = self.lookup(&path);
-                    let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+                    let terms = self.node_terms(idx);
                     self.digest_remove(terms);
                     let parent = self.node(idx).map_or(NIL, |n| n.parent);
                     if let Some(node) = self.unlink_remove(idx) {
@@ -332,7 +340,7 @@ impl DataTree {
                     if let Some(t) = ttl {
                         self.ttls.insert(idx, t);
                     }
-                    let terms = self.meta_hash(idx).wrapping_add(self.data_hash(idx));
+                    let terms = self.node_terms(idx);
                     self.digest_add(terms);
                     self.with_meta(parent, |pn| pn.pzxid = parent_pzxid);
                     self.quota_adjust(&p, 1, len);
