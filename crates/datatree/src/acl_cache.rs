@@ -63,6 +63,14 @@ impl AclCache {
         i
     }
 
+    /// Adds one reference to the interned list at index `i`.
+    pub(crate) fn retain(&mut self, i: u32) {
+        match self.entries.get_mut(i as usize) {
+            Some(Some(e)) => e.refs += 1,
+            _ => debug_assert!(false, "acl index {i} not interned"),
+        }
+    }
+
     /// Drops one reference; frees the entry when none remain.
     pub(crate) fn release(&mut self, i: u32) {
         let Some(slot) = self.entries.get_mut(i as usize) else {

@@ -434,6 +434,9 @@ impl DataTree {
             return Err(r.corrupt(format!("unsupported format version {version}")));
         }
         let zxid = r.i64()?;
+        // Records get their ACL from the list table at the end; until then they share
+        // one empty list instead of allocating one each.
+        let no_acl: Arc<[Acl]> = Arc::from(Vec::new());
         let mut records: Vec<(Record, u32)> = Vec::with_capacity(64);
         loop {
             match r.u8()? {
@@ -470,7 +473,7 @@ impl DataTree {
                     kind,
                     owner,
                     ttl,
-                    acl: Arc::from(Vec::new()),
+                    acl: Arc::clone(&no_acl),
                 },
                 acl_ix,
             ));
@@ -504,19 +507,38 @@ impl DataTree {
         if node_count != records.len() as u64 {
             return Err(r.corrupt("node count mismatch"));
         }
-        for (rec, ix) in records.iter_mut() {
-            rec.acl = acl_lists
-                .get(*ix as usize)
-                .cloned()
-                .ok_or_else(|| r.corrupt("ACL reference out of range"))?;
+        if records
+            .iter()
+            .any(|(_, ix)| *ix as usize >= acl_lists.len())
+        {
+            return Err(r.corrupt("ACL reference out of range"));
         }
         records.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
         let mut tree = DataTree::empty();
         tree.last_applied = zxid;
         // `records.len()` equals the trailer's node count, checked above.
         tree.reserve(records.len());
-        for (rec, _) in records {
-            tree.load_record(rec).map_err(|why| r.corrupt(why))?;
+        // Each list is interned once (hashing its entries); later nodes with the same
+        // list only add a reference to its index.
+        let mut interned: Vec<Option<u32>> = vec![None; acl_lists.len()];
+        for (rec, ix) in records {
+            let slot = &mut interned[ix as usize];
+            let acl = match *slot {
+                Some(i) => {
+                    tree.acls.retain(i);
+                    i
+                }
+                None => {
+                    let list = &acl_lists[ix as usize];
+                    if list.is_empty() {
+                        return Err(r.corrupt(format!("empty ACL on {}", rec.path)));
+                    }
+                    let i = tree.acls.add_ref(list);
+                    *slot = Some(i);
+                    i
+                }
+            };
+            tree.load_record(rec, acl).map_err(|why| r.corrupt(why))?;
         }
         if tree.lookup("/") == NIL {
             return Err(r.corrupt("no root node"));
@@ -543,15 +565,12 @@ impl DataTree {
         Ok(tree)
     }
 
-    /// Inserts one record whose parent (if any) is already loaded.
-    fn load_record(&mut self, rec: Record) -> Result<(), String> {
+    /// Inserts one record whose parent (if any) is already loaded, with ACL cache
+    /// index `acl` (a reference the caller took for this node).
+    fn load_record(&mut self, rec: Record, acl: u32) -> Result<(), String> {
         if (rec.kind == NodeKind::Ttl) != (rec.ttl > 0) || rec.ttl > crate::mode::TTL_MAX_MS {
             return Err(format!("TTL of {}", rec.path));
         }
-        if rec.acl.is_empty() {
-            return Err(format!("empty ACL on {}", rec.path));
-        }
-        let acl = self.acls.add_ref(&rec.acl);
         if &*rec.path == "/" {
             if self.lookup("/") != NIL {
                 return Err("duplicate root".into());
@@ -562,11 +581,11 @@ impl DataTree {
             self.insert_raw(rec.to_node("/", acl));
             return Ok(());
         }
-        let p = rec.path.to_string();
-        if crate::path::validate(&p).is_err() {
+        let p: &str = &rec.path;
+        if crate::path::validate(p).is_err() {
             return Err(format!("invalid path {p:?}"));
         }
-        let parent = self.lookup(crate::path::parent(&p).unwrap_or("/"));
+        let parent = self.lookup(crate::path::parent(p).unwrap_or("/"));
         match self.node(parent) {
             None => return Err(format!("{p} has no parent")),
             Some(pn) if pn.kind() == NodeKind::Ephemeral => {
@@ -574,13 +593,13 @@ impl DataTree {
             }
             Some(_) => {}
         }
-        if self.lookup(&p) != NIL {
+        if self.lookup(p) != NIL {
             return Err(format!("duplicate path {p}"));
         }
         if (rec.kind == NodeKind::Ephemeral) != (rec.owner != 0) {
             return Err(format!("ephemeral owner of {p}"));
         }
-        let idx = self.link_new(rec.to_node(&p, acl), parent);
+        let idx = self.link_new(rec.to_node(p, acl), parent);
         if rec.kind == NodeKind::Ephemeral {
             self.owners.insert(idx, SessionId(rec.owner));
             self.ephemerals
@@ -623,6 +642,98 @@ mod tests {
                 assert!(DataTree::deserialize(&c[..]).is_err(), "flip {byte}:{bit}");
             }
         }
+    }
+
+    /// A snapshot of `t` written record by record, with node `bad_path` given ACL
+    /// list `bad_acl`; returns the bytes and the offset where the trailer starts.
+    fn snapshot_with_acl(t: &DataTree, bad_path: &str, bad_acl: &Arc<[Acl]>) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let mut w = CrcWriter::new(&mut out);
+        let mut rw = RecordWriter::new();
+        RecordWriter::header(&mut w, 0).unwrap();
+        for idx in t.preorder() {
+            let n = t.node(idx).unwrap();
+            let acl = t.acls.get(n.acl());
+            let mut r = t.ref_of(idx, n, &acl);
+            if n.path() == bad_path {
+                r.acl = bad_acl;
+                r.acl_cache_ix = None;
+            }
+            rw.record(&mut w, r).unwrap();
+        }
+        let trailer_at = w.written() as usize;
+        rw.trailer(&mut w, &[], t.digest()).unwrap();
+        (out, trailer_at)
+    }
+
+    #[test]
+    fn acl_references_are_checked_on_load() {
+        let t = DataTree::new();
+        let open: Arc<[Acl]> = Arc::from(Acl::open_unsafe());
+        // The writer itself, with every node's own list, loads back.
+        let (good, trailer_at) = snapshot_with_acl(&t, "", &open);
+        assert_eq!(
+            DataTree::deserialize(&good[..]).unwrap().digest(),
+            t.digest()
+        );
+        // An empty list is refused, with the node's path.
+        let (bad, _) = snapshot_with_acl(&t, "/zookeeper", &Arc::from(Vec::new()));
+        let err = DataTree::deserialize(&bad[..]).unwrap_err().to_string();
+        assert!(err.contains("empty ACL on /zookeeper"), "{err}");
+        // So is a reference past the list table, even with a valid CRC.
+        let mut out_of_range = good.clone();
+        out_of_range[trailer_at - 4..trailer_at].copy_from_slice(&99u32.to_le_bytes());
+        let end = out_of_range.len();
+        let crc = crc32c::crc32c(&out_of_range[..end - 4]);
+        out_of_range[end - 4..].copy_from_slice(&crc.to_le_bytes());
+        let err = DataTree::deserialize(&out_of_range[..])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ACL reference out of range"), "{err}");
+    }
+
+    #[test]
+    fn shared_acl_lists_keep_their_reference_counts() {
+        // 50 nodes share one list and 1 has another: after loading, deleting all but
+        // one of the 50 leaves the shared list interned, and the tree still equals a
+        // tree built directly.
+        fn apply(t: &mut DataTree, zxid: i64, op: crate::txn::TxnOp) {
+            t.apply(&crate::txn::Txn {
+                zxid,
+                time_ms: zxid,
+                op,
+            })
+            .unwrap();
+        }
+        let create = |path: String, acl: Vec<Acl>, parent_creates: i32| {
+            crate::txn::TxnOp::Create(crate::txn::CreateTxn {
+                path,
+                data: bytes::Bytes::from_static(b"d"),
+                acl,
+                kind: NodeKind::Persistent,
+                owner: SessionId(0),
+                ttl_ms: 0,
+                parent_creates,
+            })
+        };
+        let mut t = DataTree::new();
+        for i in 0..50 {
+            let op = create(format!("/n{i}"), Acl::open_unsafe(), i + 1);
+            apply(&mut t, i64::from(i) + 1, op);
+        }
+        apply(&mut t, 51, create("/r".into(), Acl::read_unsafe(), 51));
+        let mut back = DataTree::deserialize(&t.to_bytes()[..]).unwrap();
+        assert_eq!(back.acl_count(), t.acl_count());
+        for i in 1..50 {
+            let op = crate::txn::TxnOp::Delete {
+                path: format!("/n{i}"),
+            };
+            apply(&mut t, 100 + i64::from(i), op.clone());
+            apply(&mut back, 100 + i64::from(i), op);
+        }
+        assert_eq!(back.acl("/n0").unwrap().0, Acl::open_unsafe());
+        assert_eq!(back.acl_count(), t.acl_count());
+        assert_eq!(back.to_bytes(), t.to_bytes());
     }
 
     #[test]
