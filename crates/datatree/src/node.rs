@@ -514,6 +514,35 @@ mod tests {
         assert_eq!((s.version, s.aversion, s.data_length), (1, 3, 2));
     }
 
+    proptest::proptest! {
+        /// Any meta, against any creation zxid and time, with any path and data,
+        /// reads back as written, and rebuilding keeps what it should.
+        #[test]
+        fn body_round_trips_anything(
+            acl in proptest::prelude::any::<u32>(),
+            aversion in proptest::prelude::any::<i32>(),
+            version in proptest::prelude::any::<i32>(),
+            mzxid in proptest::prelude::any::<i64>(),
+            mtime in proptest::prelude::any::<i64>(),
+            czxid in proptest::prelude::any::<i64>(),
+            ctime in proptest::prelude::any::<i64>(),
+            tag in 0u8..4,
+            path in "/[a-zß0-9/]{0,200}",
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let kind = NodeKind::from_tag(tag).unwrap();
+            let m = Meta { acl, aversion, version, mzxid, mtime };
+            let b = Body::new(kind, &path, &data, &m, czxid, ctime);
+            proptest::prop_assert_eq!(b.kind(), kind);
+            proptest::prop_assert_eq!(b.path(), &path[..]);
+            proptest::prop_assert_eq!(b.data(), &data[..]);
+            proptest::prop_assert_eq!(b.meta(czxid, ctime), m);
+            let c = b.rebuild(None, &Meta::created(0, czxid, ctime), czxid, ctime);
+            proptest::prop_assert_eq!((c.kind(), c.path(), c.data()), (kind, &path[..], &data[..]));
+            proptest::prop_assert_eq!(c.meta(czxid, ctime), Meta::created(0, czxid, ctime));
+        }
+    }
+
     #[test]
     fn varint_round_trips() {
         for v in [
