@@ -217,7 +217,38 @@ pub struct QuotaInfo {
     pub bytes: i64,
 }
 
+/// The conversions between the single-write requests and their [`WriteOp`]s, from
+/// one list of the variants and their fields (the same names on both sides).
+macro_rules! single_writes {
+    ($($variant:ident { $($field:ident),* }),* $(,)?) => {
+        /// A create, delete, setData or setACL request as the [`WriteOp`] a multi
+        /// would hold for it; any other request comes back as it was.
+        pub fn into_write_op(self) -> Result<WriteOp, Request> {
+            match self {
+                $(Request::$variant { $($field),* } => Ok(WriteOp::$variant { $($field),* }),)*
+                other => Err(other),
+            }
+        }
+
+        /// The request for one create, delete, setData or setACL op (the inverse of
+        /// [`Request::into_write_op`]); any other op comes back as it was.
+        pub fn from_write_op(op: WriteOp) -> Result<Request, WriteOp> {
+            match op {
+                $(WriteOp::$variant { $($field),* } => Ok(Request::$variant { $($field),* }),)*
+                other => Err(other),
+            }
+        }
+    };
+}
+
 impl Request {
+    single_writes! {
+        Create { path, data, acl, mode, ttl_ms },
+        Delete { path, version },
+        SetData { path, data, version },
+        SetAcl { path, acl, version },
+    }
+
     /// Whether the request goes through the write pipeline (a txn).
     pub fn is_write(&self) -> bool {
         matches!(
@@ -345,4 +376,50 @@ pub enum Event {
     Watch(WatchedEvent),
     /// The session's state changed.
     Session(SessionEvent),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn single_writes_convert_to_write_ops_and_back() {
+        let requests = [
+            Request::Create {
+                path: "/a".into(),
+                data: Bytes::from_static(b"x"),
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::EphemeralSequential,
+                ttl_ms: 0,
+            },
+            Request::Delete {
+                path: "/a".into(),
+                version: 3,
+            },
+            Request::SetData {
+                path: "/a".into(),
+                data: Bytes::from_static(b"y"),
+                version: -1,
+            },
+            Request::SetAcl {
+                path: "/a".into(),
+                acl: Acl::read_unsafe(),
+                version: 1,
+            },
+        ];
+        for r in requests {
+            let op = r.clone().into_write_op().unwrap();
+            assert_eq!(Request::from_write_op(op).unwrap(), r);
+        }
+        let sync = Request::Sync { path: "/".into() };
+        assert_eq!(sync.clone().into_write_op(), Err(sync));
+        let multi = Request::Multi(vec![]);
+        assert_eq!(multi.clone().into_write_op(), Err(multi));
+        let check = WriteOp::Check {
+            path: "/a".into(),
+            version: 0,
+        };
+        assert_eq!(Request::from_write_op(check.clone()), Err(check));
+    }
 }

@@ -77,7 +77,7 @@ impl Message {
     }
 
     /// At least the encoded size of the message (its fixed fields are at most
-    /// [`FIXED_LEN_MAX`] bytes), for reserving and for batching decisions.
+    /// `FIXED_LEN_MAX` bytes), for reserving and for batching decisions.
     pub fn encoded_len_max(&self) -> usize {
         FIXED_LEN_MAX
             + match self {

@@ -428,91 +428,59 @@ impl Server {
     }
 
     fn write(&mut self, conn: ConnId, xid: Xid, session: SessionId, req: Request) {
-        let (kind, op) = match req {
-            Request::Close => {
-                let owner = self.owner(conn);
-                match self
-                    .sessions
-                    .request_close(session::SessionId(session.0), owner)
-                {
-                    Ok(_) => (WaitKind::Close, ForwardOp::CloseSession),
-                    Err(e) => {
+        let (kind, op) = match req.into_write_op() {
+            // create, delete, setData, setACL
+            Ok(op) => (WaitKind::Write, ForwardOp::Write(op)),
+            Err(req) => match req {
+                Request::Close => {
+                    let owner = self.owner(conn);
+                    match self
+                        .sessions
+                        .request_close(session::SessionId(session.0), owner)
+                    {
+                        Ok(_) => (WaitKind::Close, ForwardOp::CloseSession),
+                        Err(e) => {
+                            self.answer(conn, xid, Err(e.into()));
+                            return;
+                        }
+                    }
+                }
+                Request::Sync { path } => (WaitKind::Sync(path), ForwardOp::Sync),
+                Request::Multi(ops) => {
+                    let bad = ops.iter().any(|op| {
+                        !matches!(
+                            op,
+                            WriteOp::Create { .. }
+                                | WriteOp::Delete { .. }
+                                | WriteOp::SetData { .. }
+                                | WriteOp::SetAcl { .. }
+                                | WriteOp::Check { .. }
+                        )
+                    });
+                    if bad {
+                        let e = datatree::Error::BadArguments("op not allowed inside multi".into());
                         self.answer(conn, xid, Err(e.into()));
                         return;
                     }
+                    (WaitKind::Multi, ForwardOp::Write(WriteOp::Multi(ops)))
                 }
-            }
-            Request::Sync { path } => (WaitKind::Sync(path), ForwardOp::Sync),
-            Request::Create {
-                path,
-                data,
-                acl,
-                mode,
-                ttl_ms,
-            } => (
-                WaitKind::Write,
-                ForwardOp::Write(WriteOp::Create {
-                    path,
-                    data,
-                    acl,
-                    mode,
-                    ttl_ms,
-                }),
-            ),
-            Request::Delete { path, version } => (
-                WaitKind::Write,
-                ForwardOp::Write(WriteOp::Delete { path, version }),
-            ),
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => (
-                WaitKind::Write,
-                ForwardOp::Write(WriteOp::SetData {
-                    path,
-                    data,
-                    version,
-                }),
-            ),
-            Request::SetAcl { path, acl, version } => (
-                WaitKind::Write,
-                ForwardOp::Write(WriteOp::SetAcl { path, acl, version }),
-            ),
-            Request::Multi(ops) => {
-                let bad = ops.iter().any(|op| {
-                    !matches!(
-                        op,
-                        WriteOp::Create { .. }
-                            | WriteOp::Delete { .. }
-                            | WriteOp::SetData { .. }
-                            | WriteOp::SetAcl { .. }
-                            | WriteOp::Check { .. }
-                    )
-                });
-                if bad {
-                    let e = datatree::Error::BadArguments("op not allowed inside multi".into());
+                Request::SetQuota { path, count, bytes } => (
+                    WaitKind::Write,
+                    ForwardOp::Write(WriteOp::SetQuota {
+                        path,
+                        quota: datatree::Quota { count, bytes },
+                    }),
+                ),
+                Request::RemoveQuota { path } => (
+                    WaitKind::Write,
+                    ForwardOp::Write(WriteOp::RemoveQuota { path }),
+                ),
+                _ => {
+                    let e = datatree::Error::BadArguments("not a write".into());
                     self.answer(conn, xid, Err(e.into()));
                     return;
                 }
-                (WaitKind::Multi, ForwardOp::Write(WriteOp::Multi(ops)))
-            }
-            Request::SetQuota { path, count, bytes } => (
-                WaitKind::Write,
-                ForwardOp::Write(WriteOp::SetQuota {
-                    path,
-                    quota: datatree::Quota { count, bytes },
-                }),
-            ),
-            Request::RemoveQuota { path } => (
-                WaitKind::Write,
-                ForwardOp::Write(WriteOp::RemoveQuota { path }),
-            ),
-            _ => {
-                let e = datatree::Error::BadArguments("not a write".into());
-                self.answer(conn, xid, Err(e.into()));
-                return;
-            }
+            },
         };
         self.wait(conn, xid, kind);
         self.submit(conn, xid, session, op);

@@ -10,7 +10,7 @@ use crate::codec;
 use crate::error::Error;
 use crate::ops::{ConnId, Response, SessionEvent, SessionId, Xid};
 
-/// Settings of a [`Server`].
+/// Settings of a [`Server`](crate::Server).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The ZAB configuration (id, members, limits in ticks).

@@ -4,7 +4,15 @@ use super::*;
 
 // ---------------------------------------------------------------- write ops
 
-fn put_write_op(w: &mut W, op: &WriteOp) -> Result<(), WireError> {
+/// First request tag of the single writes: create, delete, setData and setACL go
+/// on the wire as this plus their multi-op tag, with the same body.
+const SINGLE_WRITE_BASE: u8 = 3;
+/// Last request tag of the single writes (setACL).
+const SINGLE_WRITE_LAST: u8 = SINGLE_WRITE_BASE + 3;
+
+/// A multi op: its tag (0 create, 1 delete, 2 setData, 3 setACL, 4 check) plus
+/// `base`, then its fields.
+fn put_write_op(w: &mut W, op: &WriteOp, base: u8) -> Result<(), WireError> {
     match op {
         WriteOp::Create {
             path,
@@ -13,7 +21,7 @@ fn put_write_op(w: &mut W, op: &WriteOp) -> Result<(), WireError> {
             mode,
             ttl_ms,
         } => {
-            w.u8(0);
+            w.u8(base);
             w.str(path);
             w.bytes(data);
             put_acl(w, acl);
@@ -21,7 +29,7 @@ fn put_write_op(w: &mut W, op: &WriteOp) -> Result<(), WireError> {
             w.i64(*ttl_ms);
         }
         WriteOp::Delete { path, version } => {
-            w.u8(1);
+            w.u8(base + 1);
             w.str(path);
             w.i32(*version);
         }
@@ -30,19 +38,19 @@ fn put_write_op(w: &mut W, op: &WriteOp) -> Result<(), WireError> {
             data,
             version,
         } => {
-            w.u8(2);
+            w.u8(base + 2);
             w.str(path);
             w.bytes(data);
             w.i32(*version);
         }
         WriteOp::SetAcl { path, acl, version } => {
-            w.u8(3);
+            w.u8(base + 3);
             w.str(path);
             put_acl(w, acl);
             w.i32(*version);
         }
         WriteOp::Check { path, version } => {
-            w.u8(4);
+            w.u8(base + 4);
             w.str(path);
             w.i32(*version);
         }
@@ -55,8 +63,9 @@ fn put_write_op(w: &mut W, op: &WriteOp) -> Result<(), WireError> {
     Ok(())
 }
 
-fn get_write_op(r: &mut R<'_>) -> Result<WriteOp, WireError> {
-    Ok(match r.u8()? {
+/// The fields of the multi op with tag `t` (see [`put_write_op`]).
+fn get_write_op_body(r: &mut R<'_>, t: u8) -> Result<WriteOp, WireError> {
+    Ok(match t {
         0 => WriteOp::Create {
             path: r.string("path")?,
             data: r.data()?,
@@ -86,9 +95,26 @@ fn get_write_op(r: &mut R<'_>) -> Result<WriteOp, WireError> {
     })
 }
 
+fn get_write_op(r: &mut R<'_>) -> Result<WriteOp, WireError> {
+    let t = r.u8()?;
+    get_write_op_body(r, t)
+}
+
 // ---------------------------------------------------------------- requests
 
 pub(super) fn put_request(w: &mut W, req: &Request) -> Result<(), WireError> {
+    if matches!(
+        req,
+        Request::Create { .. }
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::SetAcl { .. }
+    ) {
+        // The guard keeps reads from being cloned; these four always convert.
+        if let Ok(op) = req.clone().into_write_op() {
+            return put_write_op(w, &op, SINGLE_WRITE_BASE);
+        }
+    }
     match req {
         Request::Connect { timeout_ms } => {
             w.u8(0);
@@ -105,46 +131,11 @@ pub(super) fn put_request(w: &mut W, req: &Request) -> Result<(), WireError> {
             w.i64(*last_zxid_seen);
         }
         Request::Close => w.u8(2),
-        Request::Create {
-            path,
-            data,
-            acl,
-            mode,
-            ttl_ms,
-        } => {
-            w.u8(3);
-            w.str(path);
-            w.bytes(data);
-            put_acl(w, acl);
-            w.i32(mode.flag());
-            w.i64(*ttl_ms);
-        }
-        Request::Delete { path, version } => {
-            w.u8(4);
-            w.str(path);
-            w.i32(*version);
-        }
-        Request::SetData {
-            path,
-            data,
-            version,
-        } => {
-            w.u8(5);
-            w.str(path);
-            w.bytes(data);
-            w.i32(*version);
-        }
-        Request::SetAcl { path, acl, version } => {
-            w.u8(6);
-            w.str(path);
-            put_acl(w, acl);
-            w.i32(*version);
-        }
         Request::Multi(ops) => {
             w.u8(7);
             w.len(ops.len());
             for op in ops {
-                put_write_op(w, op)?;
+                put_write_op(w, op, 0)?;
             }
         }
         Request::Sync { path } => {
@@ -239,27 +230,10 @@ pub(super) fn get_request(r: &mut R<'_>) -> Result<Request, WireError> {
             last_zxid_seen: r.i64()?,
         },
         2 => Request::Close,
-        3 => Request::Create {
-            path: r.string("path")?,
-            data: r.data()?,
-            acl: get_acl(r)?,
-            mode: get_mode(r)?,
-            ttl_ms: r.i64()?,
-        },
-        4 => Request::Delete {
-            path: r.string("path")?,
-            version: r.i32()?,
-        },
-        5 => Request::SetData {
-            path: r.string("path")?,
-            data: r.data()?,
-            version: r.i32()?,
-        },
-        6 => Request::SetAcl {
-            path: r.string("path")?,
-            acl: get_acl(r)?,
-            version: r.i32()?,
-        },
+        t @ SINGLE_WRITE_BASE..=SINGLE_WRITE_LAST => {
+            let op = get_write_op_body(r, t - SINGLE_WRITE_BASE)?;
+            Request::from_write_op(op).map_err(|_| bad("request", t))?
+        }
         7 => {
             let n = r.len("multi", 5)?;
             let mut ops = Vec::with_capacity(n);

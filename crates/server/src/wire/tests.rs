@@ -306,3 +306,42 @@ fn read_frame_reads_one_frame_and_sees_clean_eof() {
     );
     assert!(read_frame(&mut cur).unwrap().is_none());
 }
+
+#[test]
+fn single_writes_carry_the_multi_op_body() {
+    // Request tags 3..=6 are create, delete, setData, setACL; their bodies are the
+    // multi ops' (tags 0..=3), byte for byte.
+    let ops = [
+        WriteOp::Create {
+            path: "/a".into(),
+            data: Bytes::from_static(b"xy"),
+            acl: Acl::open_unsafe(),
+            mode: CreateMode::PersistentSequential,
+            ttl_ms: 0,
+        },
+        WriteOp::Delete {
+            path: "/a".into(),
+            version: 7,
+        },
+        WriteOp::SetData {
+            path: "/a".into(),
+            data: Bytes::from_static(b"z"),
+            version: -1,
+        },
+        WriteOp::SetAcl {
+            path: "/a".into(),
+            acl: Acl::read_unsafe(),
+            version: 2,
+        },
+    ];
+    for (i, op) in ops.into_iter().enumerate() {
+        let mut single = W(Vec::new());
+        put_request(&mut single, &Request::from_write_op(op.clone()).unwrap()).unwrap();
+        let mut multi = W(Vec::new());
+        put_request(&mut multi, &Request::Multi(vec![op])).unwrap();
+        // multi: tag 7, a u32 count of 1, then the op with its own tag.
+        assert_eq!(single.0[0], 3 + i as u8);
+        assert_eq!(multi.0[5], i as u8);
+        assert_eq!(single.0[1..], multi.0[6..]);
+    }
+}
