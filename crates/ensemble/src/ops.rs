@@ -230,6 +230,15 @@ macro_rules! single_writes {
             }
         }
 
+        /// [`Request::into_write_op`] for a borrowed request: `None` (and no copy) for
+        /// any request other than create, delete, setData and setACL.
+        pub fn to_write_op(&self) -> Option<WriteOp> {
+            match self {
+                $(Request::$variant { .. } => self.clone().into_write_op().ok(),)*
+                _ => None,
+            }
+        }
+
         /// The request for one create, delete, setData or setACL op (the inverse of
         /// [`Request::into_write_op`]); any other op comes back as it was.
         pub fn from_write_op(op: WriteOp) -> Result<Request, WriteOp> {
@@ -410,9 +419,11 @@ mod tests {
         ];
         for r in requests {
             let op = r.clone().into_write_op().unwrap();
+            assert_eq!(r.to_write_op().as_ref(), Some(&op));
             assert_eq!(Request::from_write_op(op).unwrap(), r);
         }
         let sync = Request::Sync { path: "/".into() };
+        assert_eq!(sync.to_write_op(), None);
         assert_eq!(sync.clone().into_write_op(), Err(sync));
         let multi = Request::Multi(vec![]);
         assert_eq!(multi.clone().into_write_op(), Err(multi));

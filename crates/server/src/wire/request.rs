@@ -103,17 +103,8 @@ fn get_write_op(r: &mut R<'_>) -> Result<WriteOp, WireError> {
 // ---------------------------------------------------------------- requests
 
 pub(super) fn put_request(w: &mut W, req: &Request) -> Result<(), WireError> {
-    if matches!(
-        req,
-        Request::Create { .. }
-            | Request::Delete { .. }
-            | Request::SetData { .. }
-            | Request::SetAcl { .. }
-    ) {
-        // The guard keeps reads from being cloned; these four always convert.
-        if let Ok(op) = req.clone().into_write_op() {
-            return put_write_op(w, &op, SINGLE_WRITE_BASE);
-        }
+    if let Some(op) = req.to_write_op() {
+        return put_write_op(w, &op, SINGLE_WRITE_BASE);
     }
     match req {
         Request::Connect { timeout_ms } => {
