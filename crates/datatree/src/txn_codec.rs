@@ -6,7 +6,9 @@
 //! than the bounds allow; trailing bytes are an error. The format carries no checksum of
 //! its own: the log record and the snapshot that hold it do.
 
-use bytes::Bytes;
+use std::io::Write;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::DecodeError;
 use crate::event::SessionId;
@@ -48,6 +50,19 @@ pub fn append(txn: &Txn, out: &mut Vec<u8>) {
     let _ = encode_into(&mut w, txn);
 }
 
+/// Appends the encoding of `txn` to a [`BytesMut`] (no intermediate buffer).
+pub fn append_buf(txn: &Txn, out: &mut BytesMut) {
+    out.reserve(size_hint(&txn.op));
+    let mut w = CrcWriter::plain(out.writer());
+    // Writing into a BytesMut cannot fail.
+    let _ = encode_into(&mut w, txn);
+}
+
+/// About the encoded size of `txn` (exact for the common single ops), for reserving.
+pub fn encoded_len_hint(txn: &Txn) -> usize {
+    size_hint(&txn.op)
+}
+
 /// About the encoded size of `op` (exact for the common single ops), for reserving.
 fn size_hint(op: &TxnOp) -> usize {
     let var = match op {
@@ -64,14 +79,14 @@ fn size_hint(op: &TxnOp) -> usize {
     64 + var
 }
 
-fn encode_into(w: &mut CrcWriter<&mut Vec<u8>>, txn: &Txn) -> std::io::Result<()> {
+fn encode_into<W: Write>(w: &mut CrcWriter<W>, txn: &Txn) -> std::io::Result<()> {
     w.u8(TXN_FORMAT)?;
     w.i64(txn.zxid)?;
     w.i64(txn.time_ms)?;
     op_into(w, &txn.op)
 }
 
-fn op_into(w: &mut CrcWriter<&mut Vec<u8>>, op: &TxnOp) -> std::io::Result<()> {
+fn op_into<W: Write>(w: &mut CrcWriter<W>, op: &TxnOp) -> std::io::Result<()> {
     match op {
         TxnOp::Create(c) => {
             w.u8(T_CREATE)?;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::action::Action;
 use crate::core::{Core, ProposeError, RoleState};
-use crate::leader::Stage;
+use crate::leader::{Handler, Stage};
 use crate::messages::{Entry, Message};
 use crate::zxid::{ServerId, Zxid};
 
@@ -175,19 +175,38 @@ impl Core {
         self.append(entry.clone());
         // Field-wise borrows: the learner table and the action queue are disjoint.
         if let RoleState::Leading(l) = &mut self.role {
+            let takes = |h: &Handler| {
+                !h.observer && matches!(h.stage, Stage::Syncing { .. } | Stage::Synced)
+            };
+            // The last follower gets the entry itself: one payload handle fewer to
+            // count up and down per proposal.
+            let last = l
+                .learners
+                .iter()
+                .rev()
+                .find(|(_, h)| takes(h))
+                .map(|(id, _)| *id);
+            let mut entry = Some(entry);
             for (to, h) in l.learners.iter_mut() {
-                if h.observer || !matches!(h.stage, Stage::Syncing { .. } | Stage::Synced) {
+                if !takes(h) {
                     continue;
                 }
                 h.sent = zxid;
-                self.actions.push(Action::Send {
-                    to: *to,
-                    msg: Message::Proposal {
-                        epoch: zxid.epoch,
-                        prev,
-                        entry: entry.clone(),
-                    },
-                });
+                let entry = if Some(*to) == last {
+                    entry.take()
+                } else {
+                    entry.clone()
+                };
+                if let Some(entry) = entry {
+                    self.actions.push(Action::Send {
+                        to: *to,
+                        msg: Message::Proposal {
+                            epoch: zxid.epoch,
+                            prev,
+                            entry,
+                        },
+                    });
+                }
             }
         }
         // A quorum of one commits on its own durability.

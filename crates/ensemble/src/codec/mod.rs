@@ -15,6 +15,7 @@ use datatree::{Acl, Id, Perms};
 pub use batch::{split_batch, BatchWriter, BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BATCH_TAG};
 pub use envelope::{
     decode_state, encode_state, encode_state_header, Body, DecodedState, Envelope, Failure,
+    ARENA_CHUNK_BYTES,
 };
 pub use forward::{Forward, ForwardOp, AUTH_IDS_MAX};
 

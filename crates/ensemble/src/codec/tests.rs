@@ -31,6 +31,58 @@ fn envelope_round_trips() {
     assert_eq!(Envelope::decode(create.encode()).unwrap(), create);
 }
 
+fn set_data_envelope(i: u64, len: usize) -> Envelope {
+    Envelope {
+        origin: 1,
+        conn: ConnId(i),
+        xid: Xid(i),
+        session: SessionId(5),
+        check: (i, i * 7),
+        body: Body::Tree(datatree::Txn {
+            zxid: i as i64,
+            time_ms: 1_000 + i as i64,
+            op: datatree::TxnOp::SetData {
+                path: format!("/k{i}"),
+                data: Bytes::from(vec![i as u8; len]),
+                version: -1,
+            },
+        }),
+    }
+}
+
+#[test]
+fn envelopes_split_from_one_arena_round_trip_and_share_its_buffer() {
+    let mut arena = bytes::BytesMut::new();
+    // Sizes around and above the chunk size force new buffers mid-sequence.
+    let sizes = [
+        100,
+        100,
+        40_000,
+        30_000,
+        100,
+        ARENA_CHUNK_BYTES + 10,
+        0,
+        100,
+    ];
+    let envs: Vec<Envelope> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| set_data_envelope(i as u64, *n))
+        .collect();
+    let encoded: Vec<Bytes> = envs.iter().map(|e| e.encode_in(&mut arena)).collect();
+    for (e, b) in envs.iter().zip(&encoded) {
+        assert_eq!(b, &e.encode(), "same bytes as a standalone encoding");
+        assert_eq!(&Envelope::decode(b.clone()).unwrap(), e);
+    }
+    // The first two small envelopes sit next to each other in one buffer.
+    let end0 = encoded[0].as_ptr() as usize + encoded[0].len();
+    assert_eq!(end0, encoded[1].as_ptr() as usize);
+    // Dropping some envelopes leaves the others intact.
+    let kept = encoded[4].clone();
+    drop(encoded);
+    assert_eq!(Envelope::decode(kept).unwrap(), envs[4]);
+}
+
 #[test]
 fn forward_round_trips() {
     let f = Forward {

@@ -214,7 +214,7 @@ impl Server {
             check: (self.applied.to_u64(), self.tree.digest()),
             body,
         };
-        match self.core.propose(env.encode()) {
+        match self.core.propose(env.encode_in(&mut self.arena)) {
             Ok(z) if z == zxid => {
                 if self.proposed.len() < self.outstanding_max {
                     self.proposed.push_back((z, env));

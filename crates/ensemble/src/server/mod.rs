@@ -20,7 +20,7 @@ mod types;
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use datatree::digest::FastHash;
 use datatree::{DataTree, Prep, WatchRegistry, WatchedEvent};
 use session::SessionTracker;
@@ -88,6 +88,9 @@ pub struct Server {
     /// Leader: the envelopes it proposed and has not applied yet, in zxid order, so
     /// that applying its own proposals needs no decoding.
     proposed: VecDeque<(Zxid, crate::codec::Envelope)>,
+    /// Leader: the buffer proposals are encoded into and split off
+    /// ([`crate::codec::Envelope::encode_in`]).
+    arena: BytesMut,
     conns: HashMap<ConnId, conn::Conn, FastHash>,
     by_session: HashMap<SessionId, ConnId, FastHash>,
     deferred: VecDeque<(ServerId, Forward)>,
@@ -188,6 +191,7 @@ impl Server {
             digests,
             snap: None,
             proposed: VecDeque::new(),
+            arena: BytesMut::new(),
             conns: HashMap::default(),
             by_session: HashMap::default(),
             deferred: VecDeque::new(),
