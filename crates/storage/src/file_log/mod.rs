@@ -494,32 +494,53 @@ impl FileLog {
     }
 }
 
+impl FileLog {
+    /// Encodes one checked entry into the write buffer, rolling over to a new segment
+    /// when the current one is full, and indexes it.
+    fn encode_entry(&mut self, entry: &LogEntry) -> Result<(), StorageError> {
+        let needs_segment = match self.segments.last() {
+            None => true,
+            Some(seg) => {
+                let size = seg.written + self.buf.len() as u64;
+                !seg.index.is_empty() && size >= self.opts.segment_bytes
+            }
+        };
+        if needs_segment {
+            self.roll_over(entry.zxid)?;
+        } else {
+            self.maybe_rename_empty_segment(entry.zxid)?;
+        }
+        let Some(seg) = self.segments.last_mut() else {
+            // roll_over either pushed a segment or returned an error.
+            return Err(StorageError::Poisoned);
+        };
+        let offset = seg.written + self.buf.len() as u64;
+        seg.index.push((entry.zxid, offset));
+        self.buf.reserve(record_bytes(entry.payload.len()));
+        encode_record(&mut self.buf, entry.zxid, &entry.payload);
+        Ok(())
+    }
+}
+
 impl LogStore for FileLog {
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
         self.check_alive()?;
         check_batch(entries, self.last_or_base(), self.opts.max_record_bytes)?;
         for entry in entries {
-            let needs_segment = match self.segments.last() {
-                None => true,
-                Some(seg) => {
-                    let size = seg.written + self.buf.len() as u64;
-                    !seg.index.is_empty() && size >= self.opts.segment_bytes
-                }
-            };
-            if needs_segment {
-                self.roll_over(entry.zxid)?;
-            } else {
-                self.maybe_rename_empty_segment(entry.zxid)?;
-            }
-            let Some(seg) = self.segments.last_mut() else {
-                // roll_over either pushed a segment or returned an error.
-                return Err(StorageError::Poisoned);
-            };
-            let offset = seg.written + self.buf.len() as u64;
-            seg.index.push((entry.zxid, offset));
-            self.buf.reserve(record_bytes(entry.payload.len()));
-            encode_record(&mut self.buf, entry.zxid, &entry.payload);
+            self.encode_entry(entry)?;
             self.unwritten.push_back(entry.clone());
+        }
+        Ok(())
+    }
+
+    fn append_owned(&mut self, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        self.check_alive()?;
+        check_batch(&entries, self.last_or_base(), self.opts.max_record_bytes)?;
+        for entry in entries {
+            self.encode_entry(&entry)?;
+            // Kept until written out (reads see it), by value: no payload handle to
+            // count up here and down at the caller.
+            self.unwritten.push_back(entry);
         }
         Ok(())
     }
