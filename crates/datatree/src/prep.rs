@@ -241,6 +241,9 @@ pub fn next_version(v: i32) -> i32 {
 
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The map's own key, so that a later change to the same path reuses it (no
+    /// allocation) for the in-flight queue.
+    key: Arc<str>,
     zxid: i64,
     view: Option<NodeView>,
 }
@@ -312,11 +315,11 @@ impl Prep {
             let Some((z, p)) = self.set_paths.pop_front() else {
                 break;
             };
-            // One lookup in the common case (the entry is this txn's); a later txn's
-            // entry for the same path goes back in.
-            if let Some((k, e)) = self.overlay.remove_entry(&*p) {
-                if e.zxid != z {
-                    self.overlay.insert(k, e);
+            // One lookup: the entry goes if it is this txn's, and stays if a later
+            // txn has replaced it.
+            if let std::collections::hash_map::Entry::Occupied(e) = self.overlay.entry(p) {
+                if e.get().zxid == z {
+                    e.remove();
                 }
             }
         }
@@ -345,14 +348,29 @@ impl Prep {
     }
 
     fn set(&mut self, saved: &mut Saved, batch: &mut Batch, p: &str, view: Option<NodeView>) {
-        let key: Arc<str> = Arc::from(p);
-        let old = self.overlay.insert(
-            Arc::clone(&key),
-            Pending {
-                zxid: batch.zxid,
-                view,
-            },
-        );
+        let zxid = batch.zxid;
+        let (key, old) = match self.overlay.get_mut(p) {
+            // A path with a change in flight: reuse its key.
+            Some(e) => {
+                let key = Arc::clone(&e.key);
+                let new = Pending {
+                    key: Arc::clone(&key),
+                    zxid,
+                    view,
+                };
+                (key, Some(std::mem::replace(e, new)))
+            }
+            None => {
+                let key: Arc<str> = Arc::from(p);
+                let new = Pending {
+                    key: Arc::clone(&key),
+                    zxid,
+                    view,
+                };
+                self.overlay.insert(Arc::clone(&key), new);
+                (key, None)
+            }
+        };
         if saved.on {
             saved.old.push((Arc::clone(&key), old));
         }

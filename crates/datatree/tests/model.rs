@@ -545,3 +545,86 @@ proptest! {
         prop_assert_eq!(back.to_bytes(), expected);
     }
 }
+
+/// Prepares `steps` one after another while applying each prepared txn only once
+/// `lag` later ones have been prepared (the leader's pipeline: proposals are prepared
+/// against the overlay of in-flight changes, not the applied tree). Returns every
+/// preparation's outcome and the final tree.
+fn prepare_pipelined(steps: &[Step], lag: usize) -> (Vec<Result<TxnOp, PrepError>>, DataTree) {
+    let mut tree = DataTree::new();
+    let mut prep = Prep::default();
+    let mut in_flight: std::collections::VecDeque<Txn> = std::collections::VecDeque::new();
+    let mut outcomes = Vec::new();
+    let apply = |tree: &mut DataTree, prep: &mut Prep, txn: Txn| {
+        tree.apply(&txn).expect("a prepared txn must apply");
+        prep.handle_applied(txn.zxid);
+    };
+    for (i, step) in steps.iter().enumerate() {
+        let zxid = i as i64 + 1;
+        let time_ms = 1_000 + 10 * zxid;
+        let r = match step {
+            Step::Single(op) => {
+                let ctx = PrepContext {
+                    session: SessionId(session_of(op)),
+                    auth: &[],
+                    zxid,
+                };
+                prep.prepare(&tree, &ctx, &to_write(op))
+            }
+            Step::Multi(ops) => {
+                let ctx = PrepContext {
+                    session: SessionId(1),
+                    auth: &[],
+                    zxid,
+                };
+                prep.prepare(
+                    &tree,
+                    &ctx,
+                    &WriteOp::Multi(ops.iter().map(to_write).collect()),
+                )
+            }
+            Step::Close(s) => Ok(prep.prepare_close_session(&tree, SessionId(*s), zxid)),
+        };
+        if let Ok(op) = &r {
+            in_flight.push_back(Txn {
+                zxid,
+                time_ms,
+                op: op.clone(),
+            });
+        }
+        outcomes.push(r);
+        while in_flight.len() > lag {
+            let txn = in_flight.pop_front().expect("non-empty");
+            apply(&mut tree, &mut prep, txn);
+        }
+    }
+    for txn in in_flight {
+        apply(&mut tree, &mut prep, txn);
+    }
+    assert_eq!(
+        prep.pending_paths(),
+        0,
+        "every overlay entry goes once its txn is applied"
+    );
+    (outcomes, tree)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Preparing against in-flight changes gives the same txns and errors as
+    /// preparing each request against a tree that has applied everything before it.
+    #[test]
+    fn pipelined_preparation_matches_one_at_a_time(
+        steps in prop::collection::vec(step_strategy(), 1..60),
+        lag in 1..12usize,
+    ) {
+        let (serial, serial_tree) = prepare_pipelined(&steps, 0);
+        let (piped, piped_tree) = prepare_pipelined(&steps, lag);
+        for (i, (a, b)) in serial.iter().zip(&piped).enumerate() {
+            prop_assert_eq!(a, b, "step {} ({:?}) with lag {}", i, &steps[i], lag);
+        }
+        prop_assert_eq!(serial_tree.digest(), piped_tree.digest());
+        prop_assert_eq!(serial_tree.to_bytes(), piped_tree.to_bytes());
+    }
+}
