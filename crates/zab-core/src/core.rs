@@ -135,7 +135,13 @@ impl Core {
     /// Appends every pending action to `out`, in execution order (reusing the
     /// caller's buffer instead of allocating one per call).
     pub fn drain_actions_into(&mut self, out: &mut Vec<Action>) {
-        out.append(&mut self.actions);
+        if out.is_empty() {
+            // The usual case: hand over the buffer instead of copying every action
+            // (the two buffers trade places and both keep their capacity).
+            std::mem::swap(out, &mut self.actions);
+        } else {
+            out.append(&mut self.actions);
+        }
     }
 
     /// The zxid [`Core::propose`] would give the next txn now, or the error it would

@@ -283,7 +283,13 @@ impl Server {
 
     /// Appends every pending output to `out` (reusing the caller's buffer).
     pub fn drain_actions_into(&mut self, out: &mut Vec<ServerAction>) {
-        out.append(&mut self.out);
+        if out.is_empty() {
+            // The usual case: hand over the buffer instead of copying every action
+            // (the two buffers trade places and both keep their capacity).
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.append(&mut self.out);
+        }
     }
 
     /// Input: the transport lost its connection to peer `peer` (see
