@@ -30,7 +30,7 @@ struct PeerFrame {
     to: u64,
     buf: BytesMut,
     count: u32,
-    /// Size of the last frame sent, to size the next buffer.
+    /// Recent frame size (see `close`), to size the next buffer.
     last_len: usize,
 }
 
@@ -52,7 +52,10 @@ impl PeerFrame {
     fn close(&mut self) -> Bytes {
         let count = std::mem::take(&mut self.count);
         let mut b = std::mem::take(&mut self.buf);
-        self.last_len = b.len();
+        // The size hint follows a growing frame at once and a shrinking one slowly
+        // (an eighth per frame): regrowing a frame copies all of it, and busy peers'
+        // frames vary by a few messages from one iteration to the next.
+        self.last_len = b.len().max(self.last_len - self.last_len / 8);
         if count == 1 {
             // [tag][count][len][message]: the message alone.
             return b.freeze().slice(HEAD + 4..);
@@ -109,20 +112,28 @@ impl BatchWriter {
 /// Splits a batch frame into its messages (zero-copy); `None` if `frame` is not a
 /// batch. A malformed batch yields the messages before the damage (and logs).
 pub fn split_batch(frame: &Bytes) -> Option<Vec<Bytes>> {
+    let mut out = Vec::new();
+    split_batch_into(frame, &mut out).then_some(out)
+}
+
+/// [`split_batch`] into a buffer the caller reuses (cleared first); false if `frame`
+/// is not a batch.
+pub fn split_batch_into(frame: &Bytes, out: &mut Vec<Bytes>) -> bool {
+    out.clear();
     if frame.first() != Some(&BATCH_TAG) {
-        return None;
+        return false;
     }
     let mut r = Reader {
         buf: frame.slice(1..),
     };
-    let mut out = Vec::new();
     let n = match r.count(BATCH_MESSAGES_MAX, 4) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "malformed batch frame");
-            return Some(out);
+            return true;
         }
     };
+    out.reserve(n);
     for _ in 0..n {
         match r.bytes(zab_core::SNAPSHOT_MAX_BYTES) {
             Ok(b) => out.push(b),
@@ -132,5 +143,5 @@ pub fn split_batch(frame: &Bytes) -> Option<Vec<Bytes>> {
             }
         }
     }
-    Some(out)
+    true
 }

@@ -12,7 +12,9 @@ mod forward;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use datatree::{Acl, Id, Perms};
 
-pub use batch::{split_batch, BatchWriter, BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BATCH_TAG};
+pub use batch::{
+    split_batch, split_batch_into, BatchWriter, BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BATCH_TAG,
+};
 pub use envelope::{
     decode_state, encode_state, encode_state_header, Body, DecodedState, Envelope, Failure,
     ARENA_CHUNK_BYTES,

@@ -19,7 +19,7 @@ use super::{
     Completion, ConnListener, Inbound, NodeConfig, NodeStats, Wakes, DRAIN_MAX, LOG_QUEUE_MAX,
 };
 
-use crate::codec::{split_batch, BatchWriter};
+use crate::codec::{split_batch_into, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
 use crate::server::{Server, ServerAction, StorageDone, StorageOp};
@@ -127,6 +127,8 @@ struct Shell {
     outgoing: BatchWriter,
     /// Callers to wake after the current pass of actions (see `node::reply`).
     wakes: Wakes,
+    /// Reused buffer for the messages of one batch frame.
+    frames: Vec<bytes::Bytes>,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,
     start: Instant,
@@ -214,6 +216,7 @@ pub(crate) fn spawn(
                 snap_tx,
                 outgoing: BatchWriter::default(),
                 wakes: Wakes::default(),
+                frames: Vec::new(),
                 actions: Vec::new(),
                 storage_batch: Vec::new(),
                 start: Instant::now(),
@@ -371,19 +374,20 @@ impl Shell {
             _ => return 0,
         };
         let from = ServerId(from.0);
-        match split_batch(&payload) {
-            Some(frames) => {
-                let n = frames.len();
-                for f in frames {
-                    self.server.handle_peer_frame(from, &f);
-                }
-                n
+        let mut frames = std::mem::take(&mut self.frames);
+        let n = if split_batch_into(&payload, &mut frames) {
+            let n = frames.len();
+            for f in frames.drain(..) {
+                self.server.handle_peer_frame(from, &f);
             }
-            None => {
-                self.server.handle_peer_frame(from, &payload);
-                1
-            }
-        }
+            n
+        } else {
+            self.server.handle_peer_frame(from, &payload);
+            1
+        };
+        // Keep the buffer (and its capacity) for the next frame.
+        self.frames = frames;
+        n
     }
 
     /// Handles one inbound item; false means stop.
