@@ -349,17 +349,8 @@ impl DataTree {
         }
         let kind = n.kind();
         h.u64(kind.tag() as u64);
-        // Only ephemerals have owners and only TTL nodes have TTLs: skip the lookups.
-        let owner = match kind {
-            NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0 as u64),
-            _ => 0,
-        };
-        let ttl = match kind {
-            NodeKind::Ttl => self.ttls.get(&idx).copied().unwrap_or(0) as u64,
-            _ => 0,
-        };
-        h.u64(owner);
-        h.u64(ttl);
+        h.u64(self.owner_of(idx, n) as u64);
+        h.u64(self.ttl_of(idx, n) as u64);
         h.u64(self.acls.hash(m.acl));
         h.finish()
     }
@@ -483,8 +474,21 @@ impl DataTree {
 
     // ---- reads -----------------------------------------------------------------
 
-    fn owner_of(&self, idx: NodeIdx) -> i64 {
-        self.owners.get(&idx).map_or(0, |s| s.0)
+    /// The owning session of node `n` at `idx` (0 unless ephemeral: only ephemerals
+    /// have owners, so no other node pays for the lookup).
+    pub(crate) fn owner_of(&self, idx: NodeIdx, n: &Node) -> i64 {
+        match n.kind() {
+            NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0),
+            _ => 0,
+        }
+    }
+
+    /// The TTL of node `n` at `idx` (0 unless a TTL node, which alone pay the lookup).
+    pub(crate) fn ttl_of(&self, idx: NodeIdx, n: &Node) -> i64 {
+        match n.kind() {
+            NodeKind::Ttl => self.ttls.get(&idx).copied().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     fn no_node(p: &str) -> Error {
@@ -493,7 +497,7 @@ impl DataTree {
 
     /// The node's Stat, or `None` if it does not exist (exists()).
     pub fn stat(&self, p: &str) -> Option<Stat> {
-        self.by_path(p).map(|(i, n)| n.stat(self.owner_of(i)))
+        self.by_path(p).map(|(i, n)| n.stat(self.owner_of(i, n)))
     }
 
     /// Whether a node exists at `p`.
@@ -504,7 +508,10 @@ impl DataTree {
     /// The node's data and Stat (getData).
     pub fn data(&self, p: &str) -> Result<(Bytes, Stat), Error> {
         let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
-        Ok((Bytes::copy_from_slice(n.data()), n.stat(self.owner_of(i))))
+        Ok((
+            Bytes::copy_from_slice(n.data()),
+            n.stat(self.owner_of(i, n)),
+        ))
     }
 
     /// The node's child names, sorted, and its Stat (getChildren2).
@@ -520,7 +527,7 @@ impl DataTree {
             c = child.next_sibling;
         }
         out.sort_unstable();
-        Ok((out, n.stat(self.owner_of(i))))
+        Ok((out, n.stat(self.owner_of(i, n))))
     }
 
     /// Number of descendants of `p` (all levels, excluding `p`): getAllChildrenNumber.
@@ -537,7 +544,7 @@ impl DataTree {
     /// The node's ACL and Stat (getACL).
     pub fn acl(&self, p: &str) -> Result<(Vec<Acl>, Stat), Error> {
         let (i, n) = self.by_path(p).ok_or_else(|| Self::no_node(p))?;
-        Ok((self.acls.get(n.acl()).to_vec(), n.stat(self.owner_of(i))))
+        Ok((self.acls.get(n.acl()).to_vec(), n.stat(self.owner_of(i, n))))
     }
 
     /// Whether auth ids `auth` hold `perm` on the node at `p` (NoNode if missing).
@@ -599,11 +606,11 @@ impl DataTree {
             creates: n.creates,
             num_children: n.num_children,
             kind: n.kind(),
-            owner: self.owners.get(&i).copied().unwrap_or_default(),
+            owner: SessionId(self.owner_of(i, n)),
             acl: self.acls.get(m.acl),
             data_len: n.data().len() as u64,
             mtime: m.mtime,
-            ttl_ms: self.ttls.get(&i).copied().unwrap_or(0),
+            ttl_ms: self.ttl_of(i, n),
         })
     }
 

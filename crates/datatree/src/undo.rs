@@ -75,17 +75,10 @@ impl DataTree {
         let Some(n) = self.node(idx) else {
             return Stat::default();
         };
-        n.stat(self.owner_stat(idx, n))
+        n.stat(self.owner_of(idx, n))
     }
 
     /// The Stat's ephemeralOwner of node `n` at `idx` (only ephemerals look it up).
-    fn owner_stat(&self, idx: NodeIdx, n: &Node) -> i64 {
-        match n.kind() {
-            NodeKind::Ephemeral => self.owners.get(&idx).map_or(0, |s| s.0),
-            _ => 0,
-        }
-    }
-
     pub(crate) fn do_create(
         &mut self,
         c: &CreateTxn,
@@ -224,7 +217,7 @@ impl DataTree {
         if let Some(n) = self.node(idx) {
             let new_terms = crate::tree::data_hash_of(ph, n.data())
                 .wrapping_add(self.meta_hash_of(ph, idx, n, &new_meta));
-            stat = n.stat_with(self.owner_stat(idx, n), &new_meta);
+            stat = n.stat_with(self.owner_of(idx, n), &new_meta);
             self.digest_remove(old_terms);
             self.digest_add(new_terms);
         }
