@@ -6,9 +6,7 @@
 //! than the bounds allow; trailing bytes are an error. The format carries no checksum of
 //! its own: the log record and the snapshot that hold it do.
 
-use std::io::Write;
-
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::error::DecodeError;
 use crate::event::SessionId;
@@ -16,7 +14,7 @@ use crate::mode::NodeKind;
 use crate::quota::Quota;
 use crate::txn::{CreateTxn, Txn, TxnOp};
 use crate::wire::{
-    read_acl, write_acl, CrcWriter, SliceReader, WireRead, DATA_LEN_MAX, PATH_LEN_MAX,
+    read_acl, write_acl, BufSink, SliceReader, WireRead, WireWrite, DATA_LEN_MAX, PATH_LEN_MAX,
 };
 
 const TXN_FORMAT: u8 = 1;
@@ -45,17 +43,8 @@ pub fn encode(txn: &Txn) -> Bytes {
 /// Appends the encoding of `txn` to `out` (no intermediate buffer).
 pub fn append(txn: &Txn, out: &mut Vec<u8>) {
     out.reserve(size_hint(&txn.op));
-    let mut w = CrcWriter::plain(out);
     // Writing into a Vec cannot fail.
-    let _ = encode_into(&mut w, txn);
-}
-
-/// Appends the encoding of `txn` to a [`BytesMut`] (no intermediate buffer).
-pub fn append_buf(txn: &Txn, out: &mut BytesMut) {
-    out.reserve(size_hint(&txn.op));
-    let mut w = CrcWriter::plain(out.writer());
-    // Writing into a BytesMut cannot fail.
-    let _ = encode_into(&mut w, txn);
+    let _ = encode_into(&mut BufSink(out), txn);
 }
 
 /// About the encoded size of `txn` (exact for the common single ops), for reserving.
@@ -79,14 +68,14 @@ fn size_hint(op: &TxnOp) -> usize {
     64 + var
 }
 
-fn encode_into<W: Write>(w: &mut CrcWriter<W>, txn: &Txn) -> std::io::Result<()> {
+fn encode_into<W: WireWrite>(w: &mut W, txn: &Txn) -> std::io::Result<()> {
     w.u8(TXN_FORMAT)?;
     w.i64(txn.zxid)?;
     w.i64(txn.time_ms)?;
     op_into(w, &txn.op)
 }
 
-fn op_into<W: Write>(w: &mut CrcWriter<W>, op: &TxnOp) -> std::io::Result<()> {
+fn op_into<W: WireWrite>(w: &mut W, op: &TxnOp) -> std::io::Result<()> {
     match op {
         TxnOp::Create(c) => {
             w.u8(T_CREATE)?;

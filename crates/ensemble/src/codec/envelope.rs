@@ -92,17 +92,53 @@ fn get_error(r: &mut Reader) -> Result<Error, CodecError> {
     Ok(Error::from_code(code, msg))
 }
 
+/// Where a leader encodes its proposals ([`Envelope::encode_in`]): envelopes are
+/// written into a reused scratch vector (fast to append to), then copied into a shared
+/// buffer and split off it, so they share that buffer and its reference count and a
+/// proposal costs no allocation of its own (one buffer of [`ARENA_CHUNK_BYTES`] serves
+/// hundreds of small txns; a buffer is freed when the last envelope in it is dropped).
+#[derive(Debug, Default)]
+pub struct EncodeArena {
+    buf: BytesMut,
+    scratch: Vec<u8>,
+}
+
+/// Largest scratch capacity an [`EncodeArena`] keeps between envelopes (a bulk multi
+/// can need far more, once).
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
+
+impl EncodeArena {
+    /// An empty arena (it allocates on first use).
+    pub fn new() -> EncodeArena {
+        EncodeArena::default()
+    }
+}
+
 impl Envelope {
-    /// Encodes the envelope.
+    /// Encodes the envelope into a buffer of its own.
     pub fn encode(&self) -> Bytes {
-        self.encode_in(&mut BytesMut::new())
+        let mut out = Vec::new();
+        self.encode_to(&mut out);
+        Bytes::from(out)
     }
 
-    /// Encodes the envelope at the end of `arena` and splits it off: envelopes encoded
-    /// in one arena share its buffer and its reference count, so a proposal costs no
-    /// allocation of its own (one buffer of [`ARENA_CHUNK_BYTES`] serves hundreds of
-    /// small txns; a buffer is freed when the last envelope in it is dropped).
-    pub fn encode_in(&self, arena: &mut BytesMut) -> Bytes {
+    /// Encodes the envelope in `arena` (see [`EncodeArena`]).
+    pub fn encode_in(&self, arena: &mut EncodeArena) -> Bytes {
+        let scratch = &mut arena.scratch;
+        scratch.clear();
+        self.encode_to(scratch);
+        let n = scratch.len();
+        if arena.buf.capacity() - arena.buf.len() < n {
+            arena.buf.reserve(n.max(ARENA_CHUNK_BYTES));
+        }
+        arena.buf.extend_from_slice(scratch);
+        if scratch.capacity() > SCRATCH_KEEP_BYTES {
+            *scratch = Vec::new();
+        }
+        arena.buf.split().freeze()
+    }
+
+    fn encode_to(&self, out: &mut Vec<u8>) {
         let header = 1 + 6 * 8 + 1;
         let body_len = match &self.body {
             Body::Tree(txn) | Body::CloseSession(txn) => {
@@ -110,10 +146,7 @@ impl Envelope {
             }
             _ => 64,
         };
-        if arena.capacity() - arena.len() < header + body_len {
-            arena.reserve((header + body_len).max(ARENA_CHUNK_BYTES));
-        }
-        let out = arena;
+        out.reserve(header + body_len);
         out.put_u8(ENVELOPE_VERSION);
         out.put_u64(self.origin);
         out.put_u64(self.conn.0);
@@ -132,7 +165,7 @@ impl Envelope {
                 // The txn is encoded in place, its length filled in after.
                 let at = out.len();
                 out.put_u32(0);
-                datatree::txn_codec::append_buf(txn, out);
+                datatree::txn_codec::append(txn, out);
                 let len = (out.len() - at - 4) as u32;
                 out[at..at + 4].copy_from_slice(&len.to_be_bytes());
             }
@@ -161,7 +194,6 @@ impl Envelope {
             }
             Body::Noop => out.put_u8(B_NOOP),
         }
-        out.split().freeze()
     }
 
     /// Decodes an envelope; never panics.

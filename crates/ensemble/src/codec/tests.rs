@@ -52,7 +52,7 @@ fn set_data_envelope(i: u64, len: usize) -> Envelope {
 
 #[test]
 fn envelopes_split_from_one_arena_round_trip_and_share_its_buffer() {
-    let mut arena = bytes::BytesMut::new();
+    let mut arena = EncodeArena::new();
     // Sizes around and above the chunk size force new buffers mid-sequence.
     let sizes = [
         100,

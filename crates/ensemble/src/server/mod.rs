@@ -20,7 +20,7 @@ mod types;
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use datatree::digest::FastHash;
 use datatree::{DataTree, Prep, WatchRegistry, WatchedEvent};
 use session::SessionTracker;
@@ -90,7 +90,7 @@ pub struct Server {
     proposed: VecDeque<(Zxid, crate::codec::Envelope)>,
     /// Leader: the buffer proposals are encoded into and split off
     /// ([`crate::codec::Envelope::encode_in`]).
-    arena: BytesMut,
+    arena: crate::codec::EncodeArena,
     conns: HashMap<ConnId, conn::Conn, FastHash>,
     by_session: HashMap<SessionId, ConnId, FastHash>,
     deferred: VecDeque<(ServerId, Forward)>,
@@ -191,7 +191,7 @@ impl Server {
             digests,
             snap: None,
             proposed: VecDeque::new(),
-            arena: BytesMut::new(),
+            arena: crate::codec::EncodeArena::new(),
             conns: HashMap::default(),
             by_session: HashMap::default(),
             deferred: VecDeque::new(),
