@@ -40,15 +40,19 @@ fn validate_inner(path: &str) -> Result<(), Error> {
     if body.len() > 1 && body.ends_with('/') {
         return Err(bad(path, "path must not end with /"));
     }
-    for ch in path.chars() {
-        let c = ch as u32;
-        let refused = c == 0
-            || (0x01..=0x1f).contains(&c)
-            || (0x7f..=0x9f).contains(&c)
-            || (0xd800..=0xf8ff).contains(&c)
-            || c >= 0xfff0;
-        if refused {
-            return Err(bad(path, &format!("invalid character U+{c:04X}")));
+    // Printable ASCII (the usual path) needs no decoding: one byte test each.
+    let plain = path.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !plain {
+        for ch in path.chars() {
+            let c = ch as u32;
+            let refused = c == 0
+                || (0x01..=0x1f).contains(&c)
+                || (0x7f..=0x9f).contains(&c)
+                || (0xd800..=0xf8ff).contains(&c)
+                || c >= 0xfff0;
+            if refused {
+                return Err(bad(path, &format!("invalid character U+{c:04X}")));
+            }
         }
     }
     if body == "/" {
@@ -196,5 +200,37 @@ mod tests {
         assert_eq!(sequential_suffix(i32::MAX), "2147483647");
         assert_eq!(sequential_suffix(i32::MIN), "-2147483648");
         assert_eq!(sequential_suffix(-1), "-000000001");
+    }
+
+    /// ZooKeeper's rules stated plainly, one char at a time: what `validate` (with its
+    /// ASCII fast path) must agree with.
+    fn reference_valid(p: &str) -> bool {
+        let char_ok = |c: char| {
+            let c = c as u32;
+            !(c == 0
+                || (0x01..=0x1f).contains(&c)
+                || (0x7f..=0x9f).contains(&c)
+                || (0xd800..=0xf8ff).contains(&c)
+                || c >= 0xfff0)
+        };
+        p == "/"
+            || (p.starts_with('/')
+                && !p.ends_with('/')
+                && p.chars().all(char_ok)
+                && p[1..].split('/').all(|s| !matches!(s, "" | "." | "..")))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validate_agrees_with_the_plain_rules(
+            chars in proptest::collection::vec(proptest::sample::select(vec![
+                '/', '/', '/', '.', 'a', 'Z', ' ', '~', '\u{0}', '\u{1f}', '\u{7f}',
+                '\u{9f}', '\u{a0}', '\u{e9}', '\u{d7ff}', '\u{f8ff}', '\u{f900}',
+                '\u{ffef}', '\u{fff0}', '\u{1f600}',
+            ]), 0..12),
+        ) {
+            let p: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(validate(&p).is_ok(), reference_valid(&p), "{:?}", p);
+        }
     }
 }

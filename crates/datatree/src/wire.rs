@@ -37,9 +37,9 @@ pub(crate) trait WireWrite {
     fn bytes(&mut self, b: &[u8]) -> std::io::Result<()>;
 }
 
-/// A [`WireWrite`] straight into an in-memory buffer (a `Vec<u8>` or a `BytesMut`):
-/// no checksum, no I/O error path. Encoding a setData txn this way takes about a fifth
-/// of the instructions of going through `std::io::Write`.
+/// A [`WireWrite`] straight into an in-memory buffer (any `BufMut`; the txn codec
+/// uses `Vec<u8>`): no checksum, no I/O error path. A setData txn encodes in 16-21 ns
+/// this way against 47 ns through `std::io::Write` and a checksum-less `CrcWriter`.
 pub(crate) struct BufSink<'a, B: bytes::BufMut>(pub(crate) &'a mut B);
 
 impl<B: bytes::BufMut> WireWrite for BufSink<'_, B> {
