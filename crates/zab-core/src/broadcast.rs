@@ -212,7 +212,7 @@ impl Core {
         // No commit check here: a proposal changes no input of `maybe_advance_commit`
         // (durable points, acks, learner stages); every change to those runs it (a
         // quorum of one commits once its own write is durable, `leader_after_durable`).
-        // It was ~4 % of the leader's instructions, once per proposal, for nothing.
+        // Once per proposal it cost ~560 instructions, ~5 % of the leader's per write.
         Ok(zxid)
     }
 
