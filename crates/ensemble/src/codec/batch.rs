@@ -66,8 +66,7 @@ impl PeerFrame {
 }
 
 impl BatchWriter {
-    /// Queues `msg` for `to`; returns a full frame to send now, if one closed.
-    pub fn push(&mut self, to: u64, msg: &Message) -> Option<(u64, Bytes)> {
+    fn peer(&mut self, to: u64) -> &mut PeerFrame {
         let i = match self.peers.iter().position(|p| p.to == to) {
             Some(i) => i,
             None => {
@@ -80,7 +79,25 @@ impl BatchWriter {
                 self.peers.len() - 1
             }
         };
-        let p = &mut self.peers[i];
+        &mut self.peers[i]
+    }
+
+    /// Makes room for `bytes` more bytes of messages to `to` (at most a full batch), so
+    /// that a frame filled by the pushes that follow does not regrow: regrowing copies
+    /// the whole frame. The caller sums [`Message::encoded_len_max`] + 4 per message.
+    pub fn reserve(&mut self, to: u64, bytes: usize) {
+        let p = self.peer(to);
+        let bytes = bytes.min(BATCH_BYTES_MAX);
+        if p.buf.is_empty() {
+            p.start(bytes);
+        } else {
+            p.buf.reserve(bytes);
+        }
+    }
+
+    /// Queues `msg` for `to`; returns a full frame to send now, if one closed.
+    pub fn push(&mut self, to: u64, msg: &Message) -> Option<(u64, Bytes)> {
+        let p = self.peer(to);
         let need = 4 + msg.encoded_len_max();
         let mut out = None;
         if p.count > 0
@@ -88,7 +105,7 @@ impl BatchWriter {
         {
             out = Some((to, p.close()));
         }
-        if p.count == 0 {
+        if p.buf.is_empty() {
             p.start(need);
         }
         let at = p.buf.len();

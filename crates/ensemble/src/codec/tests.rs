@@ -195,6 +195,46 @@ fn a_big_message_closes_the_open_batch_and_travels_alone() {
     assert_eq!(rest, vec![(2, big.encode())]);
 }
 
+#[test]
+fn reserved_frames_carry_the_same_messages() {
+    use zab_core::{Entry, Message, Zxid};
+    let msgs: Vec<Message> = (1..=20u32)
+        .map(|i| Message::Proposal {
+            epoch: 1,
+            prev: Zxid::new(1, i - 1),
+            entry: Entry {
+                zxid: Zxid::new(1, i),
+                payload: Bytes::from(vec![i as u8; 100 * i as usize]),
+            },
+        })
+        .collect();
+    let expect: Vec<Bytes> = msgs.iter().map(|m| m.encode()).collect();
+    for reserve in [false, true] {
+        let mut w = BatchWriter::default();
+        if reserve {
+            // What the node does before a pass: the sum of the messages' bounds.
+            let total = msgs.iter().map(|m| 4 + m.encoded_len_max()).sum();
+            w.reserve(3, total);
+            w.reserve(4, 10); // reserved for a peer that then gets nothing
+        }
+        for m in &msgs {
+            assert!(w.push(3, m).is_none());
+        }
+        let frames: Vec<(u64, Bytes)> = w.drain().collect();
+        assert_eq!(frames.len(), 1, "reserve {reserve}");
+        assert_eq!(frames[0].0, 3);
+        assert_eq!(
+            split_batch(&frames[0].1).unwrap(),
+            expect,
+            "reserve {reserve}"
+        );
+        // The peer that got nothing sends nothing, now or with the next message.
+        assert!(w.push(4, &msgs[0]).is_none());
+        let next: Vec<(u64, Bytes)> = w.drain().collect();
+        assert_eq!(next, vec![(4, expect[0].clone())]);
+    }
+}
+
 proptest! {
     #[test]
     fn batch_split_never_panics(data in proptest::collection::vec(any::<u8>(), 0..100)) {

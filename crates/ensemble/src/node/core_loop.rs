@@ -129,6 +129,8 @@ struct Shell {
     wakes: Wakes,
     /// Reused buffer for the messages of one batch frame.
     frames: Vec<bytes::Bytes>,
+    /// Reused per-peer byte counts of one pass (`reserve_frames`).
+    frame_sums: Vec<(u64, usize)>,
     actions: Vec<ServerAction>,
     storage_batch: Vec<StorageOp>,
     start: Instant,
@@ -217,6 +219,7 @@ pub(crate) fn spawn(
                 outgoing: BatchWriter::default(),
                 wakes: Wakes::default(),
                 frames: Vec::new(),
+                frame_sums: Vec::new(),
                 actions: Vec::new(),
                 storage_batch: Vec::new(),
                 start: Instant::now(),
@@ -454,12 +457,32 @@ impl Shell {
             if actions.is_empty() {
                 break;
             }
+            self.reserve_frames(&actions);
             for a in actions.drain(..) {
                 self.action(a);
             }
         }
         // Keep the buffer (and its capacity) for the next iteration.
         self.actions = actions;
+    }
+
+    /// Sizes each peer's frame for the messages this pass sends it, before they are
+    /// encoded: a frame that grows while it fills copies everything in it each time.
+    fn reserve_frames(&mut self, actions: &[ServerAction]) {
+        let mut sums = std::mem::take(&mut self.frame_sums);
+        for a in actions {
+            if let ServerAction::Send { to, msg } = a {
+                let n = 4 + msg.encoded_len_max();
+                match sums.iter_mut().find(|(t, _)| *t == to.0) {
+                    Some((_, total)) => *total += n,
+                    None => sums.push((to.0, n)),
+                }
+            }
+        }
+        for (to, bytes) in sums.drain(..) {
+            self.outgoing.reserve(to, bytes);
+        }
+        self.frame_sums = sums;
     }
 
     /// Sends the batched peer messages and hands the storage ops of this iteration to
