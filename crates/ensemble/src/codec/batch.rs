@@ -30,21 +30,17 @@ struct PeerFrame {
     to: u64,
     buf: BytesMut,
     count: u32,
-    /// Recent frame size (see `close`), to size the next buffer.
-    last_len: usize,
 }
 
 /// Bytes before the first message: the tag and the count.
 const HEAD: usize = 5;
-/// Largest capacity a new frame takes from the size of the previous one.
-const FRAME_HINT_MAX: usize = 256 << 10;
 
 impl PeerFrame {
+    /// Opens a frame with room for `need` bytes of messages: the node reserves each
+    /// pass's total first (`BatchWriter::reserve`), so a frame does not regrow, and
+    /// copy itself, while it fills.
     fn start(&mut self, need: usize) {
-        // Sized like the last frame (up to FRAME_HINT_MAX), so a busy peer's frame
-        // rarely regrows while it fills.
-        let cap = (HEAD + need).max(self.last_len.min(FRAME_HINT_MAX));
-        self.buf = BytesMut::with_capacity(cap);
+        self.buf = BytesMut::with_capacity(HEAD + need);
         self.buf.put_u8(BATCH_TAG);
         self.buf.put_u32(0);
     }
@@ -52,10 +48,6 @@ impl PeerFrame {
     fn close(&mut self) -> Bytes {
         let count = std::mem::take(&mut self.count);
         let mut b = std::mem::take(&mut self.buf);
-        // The size hint follows a growing frame at once and a shrinking one slowly
-        // (an eighth per frame): regrowing a frame copies all of it, and busy peers'
-        // frames vary by a few messages from one iteration to the next.
-        self.last_len = b.len().max(self.last_len - self.last_len / 8);
         if count == 1 {
             // [tag][count][len][message]: the message alone.
             return b.freeze().slice(HEAD + 4..);
@@ -74,7 +66,6 @@ impl BatchWriter {
                     to,
                     buf: BytesMut::new(),
                     count: 0,
-                    last_len: 0,
                 });
                 self.peers.len() - 1
             }
