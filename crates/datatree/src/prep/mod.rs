@@ -9,12 +9,14 @@
 //! when uncommitted proposals may be gone).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+mod overlay;
+use overlay::{Overlay, Pending};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::acl::{self, Acl, Id, Perms};
-use crate::digest::FastHash;
 use crate::error::Error;
 use crate::event::SessionId;
 use crate::mode::{CreateMode, NodeKind, TTL_MAX_MS};
@@ -239,15 +241,6 @@ pub fn next_version(v: i32) -> i32 {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Pending {
-    /// The map's own key, so that a later change to the same path reuses it (no
-    /// allocation) for the in-flight queue.
-    key: Arc<str>,
-    zxid: i64,
-    view: Option<NodeView>,
-}
-
 #[derive(Debug, Default)]
 struct Batch {
     zxid: i64,
@@ -260,10 +253,10 @@ pub struct Prep {
     config: PrepConfig,
     /// Keyed by shared paths: one allocation serves the overlay, the in-flight queue
     /// and (in a multi) the undo record.
-    overlay: HashMap<Arc<str>, Pending, FastHash>,
-    /// Every overlay entry set, with its txn's zxid, in zxid order (one flat queue
-    /// rather than a list per txn: no allocation per txn).
-    set_paths: VecDeque<(i64, Arc<str>)>,
+    overlay: Overlay,
+    /// Every overlay entry set, with its txn's zxid and its path's overlay hash, in
+    /// zxid order (one flat queue rather than a list per txn: no allocation per txn).
+    set_paths: VecDeque<(i64, Arc<str>, u64)>,
     /// Txns with quota effects (most have none).
     batches: VecDeque<Batch>,
     quota_pending: HashMap<String, (i64, i64)>,
@@ -311,17 +304,13 @@ impl Prep {
     /// Drops the overlay entries of every txn with zxid up to `zxid`, which the tree has
     /// now applied.
     pub fn handle_applied(&mut self, zxid: i64) {
-        while self.set_paths.front().is_some_and(|(z, _)| *z <= zxid) {
-            let Some((z, p)) = self.set_paths.pop_front() else {
+        while self.set_paths.front().is_some_and(|(z, _, _)| *z <= zxid) {
+            let Some((z, p, h)) = self.set_paths.pop_front() else {
                 break;
             };
-            // One lookup: the entry goes if it is this txn's, and stays if a later
-            // txn has replaced it.
-            if let std::collections::hash_map::Entry::Occupied(e) = self.overlay.entry(p) {
-                if e.get().zxid == z {
-                    e.remove();
-                }
-            }
+            // The entry goes if it is this txn's, and stays if a later txn has
+            // replaced it.
+            self.overlay.remove_if_set_by(&p, h, z);
         }
         while self.batches.front().is_some_and(|b| b.zxid <= zxid) {
             let Some(b) = self.batches.pop_front() else {
@@ -341,40 +330,36 @@ impl Prep {
 
     /// The pending state of `p`: the overlay's if any, else the tree's.
     fn view(&self, tree: &DataTree, p: &str) -> Option<NodeView> {
-        match self.overlay.get(p) {
+        self.view_h(tree, p, self.overlay.hash(p))
+    }
+
+    /// [`Prep::view`] with `p`'s overlay hash already computed.
+    fn view_h(&self, tree: &DataTree, p: &str, h: u64) -> Option<NodeView> {
+        match self.overlay.get(p, h) {
             Some(e) => e.view.clone(),
             None => tree.view(p),
         }
     }
 
     fn set(&mut self, saved: &mut Saved, batch: &mut Batch, p: &str, view: Option<NodeView>) {
-        let zxid = batch.zxid;
-        let (key, old) = match self.overlay.get_mut(p) {
-            // A path with a change in flight: reuse its key.
-            Some(e) => {
-                let key = Arc::clone(&e.key);
-                let new = Pending {
-                    key: Arc::clone(&key),
-                    zxid,
-                    view,
-                };
-                (key, Some(std::mem::replace(e, new)))
-            }
-            None => {
-                let key: Arc<str> = Arc::from(p);
-                let new = Pending {
-                    key: Arc::clone(&key),
-                    zxid,
-                    view,
-                };
-                self.overlay.insert(Arc::clone(&key), new);
-                (key, None)
-            }
-        };
+        let h = self.overlay.hash(p);
+        self.set_h(saved, batch, p, h, view);
+    }
+
+    /// [`Prep::set`] with `p`'s overlay hash already computed.
+    fn set_h(
+        &mut self,
+        saved: &mut Saved,
+        batch: &mut Batch,
+        p: &str,
+        h: u64,
+        view: Option<NodeView>,
+    ) {
+        let (key, old) = self.overlay.replace(p, h, batch.zxid, view);
         if saved.on {
             saved.old.push((Arc::clone(&key), old));
         }
-        self.set_paths.push_back((batch.zxid, key));
+        self.set_paths.push_back((batch.zxid, key, h));
     }
 
     /// Validates `op` for the session in `ctx` and returns the txn op to propose; the
@@ -465,10 +450,7 @@ impl Prep {
                     "a single op changed the overlay before failing"
                 );
                 for (p, old) in saved.old.into_iter().rev() {
-                    match old {
-                        Some(o) => self.overlay.insert(p, o),
-                        None => self.overlay.remove(&*p),
-                    };
+                    self.overlay.restore(&p, old);
                 }
                 self.set_paths.truncate(mark);
                 Err(e)
@@ -494,11 +476,14 @@ impl Prep {
         let mut set: BTreeSet<String> = tree
             .ephemerals(session)
             .into_iter()
-            .filter(|p| self.overlay.get(p.as_str()).is_none_or(|e| owned(&e.view)))
+            .filter(|p| {
+                let h = self.overlay.hash(p);
+                self.overlay.get(p, h).is_none_or(|e| owned(&e.view))
+            })
             .collect();
-        for (p, e) in &self.overlay {
+        for e in self.overlay.iter() {
             if owned(&e.view) {
-                set.insert(p.to_string());
+                set.insert(e.key.to_string());
             }
         }
         let paths: Vec<String> = set.into_iter().collect();
@@ -619,7 +604,11 @@ impl Prep {
                 version,
             } => {
                 Self::writable(p)?;
-                let mut v = self.view(tree, p).ok_or_else(|| Error::NoNode(p.clone()))?;
+                // One hash for the look-up and the update.
+                let h = self.overlay.hash(p);
+                let mut v = self
+                    .view_h(tree, p, h)
+                    .ok_or_else(|| Error::NoNode(p.clone()))?;
                 Self::check_perm(&v, Perms::WRITE, ctx.auth, p)?;
                 // ZooKeeper checks the quota before the version.
                 self.quota_check(tree, p, 0, data.len() as i64 - v.data_len as i64, batch)?;
@@ -627,7 +616,7 @@ impl Prep {
                 v.version = new_version;
                 v.data_len = data.len() as u64;
                 v.mtime = i64::MAX;
-                self.set(saved, batch, p, Some(v));
+                self.set_h(saved, batch, p, h, Some(v));
                 Ok(TxnOp::SetData {
                     path: p.clone(),
                     data: data.clone(),
@@ -672,7 +661,7 @@ impl Prep {
                     }
                     _ => false,
                 };
-                if !qualifies || self.overlay.contains_key(p.as_str()) {
+                if !qualifies || self.overlay.get(p, self.overlay.hash(p)).is_some() {
                     // Changed since the sweep looked at it: leave it for the next sweep.
                     return Err(Error::BadArguments(format!(
                         "{p} no longer qualifies for expiry"
