@@ -27,35 +27,21 @@ fn bad(path: &str, why: &str) -> Error {
 }
 
 fn validate_inner(path: &str) -> Result<(), Error> {
-    let bytes = path.as_bytes();
-    match bytes {
-        [] => return Err(bad(path, "path must not be empty")),
-        [b'/'] => return Ok(()),
-        [b'/', .., b'/'] => return Err(bad(path, "path must not end with /")),
-        [b'/', ..] => {}
-        _ => return Err(bad(path, "path must start with /")),
+    if path.is_empty() {
+        return Err(bad(path, "path must not be empty"));
     }
-    // One pass over the bytes: segment boundaries, and whether every byte is
-    // printable ASCII (the usual path, which then needs no char decoding). A bad
-    // segment is reported after a bad character, as the rules are listed.
-    let mut plain = true;
-    let mut segment_error = None;
-    let mut start = 1;
-    for i in 1..=bytes.len() {
-        let b = bytes.get(i).copied().unwrap_or(b'/');
-        if b == b'/' {
-            if segment_error.is_none() {
-                segment_error = match &bytes[start..i] {
-                    [] => Some("empty segment"),
-                    [b'.'] | [b'.', b'.'] => Some("relative segment"),
-                    _ => None,
-                };
-            }
-            start = i + 1;
-        } else if !(0x20..0x7f).contains(&b) {
-            plain = false;
-        }
+    if !path.starts_with('/') {
+        return Err(bad(path, "path must start with /"));
     }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    let body = path;
+    if body.len() > 1 && body.ends_with('/') {
+        return Err(bad(path, "path must not end with /"));
+    }
+    // Printable ASCII (the usual path) needs no decoding: one byte test each.
+    let plain = path.bytes().all(|b| (0x20..0x7f).contains(&b));
     if !plain {
         for ch in path.chars() {
             let c = ch as u32;
@@ -69,10 +55,17 @@ fn validate_inner(path: &str) -> Result<(), Error> {
             }
         }
     }
-    match segment_error {
-        Some(why) => Err(bad(path, why)),
-        None => Ok(()),
+    if body == "/" {
+        return Ok(());
     }
+    for segment in body[1..].split('/') {
+        match segment {
+            "" => return Err(bad(path, "empty segment")),
+            "." | ".." => return Err(bad(path, "relative segment")),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The parent of a valid, non-root path (`/a/b` -> `/a`, `/a` -> `/`).
