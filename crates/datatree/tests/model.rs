@@ -569,7 +569,13 @@ fn prepare_pipelined(steps: &[Step], lag: usize) -> (Vec<Result<TxnOp, PrepError
                     auth: &[],
                     zxid,
                 };
-                prep.prepare(&tree, &ctx, &to_write(op))
+                // The pipelined runs take requests by value (as the leader does), the
+                // serial one by reference: the comparison covers both entry points.
+                if lag > 0 {
+                    prep.prepare_owned(&tree, &ctx, to_write(op))
+                } else {
+                    prep.prepare(&tree, &ctx, &to_write(op))
+                }
             }
             Step::Multi(ops) => {
                 let ctx = PrepContext {

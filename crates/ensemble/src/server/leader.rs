@@ -126,7 +126,7 @@ impl Server {
                 };
                 match checked {
                     Err(e) => Body::Error(Failure::Single(e.into())),
-                    Ok(()) => self.prepare_write(fwd.session, &fwd.auth, z, &op),
+                    Ok(()) => self.prepare_write(fwd.session, &fwd.auth, z, op),
                 }
             }
             ForwardOp::CreateSession { timeout_ms } => {
@@ -171,10 +171,10 @@ impl Server {
         Ok(())
     }
 
-    fn prepare_write(&mut self, session: SessionId, auth: &[Id], zxid: i64, op: &WriteOp) -> Body {
+    fn prepare_write(&mut self, session: SessionId, auth: &[Id], zxid: i64, op: WriteOp) -> Body {
         // Quotas are admin operations: ADMIN on the node (ZooKeeper guards its
         // /zookeeper/quota nodes by their ACLs instead).
-        if let WriteOp::SetQuota { path, .. } | WriteOp::RemoveQuota { path } = op {
+        if let WriteOp::SetQuota { path, .. } | WriteOp::RemoveQuota { path } = &op {
             if let Ok(false) = self.tree.check_acl(path, Perms::ADMIN, auth) {
                 return Body::Error(Failure::Single(
                     datatree::Error::NoAuth(path.clone()).into(),
@@ -186,7 +186,8 @@ impl Server {
             auth,
             zxid,
         };
-        match self.prep.prepare(&self.tree, &ctx, op) {
+        // By value: a setData's path and data move into the txn.
+        match self.prep.prepare_owned(&self.tree, &ctx, op) {
             Ok(t) => Body::Tree(Txn {
                 zxid,
                 time_ms: self.now_ms,
@@ -278,7 +279,7 @@ impl Server {
                     now_ms: self.now_ms,
                 };
                 let z = zxid.to_u64() as i64;
-                if let Body::Tree(txn) = self.prepare_write(SessionId(0), &[], z, &op) {
+                if let Body::Tree(txn) = self.prepare_write(SessionId(0), &[], z, op) {
                     self.propose_body(0, ConnId(0), Xid(0), SessionId(0), zxid, Body::Tree(txn));
                 }
             }
