@@ -55,6 +55,8 @@ impl Overlay {
         self.table.clear();
     }
 
+    /// Every entry, in no particular order (the seed is per process): callers that
+    /// build a txn from it sort first, so replicas never see the order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Pending> {
         self.table.iter()
     }
