@@ -885,6 +885,43 @@ mod tests {
     use super::*;
     use crate::txn::Txn;
 
+    /// Bad setData requests get the same typed errors by value as by reference, and
+    /// leave nothing in the overlay.
+    #[test]
+    fn owned_set_data_rejects_bad_requests_like_prepare() {
+        let tree = DataTree::new();
+        let ctx = PrepContext {
+            session: SessionId(1),
+            auth: &[],
+            zxid: 1,
+        };
+        let set = |path: &str, data: Vec<u8>, version| WriteOp::SetData {
+            path: path.into(),
+            data: Bytes::from(data),
+            version,
+        };
+        let bad = [
+            set("", vec![], -1),
+            set("no-slash", vec![], -1),
+            set("/a//b", vec![], -1),
+            set("/a\u{0}", vec![], -1),
+            set("/missing", vec![1], -1),
+            set("/zookeeper/quota", vec![], -1),
+            set("/zookeeper", vec![], 7),
+            set("/x", vec![0; 1 << 20], -1),
+            set(&format!("/{}", "p".repeat(40 * 1024)), vec![], -1),
+        ];
+        for op in bad {
+            let mut by_ref = Prep::default();
+            let mut by_value = Prep::default();
+            let expected = by_ref.prepare(&tree, &ctx, &op);
+            let got = by_value.prepare_owned(&tree, &ctx, op.clone());
+            assert!(matches!(got, Err(PrepError::Op(_))), "{op:?}: {got:?}");
+            assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{op:?}");
+            assert_eq!(by_value.pending_paths(), 0, "{op:?}");
+        }
+    }
+
     #[test]
     fn sequential_counter_wraps_like_java() {
         let mut tree = DataTree::new();
