@@ -59,5 +59,5 @@ pub use quota::Quota;
 pub use snapshot::{SnapshotProgress, SnapshotStateError};
 pub use stat::Stat;
 pub use tree::{DataTree, NodeView};
-pub use txn::{Applied, CreateTxn, OpResult, Txn, TxnOp};
+pub use txn::{Applied, CreateTxn, OpResult, SetDataRef, Txn, TxnOp};
 pub use watch::{NoWatcher, WatchRegistry};

@@ -111,6 +111,39 @@ pub struct Txn {
     pub op: TxnOp,
 }
 
+/// A single-op setData txn read in place from its encoding
+/// ([`crate::txn_codec::decode_set_data`]): the path borrows the encoded bytes and the
+/// data shares their buffer, so reading it allocates nothing. Applied with
+/// [`DataTree::apply_set_data`], exactly as the equivalent [`Txn`] would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetDataRef<'a> {
+    /// The zxid (epoch << 32 | counter).
+    pub zxid: i64,
+    /// Leader time in ms (the new mtime).
+    pub time_ms: i64,
+    /// The node.
+    pub path: &'a str,
+    /// The new data.
+    pub data: Bytes,
+    /// The node's version after this setData.
+    pub version: i32,
+}
+
+impl SetDataRef<'_> {
+    /// The owned [`Txn`] this stands for.
+    pub fn to_txn(&self) -> Txn {
+        Txn {
+            zxid: self.zxid,
+            time_ms: self.time_ms,
+            op: TxnOp::SetData {
+                path: self.path.to_owned(),
+                data: self.data.clone(),
+                version: self.version,
+            },
+        }
+    }
+}
+
 /// The result of one applied op, as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -201,6 +234,55 @@ impl DataTree {
         Ok(())
     }
 
+    /// [`DataTree::apply_into`] for a setData read in place (the follower's hot path:
+    /// no owned txn is built). Same results, changes, digest and errors as applying
+    /// [`SetDataRef::to_txn`].
+    pub fn apply_set_data(
+        &mut self,
+        t: &SetDataRef<'_>,
+        out: &mut Applied,
+        changes: bool,
+    ) -> Result<(), Error> {
+        out.results.clear();
+        out.changes.clear();
+        let mut sink = ChangeSink {
+            out: &mut out.changes,
+            on: changes,
+        };
+        // A single op: nothing can fail after it, so no undo record.
+        let r = self.set_data_op(
+            t.path,
+            &t.data,
+            t.version,
+            (t.zxid, t.time_ms),
+            None,
+            &mut sink,
+        );
+        match r {
+            Ok(r) => out.results.push(r),
+            Err(e) => {
+                out.changes.clear();
+                return Err(e);
+            }
+        }
+        self.last_applied = t.zxid;
+        Ok(())
+    }
+
+    fn set_data_op(
+        &mut self,
+        path: &str,
+        data: &Bytes,
+        version: i32,
+        (zxid, time): (i64, i64),
+        undo: Option<&mut Vec<Undo>>,
+        changes: &mut ChangeSink<'_>,
+    ) -> Result<OpResult, Error> {
+        let stat = self.do_set_data(path, data, version, zxid, time, undo)?;
+        changes.push(path, ChangeKind::DataChanged);
+        Ok(OpResult::DataSet { stat })
+    }
+
     fn apply_op(
         &mut self,
         txn: &Txn,
@@ -239,9 +321,7 @@ impl DataTree {
             } => {
                 // Nothing after a single op can fail: only a multi needs its undo record.
                 let undo = if multi { Some(&mut *undo) } else { None };
-                let stat = self.do_set_data(path, data, *version, zxid, time, undo)?;
-                changes.push(path, ChangeKind::DataChanged);
-                Ok(OpResult::DataSet { stat })
+                self.set_data_op(path, data, *version, (zxid, time), undo, changes)
             }
             TxnOp::SetAcl { path, acl, version } => {
                 let stat = self.do_set_acl(path, acl, *version, undo)?;

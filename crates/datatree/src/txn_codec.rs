@@ -12,7 +12,7 @@ use crate::error::DecodeError;
 use crate::event::SessionId;
 use crate::mode::NodeKind;
 use crate::quota::Quota;
-use crate::txn::{CreateTxn, Txn, TxnOp};
+use crate::txn::{CreateTxn, SetDataRef, Txn, TxnOp};
 use crate::wire::{
     read_acl, write_acl, BufSink, SliceReader, WireRead, WireWrite, DATA_LEN_MAX, PATH_LEN_MAX,
 };
@@ -151,17 +151,55 @@ pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
 /// buffer instead of being copied.
 pub fn decode_shared(bytes: &Bytes) -> Result<Txn, DecodeError> {
     let mut r = SliceReader::new(bytes);
+    let (zxid, time_ms) = header(&mut r)?;
+    let op = op_from(&mut r, true)?;
+    end(&r, bytes)?;
+    Ok(Txn { zxid, time_ms, op })
+}
+
+/// Reads `bytes` as a single-op setData without allocating (the path borrows
+/// `bytes`, the data shares its buffer), or `Ok(None)` when it encodes any other txn:
+/// decode that with [`decode_shared`]. A damaged setData fails as it would there.
+pub fn decode_set_data(bytes: &Bytes) -> Result<Option<SetDataRef<'_>>, DecodeError> {
+    let mut r = SliceReader::new(bytes);
+    let (zxid, time_ms) = header(&mut r)?;
+    if r.u8()? != T_SET_DATA {
+        return Ok(None);
+    }
+    let (path, data, version) = set_data_fields(&mut r)?;
+    end(&r, bytes)?;
+    Ok(Some(SetDataRef {
+        zxid,
+        time_ms,
+        path,
+        data,
+        version,
+    }))
+}
+
+/// The format byte, zxid and time.
+fn header(r: &mut SliceReader<'_>) -> Result<(i64, i64), DecodeError> {
     let format = r.u8()?;
     if format != TXN_FORMAT {
         return Err(r.corrupt(format!("unknown txn format {format}")));
     }
-    let zxid = r.i64()?;
-    let time_ms = r.i64()?;
-    let op = op_from(&mut r, true)?;
+    Ok((r.i64()?, r.i64()?))
+}
+
+fn end(r: &SliceReader<'_>, bytes: &Bytes) -> Result<(), DecodeError> {
     if r.offset() != bytes.len() {
         return Err(r.corrupt("trailing bytes after txn".into()));
     }
-    Ok(Txn { zxid, time_ms, op })
+    Ok(())
+}
+
+/// A setData's fields after its tag: path (borrowed), data (shared), version.
+fn set_data_fields<'a>(r: &mut SliceReader<'a>) -> Result<(&'a str, Bytes, i32), DecodeError> {
+    Ok((
+        r.str_ref(PATH_LEN_MAX, "path")?,
+        r.bytes(DATA_LEN_MAX, "data")?,
+        r.i32()?,
+    ))
 }
 
 fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
@@ -189,11 +227,14 @@ fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
         T_DELETE => TxnOp::Delete {
             path: r.string(PATH_LEN_MAX, "path")?,
         },
-        T_SET_DATA => TxnOp::SetData {
-            path: r.string(PATH_LEN_MAX, "path")?,
-            data: r.bytes(DATA_LEN_MAX, "data")?,
-            version: r.i32()?,
-        },
+        T_SET_DATA => {
+            let (path, data, version) = set_data_fields(r)?;
+            TxnOp::SetData {
+                path: path.to_owned(),
+                data,
+                version,
+            }
+        }
         T_SET_ACL => TxnOp::SetAcl {
             path: r.string(PATH_LEN_MAX, "path")?,
             acl: read_acl(r)?,
@@ -311,5 +352,122 @@ mod tests {
             decode(&bad_utf8),
             Err(DecodeError::Corrupt { .. })
         ));
+    }
+
+    fn set_data_txn(path: &str) -> Txn {
+        Txn {
+            zxid: 0x2_0000_0009,
+            time_ms: -5,
+            op: TxnOp::SetData {
+                path: path.into(),
+                data: Bytes::from_static(b"value"),
+                version: i32::MAX,
+            },
+        }
+    }
+
+    #[test]
+    fn set_data_reads_in_place_and_other_ops_are_left_to_the_full_decoder() {
+        let txn = set_data_txn("/k/\u{e9}t\u{e9}");
+        let bytes = encode(&txn);
+        let view = decode_set_data(&bytes).unwrap().expect("a setData");
+        assert_eq!(view.to_txn(), txn);
+        assert_eq!(view.path, "/k/\u{e9}t\u{e9}");
+        let range = bytes.as_ptr_range();
+        assert!(
+            range.contains(&view.path.as_ptr()),
+            "path borrows the input"
+        );
+        assert!(range.contains(&view.data.as_ptr()), "data shares the input");
+        // A multi holding a setData, and every other single op, are not read in place.
+        for other in [
+            sample(),
+            Txn {
+                zxid: 1,
+                time_ms: 0,
+                op: TxnOp::Delete { path: "/c".into() },
+            },
+            Txn {
+                zxid: 1,
+                time_ms: 0,
+                op: TxnOp::Check {
+                    path: "/c".into(),
+                    version: 1,
+                },
+            },
+        ] {
+            assert_eq!(decode_set_data(&encode(&other)).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn damaged_set_data_fails_in_place_as_in_the_full_decoder() {
+        let bytes = encode(&set_data_txn("/a"));
+        for cut in 0..bytes.len() {
+            let cut = bytes.slice(..cut);
+            let r = decode_set_data(&cut);
+            assert!(
+                matches!(
+                    r,
+                    Err(DecodeError::Truncated { .. } | DecodeError::Corrupt { .. })
+                ),
+                "cut at {}: {r:?}",
+                cut.len()
+            );
+            assert!(decode_shared(&cut).is_err());
+        }
+        let mut long = bytes.to_vec();
+        long.push(0);
+        let long = Bytes::from(long);
+        assert!(matches!(
+            decode_set_data(&long),
+            Err(DecodeError::Corrupt { .. })
+        ));
+        // The path "/a" starts after format (1), zxid and time (16), tag (1), length (4).
+        let mut bad_utf8 = bytes.to_vec();
+        bad_utf8[23] = 0xff;
+        let bad_utf8 = Bytes::from(bad_utf8);
+        assert!(matches!(
+            decode_set_data(&bad_utf8),
+            Err(DecodeError::Corrupt { .. })
+        ));
+        assert!(decode_shared(&bad_utf8).is_err());
+        let mut bad_format = bytes.to_vec();
+        bad_format[0] = 9;
+        assert!(decode_set_data(&Bytes::from(bad_format)).is_err());
+    }
+
+    proptest::proptest! {
+        /// On any input the in-place read agrees with the full decoder: it never
+        /// panics, reads exactly the setData txns the full decoder reads, and what it
+        /// reads is what the full decoder returns.
+        #[test]
+        fn in_place_read_agrees_with_the_full_decoder(
+            path in "/[a-z\u{e9}]{0,6}",
+            flip in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..3),
+            cut in proptest::option::of(0usize..40),
+        ) {
+            let mut raw = encode(&set_data_txn(&path)).to_vec();
+            for (i, b) in flip {
+                if let Some(x) = raw.get_mut(i) {
+                    *x = b;
+                }
+            }
+            if let Some(cut) = cut {
+                raw.truncate(cut);
+            }
+            let bytes = Bytes::from(raw);
+            match (decode_set_data(&bytes), decode_shared(&bytes)) {
+                (Ok(Some(view)), full) => proptest::prop_assert_eq!(Ok(view.to_txn()), full),
+                (Ok(None), Ok(txn)) => {
+                    let set_data = matches!(txn.op, TxnOp::SetData { .. });
+                    proptest::prop_assert!(!set_data, "not read in place: {:?}", txn)
+                }
+                (Ok(None), Err(_)) | (Err(_), Err(_)) => {}
+                (Err(e), Ok(txn)) => {
+                    proptest::prop_assert!(false, "in place {e:?}, full {txn:?}")
+                }
+            }
+        }
     }
 }

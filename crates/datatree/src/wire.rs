@@ -368,6 +368,14 @@ impl<'a> SliceReader<'a> {
         Ok((start, start + len))
     }
 
+    /// A length-prefixed UTF-8 string of at most `max` bytes, borrowed from the input
+    /// (no allocation).
+    pub(crate) fn str_ref(&mut self, max: usize, what: &str) -> Result<&'a str, DecodeError> {
+        let (a, b) = self.len_prefixed(max, what)?;
+        let buf: &'a Bytes = self.buf;
+        std::str::from_utf8(&buf[a..b]).map_err(|_| self.corrupt(format!("{what} is not UTF-8")))
+    }
+
     /// A length-prefixed byte string of at most `max` bytes, sharing the input.
     pub(crate) fn bytes(&mut self, max: usize, what: &str) -> Result<Bytes, DecodeError> {
         let (a, b) = self.len_prefixed(max, what)?;
@@ -389,11 +397,7 @@ impl WireRead for SliceReader<'_> {
         Ok(i64::from_le_bytes(self.array()?))
     }
     fn string(&mut self, max: usize, what: &str) -> Result<String, DecodeError> {
-        let (a, b) = self.len_prefixed(max, what)?;
-        match std::str::from_utf8(&self.buf[a..b]) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(self.corrupt(format!("{what} is not UTF-8"))),
-        }
+        self.str_ref(max, what).map(str::to_owned)
     }
     fn corrupt(&self, reason: String) -> DecodeError {
         DecodeError::Corrupt {

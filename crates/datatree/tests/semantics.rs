@@ -923,3 +923,51 @@ fn apply_into_reuses_buffers_and_can_skip_changes() {
     assert!(quiet.results.is_empty() && quiet.changes.is_empty());
     assert_eq!(a.digest(), b.digest());
 }
+
+/// The follower's in-place setData gives the same result, Stat, changes and digest as
+/// the owned txn, and a txn that does not fit (missing node, wrong version) fails the
+/// same way on both paths, leaving the tree untouched.
+#[test]
+fn in_place_set_data_applies_exactly_as_the_owned_txn() {
+    let mut a = Local::new();
+    a.create_data("/n", b"old", CreateMode::Persistent).unwrap();
+    let mut b = Local::new();
+    b.create_data("/n", b"old", CreateMode::Persistent).unwrap();
+    let txn = |path: &str, version| Txn {
+        zxid: 7,
+        time_ms: 99,
+        op: TxnOp::SetData {
+            path: path.into(),
+            data: Bytes::from_static(b"new"),
+            version,
+        },
+    };
+    for (bad, why) in [
+        (txn("/missing", 1), "missing node"),
+        (txn("/n", 5), "version"),
+    ] {
+        let bytes = txn_codec::encode(&bad);
+        let view = txn_codec::decode_set_data(&bytes).unwrap().unwrap();
+        let before = (b.tree.digest(), b.tree.stat("/n"));
+        let mut out = Applied::default();
+        let in_place = b.tree.apply_set_data(&view, &mut out, true);
+        let owned = a.tree.apply(&bad);
+        assert_eq!(
+            in_place.unwrap_err().code(),
+            owned.unwrap_err().code(),
+            "{why}"
+        );
+        assert_eq!((b.tree.digest(), b.tree.stat("/n")), before, "{why}");
+        assert!(out.results.is_empty() && out.changes.is_empty(), "{why}");
+    }
+    let good = txn("/n", 1);
+    let bytes = txn_codec::encode(&good);
+    let view = txn_codec::decode_set_data(&bytes).unwrap().unwrap();
+    let mut out = Applied::default();
+    b.tree.apply_set_data(&view, &mut out, true).unwrap();
+    assert_eq!(out, a.tree.apply(&good).unwrap());
+    assert_eq!(b.tree.digest(), a.tree.digest());
+    assert_eq!(b.tree.digest(), b.tree.full_digest());
+    assert_eq!(b.tree.last_applied_zxid(), 7);
+    assert_eq!(b.tree.data("/n").unwrap().0, Bytes::from_static(b"new"));
+}

@@ -37,9 +37,23 @@ impl Local {
             time_ms: self.time,
             op: txn_op,
         };
-        // Every txn goes through the codec, so the codec is exercised by every test.
-        let txn = datatree::txn_codec::decode(&datatree::txn_codec::encode(&txn)).unwrap();
-        let applied = self.tree.apply(&txn).expect("prepared txn must apply");
+        // Every txn goes through the codec, so the codec is exercised by every test, and
+        // is applied the way a follower applies it: a single setData read in place.
+        let bytes = datatree::txn_codec::encode(&txn);
+        let applied = match datatree::txn_codec::decode_set_data(&bytes).unwrap() {
+            Some(view) => {
+                assert_eq!(view.to_txn(), txn, "in-place setData decode");
+                let mut applied = Applied::default();
+                self.tree
+                    .apply_set_data(&view, &mut applied, true)
+                    .expect("prepared txn must apply");
+                applied
+            }
+            None => {
+                let txn = datatree::txn_codec::decode_shared(&bytes).unwrap();
+                self.tree.apply(&txn).expect("prepared txn must apply")
+            }
+        };
         self.prep.handle_applied(zxid);
         assert_eq!(
             self.tree.digest(),

@@ -199,15 +199,13 @@ impl Envelope {
     /// Decodes an envelope; never panics.
     pub fn decode(bytes: Bytes) -> Result<Envelope, CodecError> {
         let mut r = Reader { buf: bytes };
-        let v = r.u8()?;
-        if v != ENVELOPE_VERSION {
-            return Err(CodecError::Version(v));
-        }
-        let origin = r.u64()?;
-        let conn = ConnId(r.u64()?);
-        let xid = Xid(r.u64()?);
-        let session = SessionId(r.i64()?);
-        let check = (r.u64()?, r.u64()?);
+        let Header {
+            origin,
+            conn,
+            xid,
+            session,
+            check,
+        } = Header::decode(&mut r)?;
         let body = match r.u8()? {
             B_TREE => Body::Tree(decode_txn(&mut r)?),
             B_CREATE_SESSION => Body::CreateSession {
@@ -251,8 +249,84 @@ impl Envelope {
 }
 
 fn decode_txn(r: &mut Reader) -> Result<Txn, CodecError> {
-    let b = r.bytes(zab_core::PAYLOAD_MAX_BYTES)?;
-    datatree::txn_codec::decode_shared(&b).map_err(|e| CodecError::Embedded(e.to_string()))
+    decode_txn_bytes(&r.bytes(zab_core::PAYLOAD_MAX_BYTES)?)
+}
+
+/// Decodes a tree txn's encoding as found in an envelope ([`Envelope::decode_tree`]).
+pub fn decode_txn_bytes(txn: &Bytes) -> Result<Txn, CodecError> {
+    datatree::txn_codec::decode_shared(txn).map_err(|e| CodecError::Embedded(e.to_string()))
+}
+
+/// An envelope's fields other than its body (see [`Envelope`] for each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// [`Envelope::origin`].
+    pub origin: u64,
+    /// [`Envelope::conn`].
+    pub conn: ConnId,
+    /// [`Envelope::xid`].
+    pub xid: Xid,
+    /// [`Envelope::session`].
+    pub session: SessionId,
+    /// [`Envelope::check`].
+    pub check: (u64, u64),
+}
+
+impl Header {
+    fn decode(r: &mut Reader) -> Result<Header, CodecError> {
+        let v = r.u8()?;
+        if v != ENVELOPE_VERSION {
+            return Err(CodecError::Version(v));
+        }
+        Ok(Header {
+            origin: r.u64()?,
+            conn: ConnId(r.u64()?),
+            xid: Xid(r.u64()?),
+            session: SessionId(r.i64()?),
+            check: (r.u64()?, r.u64()?),
+        })
+    }
+
+    /// The envelope with this header and `body`.
+    pub fn with_body(self, body: Body) -> Envelope {
+        Envelope {
+            origin: self.origin,
+            conn: self.conn,
+            xid: self.xid,
+            session: self.session,
+            check: self.check,
+            body,
+        }
+    }
+}
+
+impl Envelope {
+    /// The envelope's fields other than its body.
+    pub fn header(&self) -> Header {
+        Header {
+            origin: self.origin,
+            conn: self.conn,
+            xid: self.xid,
+            session: self.session,
+            check: self.check,
+        }
+    }
+
+    /// For an envelope whose body is a tree txn: its header and the txn's encoding,
+    /// not decoded (it shares `bytes`), so that a replica can read a single setData in
+    /// place ([`datatree::txn_codec::decode_set_data`]) or decode the txn with
+    /// [`decode_txn_bytes`]. `Ok(None)` for any other body: use [`Envelope::decode`].
+    /// Never panics.
+    pub fn decode_tree(bytes: &Bytes) -> Result<Option<(Header, Bytes)>, CodecError> {
+        let mut r = Reader { buf: bytes.clone() };
+        let h = Header::decode(&mut r)?;
+        if r.u8()? != B_TREE {
+            return Ok(None);
+        }
+        let txn = r.bytes(zab_core::PAYLOAD_MAX_BYTES)?;
+        r.finish()?;
+        Ok(Some((h, txn)))
+    }
 }
 
 // ---- state snapshots -------------------------------------------------------------

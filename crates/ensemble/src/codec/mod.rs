@@ -16,8 +16,8 @@ pub use batch::{
     split_batch, split_batch_into, BatchWriter, BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BATCH_TAG,
 };
 pub use envelope::{
-    decode_state, encode_state, encode_state_header, Body, DecodedState, EncodeArena, Envelope,
-    Failure, ARENA_CHUNK_BYTES,
+    decode_state, decode_txn_bytes, encode_state, encode_state_header, Body, DecodedState,
+    EncodeArena, Envelope, Failure, Header, ARENA_CHUNK_BYTES,
 };
 pub use forward::{Forward, ForwardOp, AUTH_IDS_MAX};
 

@@ -50,6 +50,44 @@ fn set_data_envelope(i: u64, len: usize) -> Envelope {
     }
 }
 
+/// The replica's split read of a tree envelope (header, then the txn's encoding)
+/// gives back exactly what the whole-envelope decoder does; other bodies are left to
+/// that decoder.
+#[test]
+fn tree_envelopes_split_into_header_and_txn() {
+    let e = set_data_envelope(3, 10);
+    let bytes = e.encode();
+    let (h, txn) = Envelope::decode_tree(&bytes).unwrap().expect("a tree body");
+    assert_eq!(h, e.header());
+    assert_eq!(
+        h.with_body(Body::Tree(decode_txn_bytes(&txn).unwrap())),
+        Envelope::decode(bytes.clone()).unwrap()
+    );
+    let sd = datatree::txn_codec::decode_set_data(&txn).unwrap().unwrap();
+    let Body::Tree(t) = &e.body else {
+        unreachable!("a tree body")
+    };
+    assert_eq!(&sd.to_txn(), t);
+    for other in [
+        sample_envelope(),
+        Envelope {
+            body: Body::Noop,
+            ..sample_envelope()
+        },
+    ] {
+        assert_eq!(Envelope::decode_tree(&other.encode()).unwrap(), None);
+    }
+    for cut in 0..bytes.len() {
+        assert!(
+            Envelope::decode_tree(&bytes.slice(..cut)).is_err(),
+            "cut {cut}"
+        );
+    }
+    let mut long = bytes.to_vec();
+    long.push(0);
+    assert!(Envelope::decode_tree(&Bytes::from(long)).is_err());
+}
+
 #[test]
 fn envelopes_split_from_one_arena_round_trip_and_share_its_buffer() {
     let mut arena = EncodeArena::new();
@@ -246,6 +284,10 @@ proptest! {
     #[test]
     fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = Envelope::decode(Bytes::from(data.clone()));
+        if let Ok(Some((_, txn))) = Envelope::decode_tree(&Bytes::from(data.clone())) {
+            let _ = datatree::txn_codec::decode_set_data(&txn);
+            let _ = decode_txn_bytes(&txn);
+        }
         let _ = Forward::decode(Bytes::from(data.clone()));
         let _ = decode_state(&data);
     }

@@ -1,11 +1,11 @@
 //! Applying committed envelopes: digest checks, the tree, sessions, watches, replies.
 
-use datatree::{OpResult, Txn};
+use datatree::{Applied, DataTree, OpResult, Txn};
 use zab_core::{Entry, Zxid};
 
 use super::conn::WaitKind;
 use super::{Server, ServerAction, DIGEST_WINDOW_MAX};
-use crate::codec::{self, Body, Envelope};
+use crate::codec::{self, Body, Envelope, Header};
 use crate::error::Error;
 use crate::ops::{ConnId, Response, SessionEvent, SessionId, Xid};
 
@@ -25,41 +25,81 @@ impl Server {
             Some((z, _)) if *z == zxid => self.proposed.pop_front().map(|(_, e)| e),
             _ => None,
         };
-        let env = match mine {
-            // This leader's own proposal: the very envelope it encoded.
-            Some(e) => e,
-            None => match Envelope::decode(entry.payload) {
-                Ok(e) => e,
-                Err(e) => {
-                    self.diverge(zxid, format!("undecodable committed txn: {e}"));
-                    return;
-                }
+        // This leader's own proposal: the very envelope it encoded.
+        if let Some(env) = mine {
+            return self.apply_envelope(zxid, env);
+        }
+        let undecodable = |e: &dyn std::fmt::Display| format!("undecodable committed txn: {e}");
+        match Envelope::decode_tree(&entry.payload) {
+            Ok(Some((h, txn))) => match datatree::txn_codec::decode_set_data(&txn) {
+                // The common write, read in place: no owned txn is built for it.
+                Ok(Some(sd)) => self.apply_set_data(zxid, h, &sd),
+                Ok(None) => match codec::decode_txn_bytes(&txn) {
+                    Ok(t) => self.apply_envelope(zxid, h.with_body(Body::Tree(t))),
+                    Err(e) => self.diverge(zxid, undecodable(&e)),
+                },
+                Err(e) => self.diverge(zxid, undecodable(&e)),
             },
-        };
-        if let Some(mine) = self.digest_at(env.check.0) {
-            if mine != env.check.1 {
+            Ok(None) => match Envelope::decode(entry.payload) {
+                Ok(env) => self.apply_envelope(zxid, env),
+                Err(e) => self.diverge(zxid, undecodable(&e)),
+            },
+            Err(e) => self.diverge(zxid, undecodable(&e)),
+        }
+    }
+
+    /// The checks and bookkeeping before any committed entry applies: the leader's
+    /// digest check, then this replica's applied zxid. Returns whether one of this
+    /// server's clients asked for it, or `None` if the replica diverged.
+    fn begin_apply(&mut self, zxid: Zxid, h: &Header) -> Option<bool> {
+        if let Some(mine) = self.digest_at(h.check.0) {
+            if mine != h.check.1 {
                 let reason = format!(
                     "digest mismatch after {:?}: leader {:#x}, here {:#x}",
-                    Zxid::from_u64(env.check.0),
-                    env.check.1,
+                    Zxid::from_u64(h.check.0),
+                    h.check.1,
                     mine
                 );
                 self.diverge(zxid, reason);
-                return;
+                return None;
             }
         }
         // Replies (and reads held behind this txn) carry this txn's zxid, as
         // ZooKeeper's reply header does: set it before any slot completes.
         self.applied = zxid;
-        let mine = env.origin == self.id.0 && env.conn.0 != 0;
+        Some(h.origin == self.id.0 && h.conn.0 != 0)
+    }
+
+    /// Applies a single setData read in place from a committed payload.
+    fn apply_set_data(&mut self, zxid: Zxid, h: Header, sd: &datatree::SetDataRef<'_>) {
+        let Some(mine) = self.begin_apply(zxid, &h) else {
+            return;
+        };
+        let result = self.apply_tree_with(zxid, sd.zxid, |t, out, changes| {
+            t.apply_set_data(sd, out, changes)
+        });
+        self.tree_applied(mine, h.conn, h.xid, result);
+        self.after_apply(zxid);
+    }
+
+    /// Completes this server's client's tree request with what applying it gave.
+    fn tree_applied(&mut self, mine: bool, conn: ConnId, xid: Xid, result: Result<(), Error>) {
+        if mine {
+            let result = result.map(|()| self.tree_response(conn, xid));
+            self.complete(conn, xid, result);
+        }
+    }
+
+    /// Applies one committed envelope.
+    fn apply_envelope(&mut self, zxid: Zxid, env: Envelope) {
+        let Some(mine) = self.begin_apply(zxid, &env.header()) else {
+            return;
+        };
         let (conn, xid, session) = (env.conn, env.xid, env.session);
         match env.body {
             Body::Tree(txn) => {
                 let result = self.apply_tree(&txn, zxid);
-                if mine {
-                    let result = result.map(|()| self.tree_response(conn, xid));
-                    self.complete(conn, xid, result);
-                }
+                self.tree_applied(mine, conn, xid, result);
             }
             Body::CreateSession { timeout_ms } => {
                 self.sessions
@@ -105,6 +145,12 @@ impl Server {
                 }
             }
         }
+        self.after_apply(zxid);
+    }
+
+    /// Bookkeeping after any committed entry applied: the prep overlay, the digest
+    /// window and the snapshot schedule.
+    fn after_apply(&mut self, zxid: Zxid) {
         self.applied_txns += 1;
         self.prep.handle_applied(zxid.to_u64() as i64);
         if self.digests.len() >= DIGEST_WINDOW_MAX {
@@ -209,18 +255,30 @@ impl Server {
     /// fails the same way on every replica (the tree is left untouched); divergence is
     /// caught by the digest check.
     fn apply_tree(&mut self, txn: &Txn, zxid: Zxid) -> Result<(), Error> {
-        if txn.zxid != zxid.to_u64() as i64 {
-            tracing::warn!(id = %self.id, %zxid, txn_zxid = txn.zxid, "txn zxid differs from its log position");
+        self.apply_tree_with(zxid, txn.zxid, |t, out, changes| {
+            t.apply_into(txn, out, changes)
+        })
+    }
+
+    /// [`Server::apply_tree`] for a txn (zxid `txn_zxid`) that `apply` applies.
+    fn apply_tree_with(
+        &mut self,
+        zxid: Zxid,
+        txn_zxid: i64,
+        apply: impl FnOnce(&mut DataTree, &mut Applied, bool) -> Result<(), datatree::Error>,
+    ) -> Result<(), Error> {
+        if txn_zxid != zxid.to_u64() as i64 {
+            tracing::warn!(id = %self.id, %zxid, txn_zxid, "txn zxid differs from its log position");
         }
         // Changes are only recorded for the watch registry: none when it is empty.
         let want_changes = !self.watches.is_empty();
         let mut applied = std::mem::take(&mut self.applied_scratch);
-        let r = self.tree.apply_into(txn, &mut applied, want_changes);
+        let r = apply(&mut self.tree, &mut applied, want_changes);
         if r.is_ok() && want_changes {
             let mut events = std::mem::take(&mut self.scratch_events);
             events.clear();
             self.watches
-                .trigger_into(&applied.changes, txn.zxid, &mut events);
+                .trigger_into(&applied.changes, txn_zxid, &mut events);
             for (session, event) in events.drain(..) {
                 if let Some(conn) = self.by_session.get(&session) {
                     self.out.push(ServerAction::Watch { conn: *conn, event });
