@@ -112,8 +112,8 @@ pub struct Txn {
 }
 
 /// A single-op setData txn read in place from its encoding
-/// ([`crate::txn_codec::decode_set_data`]): the path borrows the encoded bytes and the
-/// data shares their buffer, so reading it allocates nothing. Applied with
+/// ([`crate::txn_codec::decode_set_data`]): path and data borrow the encoded bytes, so
+/// reading it allocates and reference-counts nothing. Applied with
 /// [`DataTree::apply_set_data`], exactly as the equivalent [`Txn`] would be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetDataRef<'a> {
@@ -124,20 +124,20 @@ pub struct SetDataRef<'a> {
     /// The node.
     pub path: &'a str,
     /// The new data.
-    pub data: Bytes,
+    pub data: &'a [u8],
     /// The node's version after this setData.
     pub version: i32,
 }
 
 impl SetDataRef<'_> {
-    /// The owned [`Txn`] this stands for.
+    /// The owned [`Txn`] this stands for (copies path and data).
     pub fn to_txn(&self) -> Txn {
         Txn {
             zxid: self.zxid,
             time_ms: self.time_ms,
             op: TxnOp::SetData {
                 path: self.path.to_owned(),
-                data: self.data.clone(),
+                data: Bytes::copy_from_slice(self.data),
                 version: self.version,
             },
         }
@@ -272,7 +272,7 @@ impl DataTree {
     fn set_data_op(
         &mut self,
         path: &str,
-        data: &Bytes,
+        data: &[u8],
         version: i32,
         (zxid, time): (i64, i64),
         undo: Option<&mut Vec<Undo>>,

@@ -157,8 +157,8 @@ pub fn decode_shared(bytes: &Bytes) -> Result<Txn, DecodeError> {
     Ok(Txn { zxid, time_ms, op })
 }
 
-/// Reads `bytes` as a single-op setData without allocating (the path borrows
-/// `bytes`, the data shares its buffer), or `Ok(None)` when it encodes any other txn:
+/// Reads `bytes` as a single-op setData without allocating (path and data borrow
+/// `bytes`), or `Ok(None)` when it encodes any other txn:
 /// decode that with [`decode_shared`]. A damaged setData fails as it would there.
 pub fn decode_set_data(bytes: &Bytes) -> Result<Option<SetDataRef<'_>>, DecodeError> {
     let mut r = SliceReader::new(bytes);
@@ -166,7 +166,9 @@ pub fn decode_set_data(bytes: &Bytes) -> Result<Option<SetDataRef<'_>>, DecodeEr
     if r.u8()? != T_SET_DATA {
         return Ok(None);
     }
-    let (path, data, version) = set_data_fields(&mut r)?;
+    let path = r.str_ref(PATH_LEN_MAX, "path")?;
+    let data = r.bytes_ref(DATA_LEN_MAX, "data")?;
+    let version = r.i32()?;
     end(&r, bytes)?;
     Ok(Some(SetDataRef {
         zxid,
@@ -191,15 +193,6 @@ fn end(r: &SliceReader<'_>, bytes: &Bytes) -> Result<(), DecodeError> {
         return Err(r.corrupt("trailing bytes after txn".into()));
     }
     Ok(())
-}
-
-/// A setData's fields after its tag: path (borrowed), data (shared), version.
-fn set_data_fields<'a>(r: &mut SliceReader<'a>) -> Result<(&'a str, Bytes, i32), DecodeError> {
-    Ok((
-        r.str_ref(PATH_LEN_MAX, "path")?,
-        r.bytes(DATA_LEN_MAX, "data")?,
-        r.i32()?,
-    ))
 }
 
 fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
@@ -227,14 +220,11 @@ fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
         T_DELETE => TxnOp::Delete {
             path: r.string(PATH_LEN_MAX, "path")?,
         },
-        T_SET_DATA => {
-            let (path, data, version) = set_data_fields(r)?;
-            TxnOp::SetData {
-                path: path.to_owned(),
-                data,
-                version,
-            }
-        }
+        T_SET_DATA => TxnOp::SetData {
+            path: r.string(PATH_LEN_MAX, "path")?,
+            data: r.bytes(DATA_LEN_MAX, "data")?,
+            version: r.i32()?,
+        },
         T_SET_ACL => TxnOp::SetAcl {
             path: r.string(PATH_LEN_MAX, "path")?,
             acl: read_acl(r)?,
@@ -378,7 +368,10 @@ mod tests {
             range.contains(&view.path.as_ptr()),
             "path borrows the input"
         );
-        assert!(range.contains(&view.data.as_ptr()), "data shares the input");
+        assert!(
+            range.contains(&view.data.as_ptr()),
+            "data borrows the input"
+        );
         // A multi holding a setData, and every other single op, are not read in place.
         for other in [
             sample(),

@@ -1,8 +1,6 @@
 //! The mutation primitives behind [`DataTree::apply`], each recording how to undo
 //! itself so a multi that fails half-way leaves the tree exactly as it was.
 
-use bytes::Bytes;
-
 use crate::acl::Acl;
 use crate::error::Error;
 use crate::event::SessionId;
@@ -182,7 +180,7 @@ impl DataTree {
     pub(crate) fn do_set_data(
         &mut self,
         path: &str,
-        data: &Bytes,
+        data: &[u8],
         version: i32,
         zxid: i64,
         time: i64,

@@ -376,6 +376,13 @@ impl<'a> SliceReader<'a> {
         std::str::from_utf8(&buf[a..b]).map_err(|_| self.corrupt(format!("{what} is not UTF-8")))
     }
 
+    /// A length-prefixed byte string of at most `max` bytes, borrowed from the input.
+    pub(crate) fn bytes_ref(&mut self, max: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        let (a, b) = self.len_prefixed(max, what)?;
+        let buf: &'a Bytes = self.buf;
+        Ok(&buf[a..b])
+    }
+
     /// A length-prefixed byte string of at most `max` bytes, sharing the input.
     pub(crate) fn bytes(&mut self, max: usize, what: &str) -> Result<Bytes, DecodeError> {
         let (a, b) = self.len_prefixed(max, what)?;

@@ -198,16 +198,25 @@ impl Envelope {
 
     /// Decodes an envelope; never panics.
     pub fn decode(bytes: Bytes) -> Result<Envelope, CodecError> {
+        match Envelope::decode_split(bytes)? {
+            Split::Tree(h, txn) => Ok(h.with_body(Body::Tree(decode_txn_bytes(&txn)?))),
+            Split::Other(env) => Ok(env),
+        }
+    }
+
+    /// Decodes an envelope but leaves a tree txn encoded ([`Split::Tree`]), so that a
+    /// replica can read a single setData in place
+    /// ([`datatree::txn_codec::decode_set_data`]) or decode the txn with
+    /// [`decode_txn_bytes`]. Never panics.
+    pub fn decode_split(bytes: Bytes) -> Result<Split, CodecError> {
         let mut r = Reader { buf: bytes };
-        let Header {
-            origin,
-            conn,
-            xid,
-            session,
-            check,
-        } = Header::decode(&mut r)?;
+        let h = Header::decode(&mut r)?;
         let body = match r.u8()? {
-            B_TREE => Body::Tree(decode_txn(&mut r)?),
+            B_TREE => {
+                let txn = r.bytes(zab_core::PAYLOAD_MAX_BYTES)?;
+                r.finish()?;
+                return Ok(Split::Tree(h, txn));
+            }
             B_CREATE_SESSION => Body::CreateSession {
                 timeout_ms: r.u32()?,
             },
@@ -237,22 +246,24 @@ impl Envelope {
             other => return Err(CodecError::Tag(other)),
         };
         r.finish()?;
-        Ok(Envelope {
-            origin,
-            conn,
-            xid,
-            session,
-            check,
-            body,
-        })
+        Ok(Split::Other(h.with_body(body)))
     }
+}
+
+/// An envelope as [`Envelope::decode_split`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// A tree txn: the header and the txn's encoding (sharing the input's buffer).
+    Tree(Header, Bytes),
+    /// Any other body, decoded.
+    Other(Envelope),
 }
 
 fn decode_txn(r: &mut Reader) -> Result<Txn, CodecError> {
     decode_txn_bytes(&r.bytes(zab_core::PAYLOAD_MAX_BYTES)?)
 }
 
-/// Decodes a tree txn's encoding as found in an envelope ([`Envelope::decode_tree`]).
+/// Decodes a tree txn's encoding as found in an envelope ([`Split::Tree`]).
 pub fn decode_txn_bytes(txn: &Bytes) -> Result<Txn, CodecError> {
     datatree::txn_codec::decode_shared(txn).map_err(|e| CodecError::Embedded(e.to_string()))
 }
@@ -310,22 +321,6 @@ impl Envelope {
             session: self.session,
             check: self.check,
         }
-    }
-
-    /// For an envelope whose body is a tree txn: its header and the txn's encoding,
-    /// not decoded (it shares `bytes`), so that a replica can read a single setData in
-    /// place ([`datatree::txn_codec::decode_set_data`]) or decode the txn with
-    /// [`decode_txn_bytes`]. `Ok(None)` for any other body: use [`Envelope::decode`].
-    /// Never panics.
-    pub fn decode_tree(bytes: &Bytes) -> Result<Option<(Header, Bytes)>, CodecError> {
-        let mut r = Reader { buf: bytes.clone() };
-        let h = Header::decode(&mut r)?;
-        if r.u8()? != B_TREE {
-            return Ok(None);
-        }
-        let txn = r.bytes(zab_core::PAYLOAD_MAX_BYTES)?;
-        r.finish()?;
-        Ok(Some((h, txn)))
     }
 }
 

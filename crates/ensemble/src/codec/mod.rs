@@ -17,7 +17,7 @@ pub use batch::{
 };
 pub use envelope::{
     decode_state, decode_txn_bytes, encode_state, encode_state_header, Body, DecodedState,
-    EncodeArena, Envelope, Failure, Header, ARENA_CHUNK_BYTES,
+    EncodeArena, Envelope, Failure, Header, Split, ARENA_CHUNK_BYTES,
 };
 pub use forward::{Forward, ForwardOp, AUTH_IDS_MAX};
 

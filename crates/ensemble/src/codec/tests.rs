@@ -57,7 +57,9 @@ fn set_data_envelope(i: u64, len: usize) -> Envelope {
 fn tree_envelopes_split_into_header_and_txn() {
     let e = set_data_envelope(3, 10);
     let bytes = e.encode();
-    let (h, txn) = Envelope::decode_tree(&bytes).unwrap().expect("a tree body");
+    let Split::Tree(h, txn) = Envelope::decode_split(bytes.clone()).unwrap() else {
+        panic!("a tree body")
+    };
     assert_eq!(h, e.header());
     assert_eq!(
         h.with_body(Body::Tree(decode_txn_bytes(&txn).unwrap())),
@@ -75,17 +77,20 @@ fn tree_envelopes_split_into_header_and_txn() {
             ..sample_envelope()
         },
     ] {
-        assert_eq!(Envelope::decode_tree(&other.encode()).unwrap(), None);
+        assert_eq!(
+            Envelope::decode_split(other.encode()).unwrap(),
+            Split::Other(other)
+        );
     }
     for cut in 0..bytes.len() {
         assert!(
-            Envelope::decode_tree(&bytes.slice(..cut)).is_err(),
+            Envelope::decode_split(bytes.slice(..cut)).is_err(),
             "cut {cut}"
         );
     }
     let mut long = bytes.to_vec();
     long.push(0);
-    assert!(Envelope::decode_tree(&Bytes::from(long)).is_err());
+    assert!(Envelope::decode_split(Bytes::from(long)).is_err());
 }
 
 #[test]
@@ -284,7 +289,7 @@ proptest! {
     #[test]
     fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = Envelope::decode(Bytes::from(data.clone()));
-        if let Ok(Some((_, txn))) = Envelope::decode_tree(&Bytes::from(data.clone())) {
+        if let Ok(Split::Tree(_, txn)) = Envelope::decode_split(Bytes::from(data.clone())) {
             let _ = datatree::txn_codec::decode_set_data(&txn);
             let _ = decode_txn_bytes(&txn);
         }

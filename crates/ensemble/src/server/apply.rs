@@ -5,7 +5,7 @@ use zab_core::{Entry, Zxid};
 
 use super::conn::WaitKind;
 use super::{Server, ServerAction, DIGEST_WINDOW_MAX};
-use crate::codec::{self, Body, Envelope, Header};
+use crate::codec::{self, Body, Envelope, Header, Split};
 use crate::error::Error;
 use crate::ops::{ConnId, Response, SessionEvent, SessionId, Xid};
 
@@ -30,8 +30,8 @@ impl Server {
             return self.apply_envelope(zxid, env);
         }
         let undecodable = |e: &dyn std::fmt::Display| format!("undecodable committed txn: {e}");
-        match Envelope::decode_tree(&entry.payload) {
-            Ok(Some((h, txn))) => match datatree::txn_codec::decode_set_data(&txn) {
+        match Envelope::decode_split(entry.payload) {
+            Ok(Split::Tree(h, txn)) => match datatree::txn_codec::decode_set_data(&txn) {
                 // The common write, read in place: no owned txn is built for it.
                 Ok(Some(sd)) => self.apply_set_data(zxid, h, &sd),
                 Ok(None) => match codec::decode_txn_bytes(&txn) {
@@ -40,10 +40,7 @@ impl Server {
                 },
                 Err(e) => self.diverge(zxid, undecodable(&e)),
             },
-            Ok(None) => match Envelope::decode(entry.payload) {
-                Ok(env) => self.apply_envelope(zxid, env),
-                Err(e) => self.diverge(zxid, undecodable(&e)),
-            },
+            Ok(Split::Other(env)) => self.apply_envelope(zxid, env),
             Err(e) => self.diverge(zxid, undecodable(&e)),
         }
     }
