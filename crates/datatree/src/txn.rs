@@ -252,7 +252,7 @@ impl DataTree {
         // A single op: nothing can fail after it, so no undo record.
         let r = self.set_data_op(
             t.path,
-            &t.data,
+            t.data,
             t.version,
             (t.zxid, t.time_ms),
             None,
