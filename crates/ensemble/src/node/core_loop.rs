@@ -13,7 +13,7 @@ use zab_core::ServerId;
 
 use super::config::StorageKind;
 use super::storage::{
-    run_batch, spawn_log_writer, LogCmd, LogStores, NodeError, Stores, SNAPSHOTS_KEPT,
+    run_batch, spawn_log_writer, LogCmd, LogStores, NodeError, StorageQueue, Stores, SNAPSHOTS_KEPT,
 };
 use super::{
     Completion, ConnListener, Inbound, NodeConfig, NodeStats, Wakes, DRAIN_MAX, LOG_QUEUE_MAX,
@@ -22,7 +22,7 @@ use super::{
 use crate::codec::{split_batch_into, BatchWriter};
 use crate::error::Error;
 use crate::ops::{ConnId, Event, SessionEvent, Xid};
-use crate::server::{Server, ServerAction, StorageDone, StorageOp};
+use crate::server::{Server, ServerAction, StorageDone};
 
 /// Snapshot steps per tick interval besides the tick's own: with the default 50 ms
 /// tick and 1,024-node steps, about 100,000 znodes/s while a snapshot runs.
@@ -132,7 +132,7 @@ struct Shell {
     /// Reused per-peer byte counts of one pass (`reserve_frames`).
     frame_sums: Vec<(u64, usize)>,
     actions: Vec<ServerAction>,
-    storage_batch: Vec<StorageOp>,
+    storage_batch: StorageQueue,
     start: Instant,
     start_wall_ms: i64,
     lat_min_us: u64,
@@ -221,7 +221,7 @@ pub(crate) fn spawn(
                 frames: Vec::new(),
                 frame_sums: Vec::new(),
                 actions: Vec::new(),
-                storage_batch: Vec::new(),
+                storage_batch: StorageQueue::default(),
                 start: Instant::now(),
                 start_wall_ms,
                 lat_min_us: u64::MAX,
@@ -504,7 +504,7 @@ impl Shell {
             if self.storage_batch.is_empty() {
                 return;
             }
-            let ops = std::mem::take(&mut self.storage_batch);
+            let ops = self.storage_batch.take();
             match &mut self.log {
                 LogSink::Thread(tx) => {
                     // Bounded: a slow disk pushes back on the core thread.

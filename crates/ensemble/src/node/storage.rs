@@ -286,3 +286,105 @@ pub(crate) fn run_batch(
     }
     flush(log, &mut unsynced, reports)
 }
+
+/// Most log entries a pass's append reserves room for up front.
+const APPEND_HINT_MAX: usize = 4096;
+
+/// The storage ops of one pass of the core loop, in issue order. An append that
+/// directly follows another append joins it, so a pass's proposals reach the log in
+/// one call (one storage op, one `append_owned`) instead of one per proposal; storage
+/// order is unchanged, since only neighbours merge.
+#[derive(Debug, Default)]
+pub(crate) struct StorageQueue {
+    ops: Vec<StorageOp>,
+    /// Entries the last pass's largest append held: a new append reserves as many, so
+    /// it does not regrow (copying itself) while the pass fills it.
+    hint: usize,
+}
+
+impl StorageQueue {
+    pub(crate) fn push(&mut self, op: StorageOp) {
+        match (op, self.ops.last_mut()) {
+            (StorageOp::Append(es), Some(StorageOp::Append(open))) => open.extend(es),
+            (StorageOp::Append(es), _) if es.capacity() < self.hint => {
+                let mut open = Vec::with_capacity(self.hint);
+                open.extend(es);
+                self.ops.push(StorageOp::Append(open));
+            }
+            (op, _) => self.ops.push(op),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Takes the queued ops, remembering how large this pass's appends were.
+    pub(crate) fn take(&mut self) -> Vec<StorageOp> {
+        let largest = self.ops.iter().map(|op| match op {
+            StorageOp::Append(es) => es.len(),
+            _ => 0,
+        });
+        self.hint = largest.max().unwrap_or(0).min(APPEND_HINT_MAX);
+        std::mem::take(&mut self.ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn append(counters: std::ops::Range<u32>) -> StorageOp {
+        StorageOp::Append(
+            counters
+                .map(|c| Entry {
+                    zxid: Zxid::new(1, c),
+                    payload: bytes::Bytes::new(),
+                })
+                .collect(),
+        )
+    }
+
+    fn shape(ops: &[StorageOp]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                StorageOp::Append(es) => {
+                    let cs: Vec<String> = es.iter().map(|e| e.zxid.counter.to_string()).collect();
+                    format!("append {}", cs.join(","))
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn neighbouring_appends_join_and_storage_order_holds() {
+        let mut q = StorageQueue::default();
+        q.push(append(1..2));
+        q.push(append(2..4));
+        q.push(StorageOp::SaveCurrentEpoch(2));
+        q.push(append(4..5));
+        q.push(StorageOp::Truncate(Zxid::new(1, 4)));
+        q.push(append(5..6));
+        q.push(append(6..7));
+        assert_eq!(
+            shape(&q.take()),
+            [
+                "append 1,2,3",
+                "SaveCurrentEpoch(2)",
+                "append 4",
+                "Truncate(1:4)",
+                "append 5,6",
+            ]
+        );
+        assert!(q.is_empty());
+        // The next pass's first append is reserved for the last pass's largest.
+        q.push(append(7..8));
+        let ops = q.take();
+        let [StorageOp::Append(es)] = ops.as_slice() else {
+            panic!("{ops:?}")
+        };
+        assert!(es.capacity() >= 3, "{}", es.capacity());
+    }
+}
