@@ -204,7 +204,13 @@ impl Message {
 
     /// Decodes one message that fills `input` exactly.
     pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
-        let mut r = Reader(input.clone());
+        Message::decode_owned(input.clone())
+    }
+
+    /// [`Message::decode`] taking the input: a payload at the end of the message
+    /// (a proposal's) becomes that very handle, with no reference count to take.
+    pub fn decode_owned(input: Bytes) -> Result<Message, DecodeError> {
+        let mut r = Reader(input);
         let version = r.u8()?;
         if version != WIRE_VERSION {
             return Err(DecodeError::Version(version));
@@ -363,7 +369,18 @@ impl Reader {
             return Err(DecodeError::TooLong { len, max });
         }
         self.need(len)?;
-        Ok(self.0.split_to(len))
+        Ok(take_front(&mut self.0, len))
+    }
+}
+
+/// The first `len` bytes of `buf` (which holds at least that many) as a handle of
+/// their own; when they are all of it, `buf`'s own handle, so that the common case of
+/// a byte string at the end of its input costs no reference-count traffic.
+pub(crate) fn take_front(buf: &mut Bytes, len: usize) -> Bytes {
+    if len == buf.len() {
+        std::mem::take(buf)
+    } else {
+        buf.split_to(len)
     }
 }
 
@@ -372,6 +389,32 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use proptest::prelude::*;
+
+    /// A proposal's payload ends its message: decoding the owned input hands that
+    /// handle over, sharing the buffer; a byte string inside the input is split off.
+    #[test]
+    fn a_trailing_payload_takes_the_input_handle() {
+        let m = Message::Proposal {
+            epoch: 1,
+            prev: Zxid::new(1, 1),
+            entry: Entry {
+                zxid: Zxid::new(1, 2),
+                payload: Bytes::from_static(b"payload"),
+            },
+        };
+        let enc = m.encode();
+        let range = enc.as_ptr_range();
+        let got = Message::decode_owned(enc.clone()).unwrap();
+        let Message::Proposal { entry, .. } = &got else {
+            panic!("{got:?}")
+        };
+        assert!(range.contains(&entry.payload.as_ptr()));
+        assert_eq!(got, m);
+        let mut buf = Bytes::from_static(b"abcdef");
+        assert_eq!(take_front(&mut buf, 2), Bytes::from_static(b"ab"));
+        assert_eq!(take_front(&mut buf, 4), Bytes::from_static(b"cdef"));
+        assert!(buf.is_empty());
+    }
 
     pub(crate) fn zxid() -> impl Strategy<Value = Zxid> {
         any::<u64>().prop_map(Zxid::from_u64)

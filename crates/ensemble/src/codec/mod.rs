@@ -119,6 +119,11 @@ impl Reader {
     }
     pub(crate) fn bytes(&mut self, max: usize) -> Result<Bytes, CodecError> {
         let len = self.len(max)?;
+        // A byte string that ends the input takes the reader's own handle: no
+        // reference count to bump (the common case: a txn, a batch's last message).
+        if len == self.buf.len() {
+            return Ok(std::mem::take(&mut self.buf));
+        }
         Ok(self.buf.split_to(len))
     }
     pub(crate) fn string(&mut self) -> Result<String, CodecError> {

@@ -381,11 +381,11 @@ impl Shell {
         let n = if split_batch_into(&payload, &mut frames) {
             let n = frames.len();
             for f in frames.drain(..) {
-                self.server.handle_peer_frame(from, &f);
+                self.server.handle_peer_frame(from, f);
             }
             n
         } else {
-            self.server.handle_peer_frame(from, &payload);
+            self.server.handle_peer_frame(from, payload);
             1
         };
         // Keep the buffer (and its capacity) for the next frame.

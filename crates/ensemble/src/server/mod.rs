@@ -338,8 +338,8 @@ impl Server {
 
     /// Input: a ZAB message from a peer, still encoded. Undecodable frames are dropped
     /// (and logged): a peer never crashes this server.
-    pub fn handle_peer_frame(&mut self, from: ServerId, frame: &Bytes) {
-        match Message::decode(frame) {
+    pub fn handle_peer_frame(&mut self, from: ServerId, frame: Bytes) {
+        match Message::decode_owned(frame) {
             Ok(msg) => self.handle_message(from, msg),
             Err(e) => {
                 tracing::warn!(id = %self.id, %from, error = %e, "dropping undecodable frame")

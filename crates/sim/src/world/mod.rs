@@ -481,7 +481,7 @@ impl<W: Workload> World<W> {
                 let Some(ev) = ev else { break };
                 if let transport::TransportEvent::Frame { from, payload } = ev {
                     if let Some(s) = self.nodes[i].server.as_mut() {
-                        s.handle_peer_frame(ServerId(from.0), &payload);
+                        s.handle_peer_frame(ServerId(from.0), payload);
                         self.run_actions(i);
                     }
                 }
