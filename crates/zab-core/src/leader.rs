@@ -51,6 +51,9 @@ pub(crate) struct LeaderState {
     newleader_acks: BTreeSet<ServerId>,
     pub(crate) established: bool,
     pub(crate) learners: BTreeMap<ServerId, Handler>,
+    /// Voters that, since this server started leading, announced a LOOKING round newer
+    /// than the one that elected it (and have not sent FOLLOWERINFO since).
+    moved_on: BTreeSet<ServerId>,
 }
 
 impl LeaderState {
@@ -65,6 +68,7 @@ impl LeaderState {
             newleader_acks: BTreeSet::new(),
             established: false,
             learners: BTreeMap::new(),
+            moved_on: BTreeSet::new(),
         }
     }
 
@@ -287,6 +291,9 @@ impl Core {
         }
         match msg {
             Message::Notification { .. } => {
+                if self.leader_gives_up(from, &msg) {
+                    return;
+                }
                 self.answer_looking_peer(from, &msg, PeerState::Leading);
             }
             Message::FollowerInfo {
@@ -328,10 +335,50 @@ impl Core {
         }
     }
 
+    /// A leader that has not established its epoch steps down at once, instead of
+    /// waiting out `init_limit_ticks`, when the voters that have moved on to a newer
+    /// election round leave too few to ever form a quorum with it: it then joins that
+    /// round with `msg`. Without this, two would-be leaders whose timeouts are out of
+    /// step can each win a round while the other is still busy failing, and the
+    /// ensemble never converges (found by the simulator: seed 150120, five voters
+    /// and an observer, after a partition healed). Returns whether it stepped down.
+    fn leader_gives_up(&mut self, from: ServerId, msg: &Message) -> bool {
+        let &Message::Notification {
+            state: PeerState::Looking,
+            election_epoch,
+            ..
+        } = msg
+        else {
+            return false;
+        };
+        if election_epoch <= self.logical_clock || !self.is_voter(from) {
+            return false; // that round is ours or older: not news
+        }
+        let voters = self.cfg.quorum.voters();
+        let Some(l) = self.leader() else { return false };
+        if l.established {
+            // An established leader keeps its quorum by pings (`sync_limit_ticks`).
+            return false;
+        }
+        l.moved_on.insert(from);
+        let reachable: BTreeSet<ServerId> = voters
+            .into_iter()
+            .filter(|v| !l.moved_on.contains(v))
+            .collect();
+        if self.cfg.quorum.contains_quorum(&reachable) {
+            return false;
+        }
+        tracing::info!(id = %self.cfg.id, round = election_epoch, "too many voters moved on to a newer election; stepping down");
+        self.become_looking();
+        self.step_looking(from, msg.clone());
+        true
+    }
+
     fn leader_on_follower_info(&mut self, from: ServerId, accepted_epoch: u32) {
         let observer = self.cfg.is_observer(from);
         let tick = self.tick;
         let Some(l) = self.leader() else { return };
+        l.moved_on.remove(&from);
         // A (re)connecting learner starts over, like a new LearnerHandler.
         l.learners.insert(
             from,
@@ -447,5 +494,58 @@ impl Core {
         }
         self.report_role();
         self.maybe_advance_commit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::core::testkit::{core, elect};
+    use crate::messages::Vote;
+    use crate::Role;
+
+    fn looking(leader: u64, round: u64) -> Message {
+        Message::Notification {
+            vote: Vote {
+                leader: ServerId(leader),
+                zxid: Zxid::ZERO,
+                peer_epoch: 0,
+            },
+            election_epoch: round,
+            state: PeerState::Looking,
+        }
+    }
+
+    /// A would-be leader gives up as soon as the voters that moved on to a newer round
+    /// leave it no quorum, and joins that round; older rounds, a minority, and voters
+    /// that came back with FOLLOWERINFO do not make it give up.
+    #[test]
+    fn an_unestablished_leader_steps_down_when_a_quorum_moved_on() {
+        let mut c = core(3);
+        elect(&mut c, 3);
+        assert_eq!(c.status().role, Role::Leading);
+        let round = c.logical_clock;
+        // The election that chose us, or an older one: not news.
+        c.handle_message(ServerId(1), looking(1, round));
+        c.handle_message(ServerId(2), looking(2, round));
+        assert_eq!(c.status().role, Role::Leading);
+        // One voter of three moved on: 3 and 2 could still form a quorum.
+        c.handle_message(ServerId(1), looking(1, round + 1));
+        assert_eq!(c.status().role, Role::Leading);
+        // It comes back: it counts as reachable again.
+        c.handle_message(
+            ServerId(1),
+            Message::FollowerInfo {
+                accepted_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+        c.handle_message(ServerId(2), looking(2, round + 1));
+        assert_eq!(c.status().role, Role::Leading);
+        // Now both others have moved on: no quorum is possible any more.
+        c.handle_message(ServerId(1), looking(1, round + 2));
+        assert_eq!(c.status().role, Role::Looking);
+        assert_eq!(c.logical_clock, round + 2, "joined the newer round");
     }
 }
