@@ -166,9 +166,7 @@ pub fn decode_set_data(bytes: &Bytes) -> Result<Option<SetDataRef<'_>>, DecodeEr
     if r.u8()? != T_SET_DATA {
         return Ok(None);
     }
-    let path = r.str_ref(PATH_LEN_MAX, "path")?;
-    let data = r.bytes_ref(DATA_LEN_MAX, "data")?;
-    let version = r.i32()?;
+    let (path, data, version) = set_data_fields(&mut r)?;
     end(&r, bytes)?;
     Ok(Some(SetDataRef {
         zxid,
@@ -186,6 +184,16 @@ fn header(r: &mut SliceReader<'_>) -> Result<(i64, i64), DecodeError> {
         return Err(r.corrupt(format!("unknown txn format {format}")));
     }
     Ok((r.i64()?, r.i64()?))
+}
+
+/// A setData's fields after its tag (path, data, version), borrowed from the input:
+/// the one field list both decoders read.
+fn set_data_fields<'a>(r: &mut SliceReader<'a>) -> Result<(&'a str, &'a [u8], i32), DecodeError> {
+    Ok((
+        r.str_ref(PATH_LEN_MAX, "path")?,
+        r.bytes_ref(DATA_LEN_MAX, "data")?,
+        r.i32()?,
+    ))
 }
 
 fn end(r: &SliceReader<'_>, bytes: &Bytes) -> Result<(), DecodeError> {
@@ -220,11 +228,14 @@ fn op_from(r: &mut SliceReader<'_>, top: bool) -> Result<TxnOp, DecodeError> {
         T_DELETE => TxnOp::Delete {
             path: r.string(PATH_LEN_MAX, "path")?,
         },
-        T_SET_DATA => TxnOp::SetData {
-            path: r.string(PATH_LEN_MAX, "path")?,
-            data: r.bytes(DATA_LEN_MAX, "data")?,
-            version: r.i32()?,
-        },
+        T_SET_DATA => {
+            let (path, data, version) = set_data_fields(r)?;
+            TxnOp::SetData {
+                path: path.to_owned(),
+                data: r.share(data),
+                version,
+            }
+        }
         T_SET_ACL => TxnOp::SetAcl {
             path: r.string(PATH_LEN_MAX, "path")?,
             acl: read_acl(r)?,

@@ -383,6 +383,11 @@ impl<'a> SliceReader<'a> {
         Ok(&buf[a..b])
     }
 
+    /// `part` (a slice this reader returned) as a handle sharing the input.
+    pub(crate) fn share(&self, part: &[u8]) -> Bytes {
+        self.buf.slice_ref(part)
+    }
+
     /// A length-prefixed byte string of at most `max` bytes, sharing the input.
     pub(crate) fn bytes(&mut self, max: usize, what: &str) -> Result<Bytes, DecodeError> {
         let (a, b) = self.len_prefixed(max, what)?;

@@ -958,14 +958,21 @@ fn in_place_set_data_applies_exactly_as_the_owned_txn() {
             "{why}"
         );
         assert_eq!((b.tree.digest(), b.tree.stat("/n")), before, "{why}");
+        assert_eq!(b.tree.last_applied_zxid(), 1, "{why}");
         assert!(out.results.is_empty() && out.changes.is_empty(), "{why}");
     }
     let good = txn("/n", 1);
     let bytes = txn_codec::encode(&good);
     let view = txn_codec::decode_set_data(&bytes).unwrap().unwrap();
+    // Without watchers (changes off) the results are the same and no change is kept.
+    let mut quiet = b.tree.clone();
+    let mut out = Applied::default();
+    quiet.apply_set_data(&view, &mut out, false).unwrap();
+    assert!(out.changes.is_empty());
     let mut out = Applied::default();
     b.tree.apply_set_data(&view, &mut out, true).unwrap();
     assert_eq!(out, a.tree.apply(&good).unwrap());
+    assert_eq!(quiet.digest(), b.tree.digest());
     assert_eq!(b.tree.digest(), a.tree.digest());
     assert_eq!(b.tree.digest(), b.tree.full_digest());
     assert_eq!(b.tree.last_applied_zxid(), 7);

@@ -390,10 +390,11 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A proposal's payload ends its message: decoding the owned input hands that
-    /// handle over, sharing the buffer; a byte string inside the input is split off.
+    /// A proposal's payload ends its message: decoding the owned input gives the
+    /// payload intact, sharing the input's buffer; `take_front` hands over the whole
+    /// handle when asked for all of it and splits otherwise.
     #[test]
-    fn a_trailing_payload_takes_the_input_handle() {
+    fn a_trailing_payload_shares_the_input() {
         let m = Message::Proposal {
             epoch: 1,
             prev: Zxid::new(1, 1),

@@ -43,10 +43,15 @@ impl Local {
         let applied = match datatree::txn_codec::decode_set_data(&bytes).unwrap() {
             Some(view) => {
                 assert_eq!(view.to_txn(), txn, "in-place setData decode");
+                // The leader applies the owned txn: both paths must agree exactly.
+                let mut owned = self.tree.clone();
+                let expected = owned.apply(&txn).expect("prepared txn must apply");
                 let mut applied = Applied::default();
                 self.tree
                     .apply_set_data(&view, &mut applied, true)
                     .expect("prepared txn must apply");
+                assert_eq!(applied, expected, "in-place and owned setData");
+                assert_eq!(self.tree.digest(), owned.digest());
                 applied
             }
             None => {

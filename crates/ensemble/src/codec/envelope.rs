@@ -147,13 +147,7 @@ impl Envelope {
             _ => 64,
         };
         out.reserve(header + body_len);
-        out.put_u8(ENVELOPE_VERSION);
-        out.put_u64(self.origin);
-        out.put_u64(self.conn.0);
-        out.put_u64(self.xid.0);
-        out.put_i64(self.session.0);
-        out.put_u64(self.check.0);
-        out.put_u64(self.check.1);
+        self.header().encode_to(out);
         match &self.body {
             Body::Tree(txn) | Body::CloseSession(txn) => {
                 let tag = if matches!(self.body, Body::Tree(_)) {
@@ -265,7 +259,17 @@ fn decode_txn(r: &mut Reader) -> Result<Txn, CodecError> {
 
 /// Decodes a tree txn's encoding as found in an envelope ([`Split::Tree`]).
 pub fn decode_txn_bytes(txn: &Bytes) -> Result<Txn, CodecError> {
-    datatree::txn_codec::decode_shared(txn).map_err(|e| CodecError::Embedded(e.to_string()))
+    datatree::txn_codec::decode_shared(txn).map_err(embedded)
+}
+
+/// Reads a tree txn's encoding ([`Split::Tree`]) as a single setData in place, or
+/// `Ok(None)` for any other txn (see [`datatree::txn_codec::decode_set_data`]).
+pub fn decode_set_data(txn: &Bytes) -> Result<Option<datatree::SetDataRef<'_>>, CodecError> {
+    datatree::txn_codec::decode_set_data(txn).map_err(embedded)
+}
+
+fn embedded(e: datatree::DecodeError) -> CodecError {
+    CodecError::Embedded(e.to_string())
 }
 
 /// An envelope's fields other than its body (see [`Envelope`] for each).
@@ -284,6 +288,16 @@ pub struct Header {
 }
 
 impl Header {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.put_u8(ENVELOPE_VERSION);
+        out.put_u64(self.origin);
+        out.put_u64(self.conn.0);
+        out.put_u64(self.xid.0);
+        out.put_i64(self.session.0);
+        out.put_u64(self.check.0);
+        out.put_u64(self.check.1);
+    }
+
     fn decode(r: &mut Reader) -> Result<Header, CodecError> {
         let v = r.u8()?;
         if v != ENVELOPE_VERSION {

@@ -16,8 +16,8 @@ pub use batch::{
     split_batch, split_batch_into, BatchWriter, BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BATCH_TAG,
 };
 pub use envelope::{
-    decode_state, decode_txn_bytes, encode_state, encode_state_header, Body, DecodedState,
-    EncodeArena, Envelope, Failure, Header, Split, ARENA_CHUNK_BYTES,
+    decode_set_data, decode_state, decode_txn_bytes, encode_state, encode_state_header, Body,
+    DecodedState, EncodeArena, Envelope, Failure, Header, Split, ARENA_CHUNK_BYTES,
 };
 pub use forward::{Forward, ForwardOp, AUTH_IDS_MAX};
 

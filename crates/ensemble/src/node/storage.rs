@@ -303,6 +303,9 @@ pub(crate) struct StorageQueue {
 }
 
 impl StorageQueue {
+    /// Queues `op` after the ops already queued (an append joins an append right
+    /// before it). A failure of a joined append fails all of it, as it would have
+    /// failed the node anyway.
     pub(crate) fn push(&mut self, op: StorageOp) {
         match (op, self.ops.last_mut()) {
             (StorageOp::Append(es), Some(StorageOp::Append(open))) => open.extend(es),
@@ -315,17 +318,21 @@ impl StorageQueue {
         }
     }
 
+    /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
 
-    /// Takes the queued ops, remembering how large this pass's appends were.
+    /// Takes the queued ops, remembering how large this pass's largest append was (a
+    /// pass without appends keeps the last hint).
     pub(crate) fn take(&mut self) -> Vec<StorageOp> {
-        let largest = self.ops.iter().map(|op| match op {
-            StorageOp::Append(es) => es.len(),
-            _ => 0,
+        let largest = self.ops.iter().filter_map(|op| match op {
+            StorageOp::Append(es) => Some(es.len()),
+            _ => None,
         });
-        self.hint = largest.max().unwrap_or(0).min(APPEND_HINT_MAX);
+        if let Some(n) = largest.max() {
+            self.hint = n.min(APPEND_HINT_MAX);
+        }
         std::mem::take(&mut self.ops)
     }
 }
@@ -379,12 +386,24 @@ mod tests {
             ]
         );
         assert!(q.is_empty());
-        // The next pass's first append is reserved for the last pass's largest.
+        // The next pass's first append is reserved for the last pass's largest, and a
+        // pass without appends does not forget it.
+        q.push(StorageOp::SaveAcceptedEpoch(3));
+        q.take();
         q.push(append(7..8));
         let ops = q.take();
         let [StorageOp::Append(es)] = ops.as_slice() else {
             panic!("{ops:?}")
         };
         assert!(es.capacity() >= 3, "{}", es.capacity());
+        // The reservation is capped.
+        q.push(append(8..(9 + APPEND_HINT_MAX as u32)));
+        q.take();
+        q.push(append(0..1));
+        let ops = q.take();
+        let [StorageOp::Append(es)] = ops.as_slice() else {
+            panic!("{ops:?}")
+        };
+        assert!(es.capacity() < 2 * APPEND_HINT_MAX, "{}", es.capacity());
     }
 }

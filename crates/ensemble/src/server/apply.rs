@@ -31,7 +31,7 @@ impl Server {
         }
         let undecodable = |e: &dyn std::fmt::Display| format!("undecodable committed txn: {e}");
         match Envelope::decode_split(entry.payload) {
-            Ok(Split::Tree(h, txn)) => match datatree::txn_codec::decode_set_data(&txn) {
+            Ok(Split::Tree(h, txn)) => match codec::decode_set_data(&txn) {
                 // The common write, read in place: no owned txn is built for it.
                 Ok(Some(sd)) => self.apply_set_data(zxid, h, &sd),
                 Ok(None) => match codec::decode_txn_bytes(&txn) {

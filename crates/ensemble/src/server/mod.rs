@@ -98,7 +98,8 @@ pub struct Server {
     out: Vec<ServerAction>,
     scratch_actions: Vec<Action>,
     scratch_events: Vec<(SessionId, WatchedEvent)>,
-    /// Reused result and change buffers of `DataTree::apply_into`.
+    /// Reused result and change buffers of `DataTree::apply_into` and
+    /// `DataTree::apply_set_data`.
     applied_scratch: datatree::Applied,
 }
 

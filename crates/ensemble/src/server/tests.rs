@@ -356,6 +356,26 @@ fn a_node_out_of_quorum_disconnects_its_clients() {
 
 #[test]
 fn a_replica_whose_tree_diverged_stops_serving_loudly() {
+    diverged_replica_stops_serving([
+        create("/b", CreateMode::Persistent),
+        create("/c", CreateMode::Persistent),
+    ]);
+}
+
+/// The same with setData, which a follower applies in place from the payload.
+#[test]
+fn a_replica_that_diverged_on_an_in_place_set_data_stops_serving() {
+    let set = |d: &'static [u8]| Request::SetData {
+        path: "/a".into(),
+        data: Bytes::from_static(d),
+        version: -1,
+    };
+    diverged_replica_stops_serving([set(b"x"), set(b"y")]);
+}
+
+/// Corrupts a follower's tree behind the protocol's back, has the leader commit
+/// `writes`, and checks that the follower notices, says why, and stops serving.
+fn diverged_replica_stops_serving(writes: [Request; 2]) {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
     let leader = sim
@@ -381,10 +401,9 @@ fn a_replica_whose_tree_diverged_stops_serving_loudly() {
     };
     sim.servers.get_mut(&f).unwrap().tree.apply(&bad).unwrap();
     sim.connect(leader, 2);
-    sim.request(leader, 2, 1, create("/b", CreateMode::Persistent))
-        .unwrap();
-    sim.request(leader, 2, 2, create("/c", CreateMode::Persistent))
-        .unwrap();
+    for (xid, w) in (1..).zip(writes) {
+        sim.request(leader, 2, xid, w).unwrap();
+    }
     assert!(sim
         .diverged
         .iter()
