@@ -70,6 +70,10 @@ fn step(s: &State, op: &LinOp) -> Option<State> {
     match (&op.kind, s) {
         (Kind::Create(d), None) => match op.outcome {
             Outcome::Ok | Outcome::OkVersion(0) | Outcome::Unknown => Some(Some((d.clone(), 0))),
+            // The parent is missing: the node stays absent. The per-node register does
+            // not see the parent, so this cannot tell whether the parent really was
+            // missing; it only knows a node cannot exist without its parent.
+            Outcome::NoNode => Some(None),
             _ => None,
         },
         (Kind::Create(_), Some(_)) => {
@@ -529,6 +533,24 @@ mod tests {
             op(8, 9, Kind::Read(None), Outcome::Ok),
         ];
         assert_eq!(check_key(&mut ops), Verdict::Linearizable);
+    }
+
+    /// A create whose parent is missing fails with NoNode and leaves the node
+    /// absent (found by seed 170242: every create of the parent had ended in
+    /// connection loss); a NoNode create cannot follow the node's own creation.
+    #[test]
+    fn a_create_under_a_missing_parent_leaves_the_node_absent() {
+        let mut ops = vec![
+            op(0, 1, Kind::Create(b("a")), Outcome::NoNode),
+            op(2, 3, Kind::Read(None), Outcome::Ok),
+            op(4, 5, Kind::Create(b("a")), Outcome::Ok),
+        ];
+        assert_eq!(check_key(&mut ops), Verdict::Linearizable);
+        let mut ops = vec![
+            op(0, 1, Kind::Create(b("a")), Outcome::Ok),
+            op(2, 3, Kind::Create(b("b")), Outcome::NoNode),
+        ];
+        assert_eq!(check_key(&mut ops), Verdict::NotLinearizable);
     }
 
     #[test]
