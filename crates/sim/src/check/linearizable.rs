@@ -70,9 +70,8 @@ fn step(s: &State, op: &LinOp) -> Option<State> {
     match (&op.kind, s) {
         (Kind::Create(d), None) => match op.outcome {
             Outcome::Ok | Outcome::OkVersion(0) | Outcome::Unknown => Some(Some((d.clone(), 0))),
-            // The parent is missing: the node stays absent. The per-node register does
-            // not see the parent, so this cannot tell whether the parent really was
-            // missing; it only knows a node cannot exist without its parent.
+            // The parent is missing: the node stays absent (and `per_key` checks the
+            // parent's own history for an absence at that point).
             Outcome::NoNode => Some(None),
             _ => None,
         },
@@ -227,6 +226,18 @@ fn per_key(history: &History, strict: bool) -> BTreeMap<String, Vec<LinOp>> {
                 kind: Kind,
                 outcome: Outcome,
                 what: String| {
+        // A create that failed with NoNode saw its parent absent: a read of the parent.
+        if let (Kind::Create(_), Outcome::NoNode) = (&kind, &outcome) {
+            if let Some(parent) = datatree::path::parent(&path).filter(|p| *p != "/") {
+                keys.entry(parent.to_string()).or_default().push(LinOp {
+                    invoke,
+                    ret,
+                    kind: Kind::Read(None),
+                    outcome: Outcome::Ok,
+                    what: format!("{what} (parent absent)"),
+                });
+            }
+        }
         keys.entry(path).or_default().push(LinOp {
             invoke,
             ret,
@@ -551,6 +562,60 @@ mod tests {
             op(2, 3, Kind::Create(b("b")), Outcome::NoNode),
         ];
         assert_eq!(check_key(&mut ops), Verdict::NotLinearizable);
+    }
+
+    /// A NoNode create also reads its parent as absent: after the parent's creation
+    /// was acknowledged, it is a violation on the parent's key.
+    #[test]
+    fn a_nonode_create_after_its_parent_exists_is_caught() {
+        use crate::history::Reply;
+        use ensemble::{Acl, ConnId, Xid};
+        let create = |path: &str, invoke: u64, at: u64, result| OpRecord {
+            client: 0,
+            session: None,
+            server: 1,
+            conn: ConnId(1),
+            xid: Xid(invoke),
+            req: Request::Create {
+                path: path.into(),
+                data: Bytes::new(),
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: 0,
+            },
+            invoke_us: invoke,
+            reply: Some(Reply {
+                at_us: at,
+                zxid: 1,
+                result,
+            }),
+        };
+        let no_node = || Err(Error::Tree(datatree::Error::NoNode("/r/k".into())));
+        let created = |p: &str| {
+            Ok(Response::Created {
+                path: p.into(),
+                stat: datatree::Stat::default(),
+            })
+        };
+        let mut h = History::new(1);
+        // The parent is created after the failed child create: fine.
+        h.ops = vec![
+            create("/r/k", 1, 2, no_node()),
+            create("/r", 3, 4, created("/r")),
+        ];
+        let mut cov = crate::check::Coverage::default();
+        assert!(check(&h, true, &mut cov).is_empty());
+        // The parent existed (acknowledged) before the child create was invoked.
+        h.ops = vec![
+            create("/r", 1, 2, created("/r")),
+            create("/r/k", 3, 4, no_node()),
+        ];
+        let v = check(&h, true, &mut cov);
+        assert!(
+            v.iter()
+                .any(|(_, m)| m.contains("/r ") || m.contains("of /r ")),
+            "{v:?}"
+        );
     }
 
     #[test]
