@@ -384,6 +384,8 @@ impl<'a> SliceReader<'a> {
     }
 
     /// `part` (a slice this reader returned) as a handle sharing the input.
+    /// `Bytes::slice_ref` panics on a slice from elsewhere: callers pass only what
+    /// `bytes_ref` gave them, so that would be a bug here, never bad input.
     pub(crate) fn share(&self, part: &[u8]) -> Bytes {
         self.buf.slice_ref(part)
     }
