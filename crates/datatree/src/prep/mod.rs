@@ -926,11 +926,6 @@ mod tests {
     fn sequential_counter_wraps_like_java() {
         let mut tree = DataTree::new();
         let mut prep = Prep::default();
-        let ctx = PrepContext {
-            session: SessionId(1),
-            auth: &[],
-            zxid: 1,
-        };
         let create = |p: &str, mode| WriteOp::Create {
             path: p.into(),
             data: Bytes::new(),
@@ -938,48 +933,34 @@ mod tests {
             mode,
             ttl_ms: 0,
         };
-        let op = prep
-            .prepare(&tree, &ctx, &create("/p", CreateMode::Persistent))
+        // Prepares `op` as txn `zxid` and applies it; returns the prepared op.
+        let mut run = |tree: &mut DataTree, zxid: i64, op: WriteOp| -> TxnOp {
+            let ctx = PrepContext {
+                session: SessionId(1),
+                auth: &[],
+                zxid,
+            };
+            let prepared = prep.prepare(tree, &ctx, &op).unwrap();
+            tree.apply(&Txn {
+                zxid,
+                time_ms: 0,
+                op: prepared.clone(),
+            })
             .unwrap();
-        tree.apply(&Txn {
-            zxid: 1,
-            time_ms: 0,
-            op,
-        })
-        .unwrap();
-        prep.handle_applied(1);
+            prep.handle_applied(zxid);
+            prepared
+        };
+        run(&mut tree, 1, create("/p", CreateMode::Persistent));
         let idx = tree.lookup("/p");
         tree.node_mut(idx).unwrap().creates = i32::MAX;
-        let ctx = PrepContext { zxid: 2, ..ctx };
-        let TxnOp::Create(c) = prep
-            .prepare(
-                &tree,
-                &ctx,
-                &create("/p/s", CreateMode::PersistentSequential),
-            )
-            .unwrap()
-        else {
-            panic!()
+        let seq = || create("/p/s", CreateMode::PersistentSequential);
+        let TxnOp::Create(c) = run(&mut tree, 2, seq()) else {
+            panic!("not a create")
         };
         assert_eq!(c.path, "/p/s2147483647");
         assert_eq!(c.parent_creates, i32::MIN);
-        tree.apply(&Txn {
-            zxid: 2,
-            time_ms: 0,
-            op: TxnOp::Create(c),
-        })
-        .unwrap();
-        prep.handle_applied(2);
-        let ctx = PrepContext { zxid: 3, ..ctx };
-        let TxnOp::Create(c) = prep
-            .prepare(
-                &tree,
-                &ctx,
-                &create("/p/s", CreateMode::PersistentSequential),
-            )
-            .unwrap()
-        else {
-            panic!()
+        let TxnOp::Create(c) = run(&mut tree, 3, seq()) else {
+            panic!("not a create")
         };
         assert_eq!(c.path, "/p/s-2147483648");
     }

@@ -354,6 +354,49 @@ fn a_node_out_of_quorum_disconnects_its_clients() {
         .any(|(id, c, e)| *id == f && *c == ConnId(1) && *e == SessionEvent::Disconnected));
 }
 
+/// Garbage and damaged frames from a peer are dropped: the server neither panics nor
+/// changes state, and keeps serving and replicating.
+#[test]
+fn garbage_peer_frames_are_dropped() {
+    let mut sim = Sim::new(3);
+    sim.run_until_serving();
+    let leader = sim
+        .servers
+        .values()
+        .find(|s| s.status().role == Role::Leading)
+        .unwrap()
+        .id()
+        .0;
+    let f = (1..=3).find(|i| *i != leader).unwrap();
+    let proposal = zab_core::Message::Proposal {
+        epoch: 1,
+        prev: Zxid::ZERO,
+        entry: zab_core::Entry {
+            zxid: Zxid::new(1, 1),
+            payload: Bytes::from_static(b"payload"),
+        },
+    }
+    .encode();
+    let before = sim.servers[&f].status();
+    let frames = [
+        Bytes::new(),
+        Bytes::from_static(&[0xff; 40]),
+        proposal.slice(..proposal.len() - 1),
+        Bytes::from([proposal.as_ref(), &[0][..]].concat()),
+    ];
+    for frame in frames {
+        let s = sim.servers.get_mut(&f).unwrap();
+        s.handle_peer_frame(ServerId(leader), frame);
+        assert!(s.drain_actions().is_empty());
+    }
+    let s = &sim.servers[&f];
+    assert_eq!(s.status(), before);
+    assert!(s.is_serving() && s.stats().diverged.is_none());
+    sim.connect(f, 1);
+    sim.request(f, 1, 1, create("/after", CreateMode::Persistent))
+        .unwrap();
+}
+
 #[test]
 fn a_replica_whose_tree_diverged_stops_serving_loudly() {
     diverged_replica_stops_serving([
