@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use recipes::{
@@ -144,12 +144,23 @@ fn semaphore_never_grants_more_than_its_leases() {
         let (holders, peak) = (Arc::clone(&holders), Arc::clone(&peak));
         threads.push(std::thread::spawn(move || {
             let sem = InterProcessSemaphore::new(coord, "/sem", 2).unwrap();
-            for _ in 0..3 {
+            for round in 0..3 {
                 let lease = sem.acquire(None).unwrap().expect("a lease");
                 assert!(lease.is_valid());
                 let n = holders.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(n, Ordering::SeqCst);
                 assert!(n <= 2, "{n} leases out of 2");
+                if round == 0 {
+                    // Hold the first lease until two are out at once, so the
+                    // test checks that both leases are usable together instead
+                    // of hoping the scheduler overlaps two short holds (it did
+                    // not on a loaded CI machine). A semaphore that grants
+                    // only one lease at a time fails the final assertion.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while peak.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(3));
                 holders.fetch_sub(1, Ordering::SeqCst);
                 lease.release().unwrap();
