@@ -18,7 +18,14 @@ const ROUNDS: u64 = 5;
 #[test]
 fn locked_counter_survives_restarting_every_node_from_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::builder(3).data_dir(dir.path()).start().unwrap();
+    // Generous ZAB limits (1 s sync, 2 s init at 10 ms ticks): nothing here is about
+    // failure detection, and a spurious election on a loaded machine would fail the
+    // workers' unwrapped reads and writes with a connection loss.
+    let mut cluster = Cluster::builder(3)
+        .data_dir(dir.path())
+        .limits_ticks(100, 200)
+        .start()
+        .unwrap();
     cluster.wait_for_leader(WAIT).unwrap();
     let setup = cluster.client(1).unwrap();
     setup

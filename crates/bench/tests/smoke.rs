@@ -24,9 +24,18 @@ fn quick(w: Workload) -> Options {
     let mut o = Options::defaults();
     o.workload = w;
     o.tick_ms = 10;
-    o.sync_limit_ticks = 20;
-    o.init_limit_ticks = 50;
-    o.duration = 0.3;
+    if w == Workload::Failover {
+        // What that scenario measures: keep failure detection fast.
+        o.sync_limit_ticks = 20;
+        o.init_limit_ticks = 50;
+    } else {
+        // 1 s / 2 s: a loaded machine does not cause spurious elections mid-run.
+        o.sync_limit_ticks = 100;
+        o.init_limit_ticks = 200;
+    }
+    // The measured window opens before the session threads start: long enough that
+    // they issue operations inside it even on a loaded machine.
+    o.duration = 1.0;
     o.warmup = 0.0;
     o.sessions = 2;
     o.outstanding = 4;
@@ -101,16 +110,16 @@ fn binary_prints_json_last() {
             "--sessions",
             "8",
             "--duration",
-            "0.3",
+            "1.0",
             "--json",
             "--warmup",
             "0",
             "--tick-ms",
             "10",
             "--sync-limit-ticks",
-            "20",
+            "100",
             "--init-limit-ticks",
-            "50",
+            "200",
         ])
         .output()
         .unwrap();

@@ -34,7 +34,7 @@ fn followers(cluster: &Cluster, leader: u64) -> Vec<u64> {
 /// leader with its ids); strangers on every node get NoAuth.
 #[test]
 fn digest_auth_guards_reads_and_writes_through_every_node() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let fs = followers(&cluster, leader);
     let owner = cluster.client(fs[0]).unwrap();
@@ -97,7 +97,7 @@ fn digest_auth_guards_reads_and_writes_through_every_node() {
 /// getACL needs READ or ADMIN; without ADMIN digest ids are shown as `user:x`.
 #[test]
 fn get_acl_redacts_digests_without_admin() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let owner = cluster.client(leader).unwrap();
     owner.add_auth("digest", b"alice:pw").unwrap();
@@ -139,7 +139,7 @@ fn get_acl_redacts_digests_without_admin() {
 
 #[test]
 fn creator_all_expands_to_the_callers_ids() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let f = followers(&cluster, leader)[0];
     let c = cluster.client(f).unwrap();
@@ -176,7 +176,7 @@ fn creator_all_expands_to_the_callers_ids() {
 
 #[test]
 fn super_digest_bypasses_every_acl() {
-    let cluster = Cluster::builder(3)
+    let cluster = common::cluster(3)
         .super_digest(digest_id("admin:s3cret").unwrap())
         .start()
         .unwrap();
@@ -250,7 +250,7 @@ fn auth_is_replayed_after_the_session_moves() {
 
 #[test]
 fn quotas_are_set_enforced_and_removed_through_the_client() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let f = followers(&cluster, leader)[0];
     let c = cluster.client(f).unwrap();

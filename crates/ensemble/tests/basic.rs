@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Single node and three nodes through the public API.
 
+mod common;
+
 use std::time::Duration;
 
 use ensemble::{
@@ -55,7 +57,7 @@ fn single_node_create_get_set_and_watch() {
 
 #[test]
 fn three_nodes_every_node_serves_writes_and_reads() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     cluster.wait_for_leader(T).unwrap();
     let clients: Vec<Client> = cluster
         .ids()

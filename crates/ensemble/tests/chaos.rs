@@ -5,11 +5,23 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ensemble::{Acl, Cluster, CreateMode, Error};
 
 const T: Duration = Duration::from_secs(20);
+
+/// Polls `f` until it holds or `timeout` passes; whether it held.
+fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
 
 #[test]
 fn acknowledged_writes_survive_crashes_and_partitions() {
@@ -92,6 +104,14 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
     for id in cluster.ids() {
         cluster.restart(id).unwrap();
     }
+    // Liveness: the writers keep going once everything is healed. How much they got
+    // done during the short fault schedule depends on how busy the machine is, so
+    // wait (bounded) for the threshold, and for some write acknowledged after healing.
+    let at_heal = acked.lock().unwrap().len();
+    let progressed = poll_until(T, || {
+        let n = acked.lock().unwrap().len();
+        n > 50 && n > at_heal
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in writers {
         w.join().unwrap();
@@ -109,22 +129,44 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
         eprintln!("WARNING: no convergence within 8 s: {d:?} states {states:?}");
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 50, "too little progress: {}", acked.len());
-    let serving: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| cluster.stats(*id).is_some_and(|s| s.server.serving))
-        .collect();
+    assert!(
+        progressed,
+        "too little progress: {} acknowledged ({at_heal} when healed)",
+        acked.len()
+    );
+    let serving_now = || -> Vec<u64> {
+        cluster
+            .ids()
+            .into_iter()
+            .filter(|id| cluster.stats(*id).is_some_and(|s| s.server.serving))
+            .collect()
+    };
+    let mut serving = serving_now();
+    if serving.len() < 4 {
+        poll_until(T, || {
+            serving = serving_now();
+            serving.len() >= 4
+        });
+    }
     assert!(serving.len() >= 4, "a quorum serves: {serving:?}");
     for id in serving {
-        let c = cluster.client(id).unwrap();
-        c.sync("/").unwrap();
-        let kids: BTreeSet<String> = c
-            .get_children("/", false)
-            .unwrap()
-            .into_iter()
-            .map(|k| format!("/{k}"))
-            .collect();
+        // A node that just (re)joined may still drop a connection: retry, bounded.
+        let deadline = Instant::now() + T;
+        let listed = loop {
+            let r = cluster.client(id).and_then(|c| {
+                c.sync("/")?;
+                c.get_children("/", false)
+            });
+            match r {
+                Ok(k) => break k,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("node {id}: {e:?}; retrying");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("node {id} could not be read: {e:?}"),
+            }
+        };
+        let kids: BTreeSet<String> = listed.into_iter().map(|k| format!("/{k}")).collect();
         let lost: Vec<_> = acked.difference(&kids).collect();
         assert!(lost.is_empty(), "node {id} lost {lost:?} ({converged:?})");
     }

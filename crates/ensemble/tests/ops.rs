@@ -2,13 +2,14 @@
 //! Every operation and its errors, through every node of a 3-node cluster (so through
 //! the leader and through learners that forward).
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use ensemble::ops::{ReadOp, ReadResult};
 use ensemble::{
-    Acl, AddWatchMode, Client, Cluster, CreateMode, Error, Event, EventType, OpResult, WatcherType,
-    WriteOp,
+    Acl, AddWatchMode, Client, CreateMode, Error, Event, EventType, OpResult, WatcherType, WriteOp,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -241,7 +242,7 @@ fn exercise(c: &Client, base: &str) {
 
 #[test]
 fn every_operation_and_error_through_every_node() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     cluster.wait_for_leader(T).unwrap();
     for id in cluster.ids() {
         let c = cluster.client(id).unwrap();
@@ -264,7 +265,7 @@ fn every_operation_and_error_through_every_node() {
 
 #[test]
 fn futures_and_blocking_calls_share_one_fifo() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
     let c = cluster.client(follower).unwrap();
@@ -284,7 +285,7 @@ fn futures_and_blocking_calls_share_one_fifo() {
 
 #[test]
 fn leader_deletes_used_empty_containers_and_expired_ttl_nodes() {
-    let cluster = Cluster::builder(3).start().unwrap();
+    let cluster = common::cluster(3).start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
     let c = cluster.client(follower).unwrap();

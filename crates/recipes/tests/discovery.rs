@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use ensemble::{Acl, CreateMode};
@@ -17,7 +16,7 @@ use recipes::{
 fn members_come_and_go_with_their_sessions() {
     let mut cluster = common::cluster();
     let doomed = common::follower(&cluster);
-    let watcher = common::coord(&cluster, cluster.leader().unwrap());
+    let watcher = common::coord(&cluster, common::leader(&cluster));
     let a = GroupMember::join(common::coord(&cluster, 1), "/group", "a", &b"A"[..]).unwrap();
     let pinned = common::pinned(&cluster, doomed);
     let _b = GroupMember::join(Arc::clone(&pinned), "/group", "b", &b"B"[..]).unwrap();
@@ -27,13 +26,13 @@ fn members_come_and_go_with_their_sessions() {
     a.leave().unwrap();
     // b's node dies with its session when its only node crashes.
     cluster.crash(doomed);
-    assert!(common::eventually(Duration::from_secs(15), || {
-        group_members(&watcher, "/group").unwrap().is_empty()
+    assert!(common::eventually(common::WAIT, || {
+        group_members(&watcher, "/group").is_ok_and(|m| m.is_empty())
     }));
     // When its node is back, b's coordinator opens a new session and b re-registers.
     cluster.restart(doomed).unwrap();
-    assert!(common::eventually(Duration::from_secs(20), || {
-        group_members(&watcher, "/group").unwrap().contains_key("b")
+    assert!(common::eventually(common::WAIT, || {
+        group_members(&watcher, "/group").is_ok_and(|m| m.contains_key("b"))
     }));
 }
 
@@ -43,7 +42,7 @@ fn discovery_finds_and_follows_instances() {
     let reg = ServiceDiscovery::new(common::coord(&cluster, 1), "/services").unwrap();
     let client = ServiceDiscovery::new(common::coord(&cluster, 2), "/services").unwrap();
     let cache = client.service_cache("api").unwrap();
-    assert!(cache.wait_initialized(Duration::from_secs(10)));
+    assert!(cache.wait_initialized(common::WAIT));
     assert!(cache.instances().is_empty());
     let inst = |id: &str, port| ServiceInstance {
         name: "api".into(),
@@ -55,17 +54,14 @@ fn discovery_finds_and_follows_instances() {
     reg.register(&inst("i1", 8080)).unwrap();
     reg.register(&inst("i2", 8081)).unwrap();
     // Reads through another node may lag the registrations a little.
-    assert!(common::eventually(Duration::from_secs(10), || {
+    assert!(common::eventually(common::WAIT, || {
         client.query_for_names().unwrap() == ["api"]
             && client.query_for_instances("api").unwrap()
                 == vec![inst("i1", 8080), inst("i2", 8081)]
     }));
-    assert!(common::eventually(Duration::from_secs(10), || cache
-        .instances()
-        .len()
-        == 2));
+    assert!(common::eventually(common::WAIT, || cache.instances().len() == 2));
     reg.unregister("api", "i1").unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || {
+    assert!(common::eventually(common::WAIT, || {
         cache.instances() == vec![inst("i2", 8081)]
     }));
 }
@@ -86,19 +82,19 @@ fn tree_cache_mirrors_the_subtree() {
         e2.lock().push(e.clone());
     })
     .unwrap();
-    assert!(cache.wait_initialized(Duration::from_secs(10)));
+    assert!(cache.wait_initialized(common::WAIT));
     assert_eq!(&cache.get("/conf/a").unwrap().data[..], b"1");
     w.set_data("/conf/a", &b"2"[..], -1).unwrap();
     w.create("/conf/b", &b"x"[..], &open, CreateMode::Persistent)
         .unwrap();
     w.create("/conf/b/c", &b"y"[..], &open, CreateMode::Persistent)
         .unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || {
+    assert!(common::eventually(common::WAIT, || {
         cache.get("/conf/b/c").is_some_and(|n| &n.data[..] == b"y")
     }));
     w.delete("/conf/b/c", -1).unwrap();
     w.delete("/conf/b", -1).unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || cache
+    assert!(common::eventually(common::WAIT, || cache
         .get("/conf/b")
         .is_none()));
     assert_eq!(cache.children("/conf"), ["a"]);
@@ -140,7 +136,7 @@ fn tree_cache_mirrors_the_subtree() {
 fn tree_cache_catches_up_after_its_node_crashes() {
     let mut cluster = common::cluster();
     let x = common::follower(&cluster);
-    let leader = cluster.leader().unwrap();
+    let leader = common::leader(&cluster);
     let writer = common::coord(&cluster, leader);
     let w = writer.client();
     let open = Acl::open_unsafe();
@@ -150,23 +146,23 @@ fn tree_cache_catches_up_after_its_node_crashes() {
         .unwrap();
     let coord = common::coord(&cluster, x);
     let cache = TreeCache::start(Arc::clone(&coord), "/live").unwrap();
-    assert!(cache.wait_initialized(Duration::from_secs(10)));
+    assert!(cache.wait_initialized(common::WAIT));
     cluster.crash(x);
     // Changes made while the cache's session moves to another node.
     w.set_data("/live/k", &b"2"[..], -1).unwrap();
     w.create("/live/new", &b"n"[..], &open, CreateMode::Persistent)
         .unwrap();
-    assert!(common::eventually(Duration::from_secs(15), || {
+    assert!(common::eventually(common::WAIT, || {
         cache.get("/live/k").is_some_and(|n| &n.data[..] == b"2")
             && cache.get("/live/new").is_some()
     }));
     // And the recursive watch works again on the new node.
     w.delete("/live/new", -1).unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || cache
+    assert!(common::eventually(common::WAIT, || cache
         .get("/live/new")
         .is_none()));
     w.set_data("/live/k", &b"3"[..], -1).unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || {
+    assert!(common::eventually(common::WAIT, || {
         cache.get("/live/k").is_some_and(|n| &n.data[..] == b"3")
     }));
 }

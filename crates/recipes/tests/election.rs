@@ -63,12 +63,12 @@ fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
     }
     let a = LeaderLatch::start(Arc::clone(&a_coord), "/election", "a").unwrap();
     beliefs.watch(&a);
-    assert!(a.await_leadership(Some(Duration::from_secs(10))));
+    assert!(a.await_leadership(Some(common::WAIT)));
     let b = LeaderLatch::start(common::coord(&cluster, others[0]), "/election", "b").unwrap();
     beliefs.watch(&b);
     let c = LeaderLatch::start(common::coord(&cluster, others[1]), "/election", "c").unwrap();
     beliefs.watch(&c);
-    assert!(common::eventually(Duration::from_secs(5), || {
+    assert!(common::eventually(common::WAIT, || {
         a.participants().map(|p| p.len() == 3).unwrap_or(false)
     }));
     assert_eq!(b.leader().unwrap().unwrap().id, "a");
@@ -85,11 +85,14 @@ fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
 
     kill(&mut cluster, doomed_node);
     // The leader is told at once that it may no longer lead...
-    assert!(common::eventually(Duration::from_secs(5), || !a.has_leadership()));
-    assert!(suspended.load(Ordering::SeqCst) >= 1);
+    assert!(common::eventually(common::WAIT, || !a.has_leadership()));
+    // (Listeners run just after the state changes.)
+    assert!(common::eventually(common::WAIT, || suspended
+        .load(Ordering::SeqCst)
+        >= 1));
     // ...and the next candidate in line takes over once the session expired.
     assert!(
-        next.await_leadership(Some(Duration::from_secs(15))),
+        next.await_leadership(Some(common::WAIT)),
         "{} never led (order {order:?})",
         next.id()
     );
@@ -100,14 +103,16 @@ fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
         "{:?}",
         beliefs.changes.lock()
     );
-    // The next one was woken by a's node going, once; the last was never woken (it
-    // watches the next one).
-    assert_eq!(next.wakeups(), 1);
+    // The next one was woken by a's node going, at most once (none if it looked only
+    // after the node had gone, e.g. after a connection hiccup); the last was never
+    // woken (it watches the next one): no herd.
+    assert!(next.wakeups() <= 1, "next woken {} times", next.wakeups());
     assert_eq!(last.wakeups(), 0);
     // The last reads through its own node, which may lag the next one's view a moment.
     let next_id = next.id().to_string();
-    assert!(common::eventually(Duration::from_secs(5), || {
-        last.leader().unwrap().is_some_and(|p| p.id == next_id)
+    assert!(common::eventually(common::WAIT, || {
+        last.leader()
+            .is_ok_and(|l| l.is_some_and(|p| p.id == next_id))
     }));
 
     // Once its node is back, the old leader's coordinator opens a new session and
@@ -115,7 +120,7 @@ fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
     cluster.heal_all();
     let _ = cluster.restart(doomed_node);
     let expected = [order[1].as_str(), order[2].as_str(), "a"];
-    let requeued = common::eventually(Duration::from_secs(20), || {
+    let requeued = common::eventually(common::WAIT, || {
         last.participants()
             .map(|p| p.iter().map(|x| x.id.as_str()).collect::<Vec<_>>() == expected)
             .unwrap_or(false)
@@ -128,7 +133,7 @@ fn handover(kill: fn(&mut ensemble::Cluster, u64)) {
         cluster.digests()
     );
     next.close();
-    assert!(last.await_leadership(Some(Duration::from_secs(10))));
+    assert!(last.await_leadership(Some(common::WAIT)));
     assert_eq!(beliefs.violations.load(Ordering::SeqCst), 0);
 }
 
@@ -151,17 +156,12 @@ fn leadership_moves_when_the_leader_closes() {
                 LeaderLatch::start(common::coord(&cluster, 1 + i % 3), "/el2", &format!("n{i}"))
                     .unwrap();
             // Join in a known order.
-            assert!(common::eventually(Duration::from_secs(5), || l
-                .node()
-                .is_some()));
+            assert!(common::eventually(common::WAIT, || l.node().is_some()));
             l
         })
         .collect();
     for (i, l) in latches.iter().enumerate() {
-        assert!(
-            l.await_leadership(Some(Duration::from_secs(10))),
-            "n{i} never led"
-        );
+        assert!(l.await_leadership(Some(common::WAIT)), "n{i} never led");
         for (j, other) in latches.iter().enumerate() {
             if j != i {
                 assert!(!other.has_leadership() || j < i);
@@ -170,10 +170,15 @@ fn leadership_moves_when_the_leader_closes() {
         l.close();
         assert!(!l.has_leadership());
     }
-    // Each later candidate was woken exactly once: when its predecessor left.
-    for l in &latches[1..] {
-        assert_eq!(l.wakeups(), 1, "{}", l.id());
-    }
+    // Each later candidate was woken at most once: when its predecessor left (not
+    // at all if it only set its watch after the predecessor had gone, which depends
+    // on scheduling). A herd would wake each of them once per close before it.
+    let woken: Vec<u32> = latches[1..].iter().map(LeaderLatch::wakeups).collect();
+    assert!(woken.iter().all(|w| *w <= 1), "wakeups {woken:?}");
+    assert!(
+        woken.iter().sum::<u32>() >= 1,
+        "nobody was woken by a watch: {woken:?}"
+    );
 }
 
 #[test]
@@ -206,7 +211,7 @@ fn selector_runs_one_term_at_a_time_and_requeues() {
             .unwrap()
         })
         .collect();
-    assert!(common::eventually(Duration::from_secs(10), || {
+    assert!(common::eventually(common::WAIT, || {
         selectors.iter().all(|s| s.terms() >= 2)
     }));
     let p = selectors[0].participants().unwrap();
@@ -233,10 +238,10 @@ fn selector_without_auto_requeue_leads_once_until_requeued() {
         },
     )
     .unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || !s.is_queued()));
+    assert!(common::eventually(common::WAIT, || !s.is_queued()));
     assert_eq!(terms.load(Ordering::SeqCst), 1);
     s.requeue().unwrap();
-    assert!(common::eventually(Duration::from_secs(10), || {
+    assert!(common::eventually(common::WAIT, || {
         terms.load(Ordering::SeqCst) == 2 && !s.is_queued()
     }));
     s.close();
@@ -251,19 +256,19 @@ fn a_leader_whose_session_moves_steps_down_then_resumes() {
     // The leader may move to another node: its session (and node) survive.
     let a = LeaderLatch::start(common::coord(&cluster, x), "/el3", "a").unwrap();
     beliefs.watch(&a);
-    assert!(a.await_leadership(Some(Duration::from_secs(10))));
-    let other = cluster.leader().unwrap();
+    assert!(a.await_leadership(Some(common::WAIT)));
+    let other = common::leader(&cluster);
     let b = LeaderLatch::start(common::coord(&cluster, other), "/el3", "b").unwrap();
     beliefs.watch(&b);
-    assert!(common::eventually(Duration::from_secs(5), || {
+    assert!(common::eventually(common::WAIT, || {
         b.participants().map(|p| p.len() == 2).unwrap_or(false)
     }));
     cluster.crash(x);
     // Told at once that it may not lead, then leading again once re-attached.
-    assert!(common::eventually(Duration::from_secs(5), || {
+    assert!(common::eventually(common::WAIT, || {
         beliefs.changes.lock().contains(&("a".to_string(), false))
     }));
-    assert!(a.await_leadership(Some(Duration::from_secs(15))));
+    assert!(a.await_leadership(Some(common::WAIT)));
     assert!(!b.has_leadership());
     assert_eq!(b.wakeups(), 0, "b was never woken: a's node never went");
     assert_eq!(beliefs.violations.load(Ordering::SeqCst), 0);

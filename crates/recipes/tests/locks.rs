@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ fn mutex_excludes_and_wakes_each_waiter_once() {
     let rounds = 3;
     let inside = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(Vec::new()));
+    let finished = Arc::new(AtomicUsize::new(0));
     let coords: Vec<_> = (0..clients)
         .map(|i| common::coord(&cluster, 1 + (i % 3) as u64))
         .collect();
@@ -28,16 +29,32 @@ fn mutex_excludes_and_wakes_each_waiter_once() {
         let coord = Arc::clone(coord);
         let inside = Arc::clone(&inside);
         let log = Arc::clone(&log);
+        let finished = Arc::clone(&finished);
         threads.push(std::thread::spawn(move || {
             let m = InterProcessMutex::new(coord, "/locks/m").unwrap();
             let mut wakeups = Vec::new();
-            for _ in 0..rounds {
+            for round in 0..rounds {
                 m.acquire().unwrap();
                 // Reentrant: a second acquire by the holder does not block.
                 m.acquire().unwrap();
                 assert!(m.is_held_safely());
                 assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
                 log.lock().push((i, "enter"));
+                if round == 0 {
+                    // Hold the first lock until another client queues behind it
+                    // (bounded; not once every other client is done), and a moment
+                    // longer so that it can set its watch, so the test contends
+                    // instead of hoping the scheduler overlaps short holds (threads
+                    // that run one after another never wait).
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while m.participant_nodes().map_or(0, |p| p.len()) < 2
+                        && finished.load(Ordering::SeqCst) < clients - 1
+                        && Instant::now() < deadline
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 std::thread::sleep(Duration::from_millis(2));
                 log.lock().push((i, "exit"));
                 inside.store(false, Ordering::SeqCst);
@@ -47,6 +64,7 @@ fn mutex_excludes_and_wakes_each_waiter_once() {
                 assert!(!m.is_acquired_by_this_thread());
                 wakeups.push(m.last_wakeups());
             }
+            finished.fetch_add(1, Ordering::SeqCst);
             wakeups
         }));
     }

@@ -31,7 +31,7 @@ fn one_server() -> One {
     let text = format!(
         "server_id = 1\nserver.1 = 127.0.0.1:{p}\ndata_dir = {}\nclient_port = {c}\n\
          client_address = 127.0.0.1\nadmin_port = {a}\ntick_ms = 20\nfsync = never\n\
-         session_min_ms = 100\n",
+         session_min_ms = 100\nsession_max_ms = 60000\n",
         dir.path().display()
     );
     let cfg = ServerConfig::parse(&text).unwrap();
@@ -207,7 +207,10 @@ fn a_dropped_session_expires_and_its_ephemerals_go() {
     let short = RemoteClient::connect(
         &[addr(&o)],
         RemoteOptions {
-            session_timeout_ms: 300,
+            // Long enough that a pause on a loaded machine between the create and
+            // the watcher's read does not expire it early; short enough to expire
+            // well within the wait below.
+            session_timeout_ms: 1_500,
             ..RemoteOptions::default()
         },
     )
@@ -215,10 +218,16 @@ fn a_dropped_session_expires_and_its_ephemerals_go() {
     short.create("/e", "", CreateMode::Ephemeral).unwrap();
     assert!(watcher.exists("/e", true).unwrap().is_some());
     drop(short);
-    let ev = watcher
-        .events()
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap();
+    // The first watch event must be the deletion; session events may come between.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ev = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match watcher.events().recv_timeout(left) {
+            Ok(Event::Session(_)) => continue,
+            Ok(ev) => break ev,
+            Err(e) => panic!("no watch event within 20 s: {e:?}"),
+        }
+    };
     assert!(
         matches!(ev, Event::Watch(ref w) if w.event_type == EventType::NodeDeleted),
         "{ev:?}"

@@ -216,25 +216,43 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         lead = leader(servers, None);
         lead.is_some()
     });
-    let lead = lead.unwrap();
+    let mut lead = lead.unwrap();
 
     // The writer's session starts on the leader, so killing it forces a re-attach.
-    let first = servers[lead].client;
-    let mut addrs = vec![first];
-    addrs.extend(
-        servers
-            .iter()
-            .filter(|s| s.client != first)
-            .map(|s| s.client),
-    );
-    let writer = RemoteClient::connect(
-        &addrs,
-        RemoteOptions {
-            session_timeout_ms: 15_000,
-            ..RemoteOptions::default()
-        },
-    )
-    .unwrap();
+    // On a loaded machine a spurious election can move the leadership between finding
+    // the leader and connecting (the client then falls through to the next server):
+    // retry, bounded, until the session is on the server that leads.
+    let attach_deadline = Instant::now() + Duration::from_secs(30);
+    let writer = loop {
+        let first = servers[lead].client;
+        let mut addrs = vec![first];
+        addrs.extend(
+            servers
+                .iter()
+                .filter(|s| s.client != first)
+                .map(|s| s.client),
+        );
+        let w = RemoteClient::connect(
+            &addrs,
+            RemoteOptions {
+                session_timeout_ms: 15_000,
+                ..RemoteOptions::default()
+            },
+        )
+        .unwrap();
+        if w.server_addr() == first && leader(servers, None) == Some(lead) {
+            break w;
+        }
+        assert!(
+            Instant::now() < attach_deadline,
+            "the writer never attached to the leading server"
+        );
+        let _ = w.close();
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(l) = leader(servers, None) {
+            lead = l;
+        }
+    };
     assert_eq!(writer.server_addr(), servers[lead].client);
     let session = writer.session_id();
     writer
@@ -280,10 +298,16 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         (acked, losses, max_gap)
     });
 
-    let ev = watcher
-        .events()
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap();
+    // The first watch event (session events may come before it) is the first write.
+    let ev_deadline = Instant::now() + Duration::from_secs(20);
+    let ev = loop {
+        let left = ev_deadline.saturating_duration_since(Instant::now());
+        match watcher.events().recv_timeout(left) {
+            Ok(Event::Session(_)) => continue,
+            Ok(ev) => break ev,
+            Err(e) => panic!("no watch event within 20 s: {e:?}"),
+        }
+    };
     assert!(
         matches!(ev, Event::Watch(ref w) if &*w.path == "/stream/w0"),
         "{ev:?}"
@@ -297,6 +321,9 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
     // On a loaded machine a spurious election may have moved the leadership: kill
     // whoever leads now.
     let lead = leader(servers, None).unwrap_or(lead);
+    // Normally the writer is attached to it; after such an election it may not be,
+    // and then its session need not move.
+    let writer_moves = writer.server_addr() == servers[lead].client;
     servers[lead].sigkill();
     let mut new_lead = None;
     wait_until("a new leader", Duration::from_secs(60), || {
@@ -321,7 +348,10 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
         session,
         "the session survived the failover"
     );
-    assert!(writer.is_connected());
+    // The re-attach may still be under way when the stream stops.
+    wait_until("the writer connected", Duration::from_secs(20), || {
+        writer.is_connected()
+    });
     assert_ne!(writer.server_addr(), servers[lead].client);
     assert!(
         writer.exists("/owned", false).unwrap().is_some(),
@@ -344,11 +374,13 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
             Err(_) => continue,
         }
     }
-    assert!(
-        events.contains(&Event::Session(SessionEvent::Disconnected))
-            && events.contains(&Event::Session(SessionEvent::Connected)),
-        "the session moved: {events:?}"
-    );
+    if writer_moves {
+        assert!(
+            events.contains(&Event::Session(SessionEvent::Disconnected))
+                && events.contains(&Event::Session(SessionEvent::Connected)),
+            "the session moved: {events:?}"
+        );
+    }
     assert!(
         !events.contains(&Event::Session(SessionEvent::Expired)),
         "{events:?}"

@@ -3,11 +3,23 @@
 
 use std::time::{Duration, Instant};
 
-use ensemble::{Acl, Client, Event, SessionEvent};
+use ensemble::{Acl, Client, Cluster, ClusterBuilder, Event, SessionEvent};
 
 /// How long a test waits for a condition before failing (generous: CI machines are
 /// small and busy; nothing here asserts on speed).
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// ZAB limits (sync, init) in ticks for clusters whose tests are not about failure
+/// detection: 1 s and 2 s at the default 10 ms tick, instead of the default 200 ms
+/// and 500 ms, so that a heavily loaded CI machine does not cause spurious elections
+/// (and the connection losses that come with them) in the middle of a test.
+pub const ROOMY_LIMITS_TICKS: (u64, u64) = (100, 200);
+
+/// A cluster builder of `voters` voters with [`ROOMY_LIMITS_TICKS`]. Tests about
+/// failure detection, failover timing or timeouts use `Cluster::builder` directly.
+pub fn cluster(voters: u64) -> ClusterBuilder {
+    Cluster::builder(voters).limits_ticks(ROOMY_LIMITS_TICKS.0, ROOMY_LIMITS_TICKS.1)
+}
 
 /// Polls `f` until it holds, failing the test after [`WAIT`].
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
