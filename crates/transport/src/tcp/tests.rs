@@ -278,10 +278,15 @@ fn lower_id_poke_makes_the_higher_id_dial_back_at_once() {
     fast(&mut c2);
     c2.backoff_min_ms = 120_000;
     c2.backoff_max_ms = 120_000;
+    // B gets no second try within the test: its dial-back must not time out on a
+    // loaded machine.
+    c2.connect_timeout_ms = 10_000;
+    c2.handshake_timeout_ms = 10_000;
     let b = TcpTransport::start_with_listener(c2, listener_2).unwrap();
     std::thread::sleep(Duration::from_millis(100)); // let the first dial fail
     let mut c1 = TcpConfig::new(A, peers);
     fast(&mut c1);
+    c1.handshake_timeout_ms = 10_000;
     let a = TcpTransport::start(c1).unwrap();
     assert_eq!(wait_for(&a, |_| true), TransportEvent::Connected(B));
     a.send(B, Bytes::from_static(b"up")).unwrap();
