@@ -3,6 +3,8 @@
 //! partitions while four sessions pipeline writes. Afterwards every acknowledged write
 //! is present on every node and all replicas have the same digest.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -150,23 +152,7 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
     }
     assert!(serving.len() >= 4, "a quorum serves: {serving:?}");
     for id in serving {
-        // A node that just (re)joined may still drop a connection: retry, bounded.
-        let deadline = Instant::now() + T;
-        let listed = loop {
-            let r = cluster.client(id).and_then(|c| {
-                c.sync("/")?;
-                c.get_children("/", false)
-            });
-            match r {
-                Ok(k) => break k,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("node {id}: {e:?}; retrying");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("node {id} could not be read: {e:?}"),
-            }
-        };
-        let kids: BTreeSet<String> = listed.into_iter().map(|k| format!("/{k}")).collect();
+        let kids = common::synced_root_children(&cluster, id);
         let lost: Vec<_> = acked.difference(&kids).collect();
         assert!(lost.is_empty(), "node {id} lost {lost:?} ({converged:?})");
     }

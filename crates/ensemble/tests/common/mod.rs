@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ensemble::{Acl, Client, Cluster, ClusterBuilder, Event, SessionEvent};
+use ensemble::{Acl, Client, Cluster, ClusterBuilder, Error, Event, SessionEvent};
 
 /// How long a test waits for a condition before failing (generous: CI machines are
 /// small and busy; nothing here asserts on speed).
@@ -45,4 +46,40 @@ pub fn wait_disconnected(c: &Client) {
             .try_iter()
             .any(|e| e == Event::Session(SessionEvent::Disconnected))
     });
+}
+
+/// The root's children (as `/name`) read through node `id` after a `sync`: every
+/// write acknowledged before the call is there. Retried, bounded by [`WAIT`]: after a
+/// crash or a partition an election may still drop the connection (ConnectionLoss is
+/// not an answer); the read that counts is the one that succeeds.
+pub fn synced_root_children(cluster: &Cluster, id: u64) -> BTreeSet<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = cluster.client(id).and_then(|c| {
+            c.sync("/")?;
+            c.get_children("/", false)
+        });
+        match r {
+            Ok(kids) => return kids.into_iter().map(|k| format!("/{k}")).collect(),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("node {id}: {e:?}; retrying");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("node {id} could not be read within {WAIT:?}: {e:?}"),
+        }
+    }
+}
+
+/// Retries `op` while it fails with [`Error::ConnectionLoss`] (bounded by [`WAIT`]),
+/// for idempotent calls in tests where an election may interrupt them.
+pub fn retry_on_loss<T>(mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match op() {
+            Err(Error::ConnectionLoss) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
 }
