@@ -7,23 +7,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ensemble::{Acl, Cluster, CreateMode, Error};
 
 const T: Duration = Duration::from_secs(20);
-
-/// Polls `f` until it holds or `timeout` passes; whether it held.
-fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    f()
-}
 
 #[test]
 fn acknowledged_writes_survive_crashes_and_partitions() {
@@ -110,7 +98,7 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
     // done during the short fault schedule depends on how busy the machine is, so
     // wait (bounded) for the threshold, and for some write acknowledged after healing.
     let at_heal = acked.lock().unwrap().len();
-    let progressed = poll_until(T, || {
+    let progressed = common::eventually(|| {
         let n = acked.lock().unwrap().len();
         n > 50 && n > at_heal
     });
@@ -145,7 +133,7 @@ fn acknowledged_writes_survive_crashes_and_partitions() {
     };
     let mut serving = serving_now();
     if serving.len() < 4 {
-        poll_until(T, || {
+        common::eventually(|| {
             serving = serving_now();
             serving.len() >= 4
         });

@@ -3,7 +3,8 @@
 //! `Client` on an independent single-node cluster (the model).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use datatree::{CreateMode, Stat};
@@ -20,20 +21,10 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-/// Three distinct free ports: every listener is held until all are picked, so the
-/// OS cannot hand the same port out twice.
-fn ports() -> (u16, u16, u16) {
-    let l: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let p = |i: usize| l[i].local_addr().unwrap().port();
-    (p(0), p(1), p(2))
-}
-
 fn world() -> World {
     {
         let dir = tempfile::tempdir().unwrap();
-        let (p, c, a) = ports();
+        let (p, c, a) = common::ports();
         let text = format!(
             "server_id = 1\nserver.1 = 127.0.0.1:{p}\ndata_dir = {}\nclient_port = {c}\n\
              client_address = 127.0.0.1\nadmin_port = {a}\ntick_ms = 20\nfsync = never\n\

@@ -2,8 +2,10 @@
 //! watches and their order, sessions, pipelining, hostile input, the admin port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use datatree::{CreateMode, EventType, OpResult, WriteOp};
@@ -12,16 +14,6 @@ use ensemble_server::cli::ask_admin;
 use ensemble_server::wire::{read_frame, ClientMsg, ServerMsg};
 use ensemble_server::{RemoteClient, RemoteOptions, RunningServer, ServerConfig};
 
-/// Three distinct free ports: every listener is held until all are picked, so the
-/// OS cannot hand the same port out twice.
-fn ports() -> (u16, u16, u16) {
-    let l: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let p = |i: usize| l[i].local_addr().unwrap().port();
-    (p(0), p(1), p(2))
-}
-
 struct One {
     server: RunningServer,
     _dir: tempfile::TempDir,
@@ -29,7 +21,7 @@ struct One {
 
 fn one_server() -> One {
     let dir = tempfile::tempdir().unwrap();
-    let (p, c, a) = ports();
+    let (p, c, a) = common::ports();
     let text = format!(
         "server_id = 1\nserver.1 = 127.0.0.1:{p}\ndata_dir = {}\nclient_port = {c}\n\
          client_address = 127.0.0.1\nadmin_port = {a}\ntick_ms = 20\nfsync = never\n\
@@ -221,15 +213,7 @@ fn a_dropped_session_expires_and_its_ephemerals_go() {
     assert!(watcher.exists("/e", true).unwrap().is_some());
     drop(short);
     // The first watch event must be the deletion; session events may come between.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let ev = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match watcher.events().recv_timeout(left) {
-            Ok(Event::Session(_)) => continue,
-            Ok(ev) => break ev,
-            Err(e) => panic!("no watch event within 20 s: {e:?}"),
-        }
-    };
+    let ev = common::next_non_session_event(watcher.events(), Duration::from_secs(20));
     assert!(
         matches!(ev, Event::Watch(ref w) if w.event_type == EventType::NodeDeleted),
         "{ev:?}"

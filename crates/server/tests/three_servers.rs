@@ -4,6 +4,8 @@
 //! is stopped here, by its PID (a guard kills them even if the test fails).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -299,15 +301,7 @@ fn leader_sigkill_loses_no_acknowledged_write_and_the_server_catches_up() {
     });
 
     // The first watch event (session events may come before it) is the first write.
-    let ev_deadline = Instant::now() + Duration::from_secs(20);
-    let ev = loop {
-        let left = ev_deadline.saturating_duration_since(Instant::now());
-        match watcher.events().recv_timeout(left) {
-            Ok(Event::Session(_)) => continue,
-            Ok(ev) => break ev,
-            Err(e) => panic!("no watch event within 20 s: {e:?}"),
-        }
-    };
+    let ev = common::next_non_session_event(watcher.events(), Duration::from_secs(20));
     assert!(
         matches!(ev, Event::Watch(ref w) if &*w.path == "/stream/w0"),
         "{ev:?}"

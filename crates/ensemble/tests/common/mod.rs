@@ -22,16 +22,21 @@ pub fn cluster(voters: u64) -> ClusterBuilder {
     Cluster::builder(voters).limits_ticks(ROOMY_LIMITS_TICKS.0, ROOMY_LIMITS_TICKS.1)
 }
 
-/// Polls `f` until it holds, failing the test after [`WAIT`].
-pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+/// Polls `f` until it holds or [`WAIT`] passes; whether it held.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if f() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("timed out waiting for {what}");
+    f()
+}
+
+/// Polls `f` until it holds, failing the test after [`WAIT`].
+pub fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    assert!(eventually(f), "timed out waiting for {what}");
 }
 
 /// ZooKeeper's OPEN_ACL_UNSAFE.
