@@ -125,6 +125,27 @@ impl Sim {
         }
     }
 
+    /// The id of the server that leads (panics if none does: call after
+    /// [`Sim::run_until_serving`]).
+    pub fn leader(&self) -> u64 {
+        self.servers
+            .values()
+            .find(|s| s.status().role == Role::Leading)
+            .expect("a leader")
+            .id()
+            .0
+    }
+
+    /// The id of some server that does not lead.
+    pub fn follower(&self) -> u64 {
+        let leader = self.leader();
+        *self
+            .servers
+            .keys()
+            .find(|i| **i != leader)
+            .expect("a follower")
+    }
+
     pub fn run_until_serving(&mut self) {
         for _ in 0..500 {
             self.step();
@@ -295,13 +316,7 @@ fn pipelined_writes_and_reads_complete_in_fifo_order() {
 fn ephemerals_vanish_when_the_session_closes_on_a_learner() {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
-    let learner = sim
-        .servers
-        .values()
-        .find(|s| s.status().role != Role::Leading)
-        .unwrap()
-        .id()
-        .0;
+    let learner = sim.follower();
     sim.connect(learner, 1);
     sim.request(learner, 1, 1, create("/e", CreateMode::Ephemeral))
         .unwrap();
@@ -335,14 +350,8 @@ fn silent_sessions_expire_and_lose_their_ephemerals() {
 fn a_node_out_of_quorum_disconnects_its_clients() {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
-    let leader = sim
-        .servers
-        .values()
-        .find(|s| s.status().role == Role::Leading)
-        .unwrap()
-        .id()
-        .0;
-    let f = (1..=3).find(|i| *i != leader).unwrap();
+    let leader = sim.leader();
+    let f = sim.follower();
     sim.connect(f, 1);
     sim.down.push(leader);
     for _ in 0..100 {
@@ -360,14 +369,8 @@ fn a_node_out_of_quorum_disconnects_its_clients() {
 fn garbage_peer_frames_are_dropped() {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
-    let leader = sim
-        .servers
-        .values()
-        .find(|s| s.status().role == Role::Leading)
-        .unwrap()
-        .id()
-        .0;
-    let f = (1..=3).find(|i| *i != leader).unwrap();
+    let leader = sim.leader();
+    let f = sim.follower();
     let proposal = zab_core::Message::Proposal {
         epoch: 1,
         prev: Zxid::ZERO,
@@ -421,14 +424,8 @@ fn a_replica_that_diverged_on_an_in_place_set_data_stops_serving() {
 fn diverged_replica_stops_serving(writes: [Request; 2]) {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
-    let leader = sim
-        .servers
-        .values()
-        .find(|s| s.status().role == Role::Leading)
-        .unwrap()
-        .id()
-        .0;
-    let f = (1..=3).find(|i| *i != leader).unwrap();
+    let leader = sim.leader();
+    let f = sim.follower();
     sim.connect(f, 1);
     sim.request(f, 1, 1, create("/a", CreateMode::Persistent))
         .unwrap();
@@ -647,14 +644,7 @@ mod model {
 fn a_lost_forwarded_request_costs_the_connection_not_a_hang() {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
-    let leader = sim
-        .servers
-        .values()
-        .find(|s| s.status().role == Role::Leading)
-        .unwrap()
-        .id()
-        .0;
-    let f = (1..=3).find(|i| *i != leader).unwrap();
+    let f = sim.follower();
     sim.connect(f, 1);
     sim.send(f, 1, 1, create("/lost", CreateMode::Persistent));
     sim.send(
@@ -691,14 +681,8 @@ fn a_lost_forwarded_request_costs_the_connection_not_a_hang() {
 fn duplicated_or_reordered_forwards_commit_once_and_in_order() {
     let mut sim = Sim::new(3);
     sim.run_until_serving();
-    let leader = sim
-        .servers
-        .values()
-        .find(|s| s.status().role == Role::Leading)
-        .unwrap()
-        .id()
-        .0;
-    let f = (1..=3).find(|i| *i != leader).unwrap();
+    let leader = sim.leader();
+    let f = sim.follower();
     sim.connect(f, 1);
     sim.send(f, 1, 1, create("/x", CreateMode::PersistentSequential));
     sim.send(f, 1, 2, create("/y", CreateMode::PersistentSequential));
