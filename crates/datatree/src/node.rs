@@ -68,13 +68,24 @@ impl Meta {
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Body(Box<[u8]>);
 
-/// Appends `v` as LEB128.
-fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+/// Writes `v` as LEB128 at the start of `out` (which has room for it); returns the
+/// bytes written.
+fn write_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut at = 0;
     while v >= 0x80 {
-        b.push((v as u8 & 0x7f) | 0x80);
+        out[at] = (v as u8 & 0x7f) | 0x80;
+        at += 1;
         v >>= 7;
     }
-    b.push(v as u8);
+    out[at] = v as u8;
+    at + 1
+}
+
+/// Appends `v` as LEB128.
+fn put_varint(b: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; VARINT_MAX];
+    let n = write_varint(&mut buf, v);
+    b.extend_from_slice(&buf[..n]);
 }
 
 /// Length of `v` in LEB128.
@@ -124,9 +135,11 @@ impl Body {
         Body::build(kind.tag(), path.as_bytes(), data, meta, czxid, ctime)
     }
 
-    /// `path` is UTF-8 (from a `&str` or another body).
-    fn build(tag: u8, path: &[u8], data: &[u8], meta: &Meta, czxid: i64, ctime: i64) -> Body {
-        debug_assert!(path.len() <= crate::wire::PATH_LEN_MAX);
+    /// The five header numbers of `meta` for a node with `czxid` and `ctime`, and
+    /// their encoded length (at most 3 * 5 + 2 * 10 = 35 bytes: it fits the six bits
+    /// above the kind tag).
+    #[inline]
+    fn meta_fields(meta: &Meta, czxid: i64, ctime: i64) -> ([u64; 5], usize) {
         let fields = [
             u64::from(meta.acl),
             u64::from(meta.aversion as u32),
@@ -134,8 +147,14 @@ impl Body {
             meta.mzxid.wrapping_sub(czxid) as u64,
             zigzag(meta.mtime.wrapping_sub(ctime)),
         ];
-        // At most 3 * 5 + 2 * 10 = 35 bytes: fits the six bits above the kind tag.
-        let meta_len = fields.iter().map(|&v| varint_len(v)).sum::<usize>();
+        let len = fields.iter().map(|&v| varint_len(v)).sum::<usize>();
+        (fields, len)
+    }
+
+    /// `path` is UTF-8 (from a `&str` or another body).
+    fn build(tag: u8, path: &[u8], data: &[u8], meta: &Meta, czxid: i64, ctime: i64) -> Body {
+        debug_assert!(path.len() <= crate::wire::PATH_LEN_MAX);
+        let (fields, meta_len) = Body::meta_fields(meta, czxid, ctime);
         let path_len = path.len() as u64;
         // The exact size up front: `into_boxed_slice` must not shrink the block (an
         // allocator may keep a shrunk block in its larger size class).
@@ -156,6 +175,29 @@ impl Body {
     pub(crate) fn rebuild(&self, data: Option<&[u8]>, meta: &Meta, czxid: i64, ctime: i64) -> Body {
         let data = data.unwrap_or_else(|| self.data());
         Body::build(self.0[0] & 3, self.path_bytes(), data, meta, czxid, ctime)
+    }
+
+    /// Writes `meta` and `data` over this body's own when their encodings have the
+    /// lengths of the current ones (a setData of a same-sized value whose version and
+    /// mzxid/mtime differences keep their varint widths: the common case), so that no
+    /// block is allocated, no path copied and none freed. Returns false, and changes
+    /// nothing, when they do not fit.
+    pub(crate) fn overwrite(&mut self, data: &[u8], meta: &Meta, czxid: i64, ctime: i64) -> bool {
+        let (fields, meta_len) = Body::meta_fields(meta, czxid, ctime);
+        let (start, len) = self.path_span();
+        let meta_at = start + len;
+        if meta_len != self.meta_len() || self.0.len() - meta_at - meta_len != data.len() {
+            return false;
+        }
+        let (head, tail) = self.0[meta_at..].split_at_mut(meta_len);
+        let mut at = 0;
+        for v in fields {
+            // `head` is `meta_len` bytes, the sum of the fields' varint lengths.
+            at += write_varint(&mut head[at..], v);
+        }
+        debug_assert_eq!(at, meta_len);
+        tail.copy_from_slice(data);
+        true
     }
 
     /// Where the path starts and how long it is.
@@ -341,6 +383,14 @@ impl Node {
         std::mem::replace(&mut self.body, body)
     }
 
+    /// [`Node::set_meta`] with data when the old body is not needed: the body is
+    /// rewritten in place if the new meta and data fit it ([`Body::overwrite`]).
+    pub(crate) fn overwrite_meta(&mut self, meta: &Meta, data: &[u8]) {
+        if !self.body.overwrite(data, meta, self.czxid, self.ctime) {
+            self.set_meta(meta, Some(data));
+        }
+    }
+
     /// Sets the ACL index and ACL version (rebuilds the body if either changes: setACL
     /// is rare). Returns the old ACL index.
     pub(crate) fn set_acl(&mut self, acl: u32, aversion: i32) -> u32 {
@@ -512,6 +562,68 @@ mod tests {
         let s = n.stat(0);
         assert_eq!((s.czxid, s.mzxid, s.ctime, s.mtime), (100, 105, 1000, 1500));
         assert_eq!((s.version, s.aversion, s.data_length), (1, 3, 2));
+    }
+
+    #[test]
+    fn overwrite_rewrites_in_place_only_when_the_layout_fits() {
+        let (cz, ct) = ((3 << 32) | 9, 1_763_800_000_000);
+        let m0 = Meta::created(4, cz, ct);
+        let mut b = Body::new(NodeKind::Ephemeral, "/lock/x", b"0123", &m0, cz, ct);
+        let before = b.0.as_ptr();
+        // Same data length, version and differences of the same widths: in place.
+        let m1 = Meta {
+            version: 1,
+            mzxid: cz + 5,
+            mtime: ct + 7,
+            ..m0
+        };
+        assert!(b.overwrite(b"abcd", &m1, cz, ct));
+        assert_eq!(b.0.as_ptr(), before, "no new block");
+        assert_eq!(
+            b,
+            Body::new(NodeKind::Ephemeral, "/lock/x", b"abcd", &m1, cz, ct)
+        );
+        // A longer value, or a wider varint, does not fit: nothing changes.
+        let kept = b.clone();
+        assert!(!b.overwrite(b"abcde", &m1, cz, ct));
+        let wide = Meta { version: 128, ..m1 };
+        assert!(!b.overwrite(b"abcd", &wide, cz, ct));
+        assert_eq!(b, kept);
+        // Through the node: a misfit falls back to a rebuilt body.
+        let mut n = Node::created(NodeKind::Persistent, "/n", b"v1", 2, cz, ct);
+        n.overwrite_meta(&wide, b"longer");
+        assert_eq!((n.data(), n.meta(), n.path()), (&b"longer"[..], wide, "/n"));
+        n.overwrite_meta(&m1, b"short!");
+        assert_eq!((n.data(), n.meta(), n.path()), (&b"short!"[..], m1, "/n"));
+    }
+
+    proptest::proptest! {
+        /// Overwriting a body gives exactly the body a rebuild would, or leaves it
+        /// untouched and says so.
+        #[test]
+        fn overwrite_matches_rebuild(
+            version in -2i32..300,
+            dz in 100i64..300,
+            dt in -300i64..300,
+            old_len in 0usize..40,
+            grow in 0usize..3,
+            tag in 0u8..4,
+        ) {
+            // A third of the cases keep the value's length.
+            let new_len = old_len + grow;
+            let kind = NodeKind::from_tag(tag).unwrap();
+            let (cz, ct) = (1 << 40, 1_700_000_000_000);
+            let m0 = Meta { acl: 1, aversion: 0, version: 5, mzxid: cz + 200, mtime: ct - 100 };
+            let m1 = Meta { version, mzxid: cz + dz, mtime: ct + dt, ..m0 };
+            let mut b = Body::new(kind, "/p/q", &vec![1u8; old_len], &m0, cz, ct);
+            let kept = b.clone();
+            let data = vec![2u8; new_len];
+            if b.overwrite(&data, &m1, cz, ct) {
+                proptest::prop_assert_eq!(b, kept.rebuild(Some(&data), &m1, cz, ct));
+            } else {
+                proptest::prop_assert_eq!(b, kept);
+            }
+        }
     }
 
     proptest::proptest! {

@@ -210,7 +210,15 @@ impl DataTree {
             mtime: time,
             ..meta
         };
-        let old = n.set_meta(&new_meta, Some(data));
+        // Only a multi's undo record needs the old body; otherwise it is rewritten in
+        // place when the new value fits it.
+        let old = match undo {
+            Some(_) => Some(n.set_meta(&new_meta, Some(data))),
+            None => {
+                n.overwrite_meta(&new_meta, data);
+                None
+            }
+        };
         let mut stat = Stat::default();
         if let Some(n) = self.node(idx) {
             let new_terms = crate::tree::data_hash_of(ph, n.data())
@@ -221,10 +229,10 @@ impl DataTree {
         }
         self.data_bytes_adjust(data.len() as i64 - old_len);
         self.quota_adjust(path, 0, data.len() as i64 - old_len);
-        if let Some(undo) = undo {
+        if let (Some(undo), Some(body)) = (undo, old) {
             undo.push(Undo::DataSet {
                 path: path.to_string(),
-                body: old,
+                body,
             });
         }
         Ok(stat)
