@@ -56,7 +56,7 @@ pub use event::{Change, ChangeKind, EventType, SessionId, WatchedEvent, WatcherK
 pub use mode::{CreateMode, NodeKind};
 pub use prep::{Prep, PrepConfig, PrepContext, PrepError, WriteOp};
 pub use quota::Quota;
-pub use snapshot::{SnapshotProgress, SnapshotStateError};
+pub use snapshot::{SnapshotProgress, SnapshotStateError, DEFAULT_STREAM};
 pub use stat::Stat;
 pub use tree::{DataTree, NodeView};
 pub use txn::{Applied, CreateTxn, OpResult, SetDataRef, Txn, TxnOp};

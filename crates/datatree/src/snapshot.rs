@@ -202,6 +202,8 @@ impl Record {
 
 /// An incremental snapshot in progress (held inside the tree).
 pub(crate) struct SnapState {
+    /// The caller's name for this snapshot ([`DataTree::begin_snapshot_stream`]).
+    stream: u64,
     zxid: i64,
     end: NodeIdx,
     cursor: NodeIdx,
@@ -223,6 +225,9 @@ impl std::fmt::Debug for SnapState {
             .finish()
     }
 }
+
+/// The stream id of [`DataTree::begin_snapshot`] and the other calls without one.
+pub const DEFAULT_STREAM: u64 = 0;
 
 /// Progress of an incremental snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,35 +294,59 @@ impl DataTree {
         }
     }
 
-    /// Called by every mutation primitive before it changes node `idx`: while an
-    /// incremental snapshot runs, saves the node's pre-image if the snapshot still
-    /// needs it.
+    /// Called by every mutation primitive before it changes node `idx`: while
+    /// incremental snapshots run, saves the node's pre-image for each that still needs
+    /// it.
     pub(crate) fn capture(&mut self, idx: NodeIdx) {
-        let Some(s) = self.snap.as_deref() else {
-            return;
-        };
-        if idx < s.cursor || idx >= s.end || s.preimages.contains_key(&idx) {
+        if self.snap.0.is_empty() {
             return;
         }
         let Some(n) = self.node(idx) else { return };
-        if n.czxid > s.zxid {
-            return;
+        let mut rec = None;
+        for s in &self.snap.0 {
+            if idx < s.cursor || idx >= s.end || n.czxid > s.zxid {
+                continue;
+            }
+            if !s.preimages.contains_key(&idx) {
+                rec.get_or_insert_with(|| self.record_of(idx, n));
+            }
         }
-        let rec = self.record_of(idx, n);
-        if let Some(s) = self.snap.as_deref_mut() {
-            s.preimages.insert(idx, rec);
+        let Some(rec) = rec else { return };
+        let czxid = n.czxid;
+        for s in &mut self.snap.0 {
+            if idx >= s.cursor && idx < s.end && czxid <= s.zxid {
+                s.preimages.entry(idx).or_insert_with(|| rec.clone());
+            }
         }
     }
 
-    /// Whether an incremental snapshot is running.
+    /// Whether the default incremental snapshot (stream 0) is running.
     pub fn snapshot_in_progress(&self) -> bool {
-        self.snap.is_some()
+        self.snapshot_stream_in_progress(DEFAULT_STREAM)
     }
 
-    /// Starts an incremental snapshot of the tree as it is now (at the last applied
-    /// zxid) and appends its header to `out`.
+    /// Whether incremental snapshot `stream` is running.
+    pub fn snapshot_stream_in_progress(&self, stream: u64) -> bool {
+        self.snap.0.iter().any(|s| s.stream == stream)
+    }
+
+    /// Starts the default incremental snapshot (stream 0) of the tree as it is now (at
+    /// the last applied zxid) and appends its header to `out`.
     pub fn begin_snapshot(&mut self, out: &mut Vec<u8>) -> Result<(), SnapshotStateError> {
-        if self.snap.is_some() {
+        self.begin_snapshot_stream(DEFAULT_STREAM, out)
+    }
+
+    /// Starts incremental snapshot `stream` of the tree as it is now (at the last
+    /// applied zxid) and appends its header to `out`. Several streams run side by
+    /// side, each an exact image of the tree at its own start, whatever the tree does
+    /// between their steps (a periodic snapshot and the snapshots a leader streams to
+    /// learners that fell behind).
+    pub fn begin_snapshot_stream(
+        &mut self,
+        stream: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SnapshotStateError> {
+        if self.snapshot_stream_in_progress(stream) {
             return Err(SnapshotStateError::AlreadyRunning);
         }
         let mut crc = CrcWriter::new(std::io::sink());
@@ -326,7 +355,8 @@ impl DataTree {
         // Writes into a Vec and a Sink cannot fail.
         let _ = RecordWriter::header(&mut w, self.last_applied);
         let _ = crc.raw(&out[start..]);
-        *self.snap = Some(Box::new(SnapState {
+        self.snap.0.push(SnapState {
+            stream,
             zxid: self.last_applied,
             end: self.nodes.len() as NodeIdx,
             cursor: 0,
@@ -340,20 +370,34 @@ impl DataTree {
             writer: RecordWriter::new(),
             crc,
             expected_nodes: self.node_count() as u64,
-        }));
+        });
         Ok(())
     }
 
-    /// Appends the next `max_nodes` arena slots of the running snapshot to `out`; when
-    /// every slot is written, appends the trailer and returns [`SnapshotProgress::Done`].
+    /// Steps the default incremental snapshot (stream 0):
+    /// [`DataTree::snapshot_stream_step`].
     pub fn snapshot_step(
         &mut self,
         max_nodes: usize,
         out: &mut Vec<u8>,
     ) -> Result<SnapshotProgress, SnapshotStateError> {
-        let Some(mut s) = self.snap.take() else {
+        self.snapshot_stream_step(DEFAULT_STREAM, max_nodes, out)
+    }
+
+    /// Appends the next `max_nodes` arena slots of snapshot `stream` to `out`; when
+    /// every slot is written, appends the trailer, ends the stream and returns
+    /// [`SnapshotProgress::Done`].
+    pub fn snapshot_stream_step(
+        &mut self,
+        stream: u64,
+        max_nodes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<SnapshotProgress, SnapshotStateError> {
+        let Some(i) = self.snap.0.iter().position(|s| s.stream == stream) else {
             return Err(SnapshotStateError::NotRunning);
         };
+        // Out of the list while it reads the tree (no mutation runs meanwhile).
+        let mut s = self.snap.0.swap_remove(i);
         let start = out.len();
         let stop = s.end.min(s.cursor.saturating_add(max_nodes.max(1) as u32));
         {
@@ -372,7 +416,7 @@ impl DataTree {
         s.cursor = stop;
         let _ = s.crc.raw(&out[start..]);
         if s.cursor < s.end {
-            *self.snap = Some(s);
+            self.snap.0.push(s);
             return Ok(SnapshotProgress::Continue);
         }
         if s.writer.nodes != s.expected_nodes {
@@ -387,9 +431,14 @@ impl DataTree {
         Ok(SnapshotProgress::Done)
     }
 
-    /// Abandons a running incremental snapshot.
+    /// Abandons the default incremental snapshot (stream 0), if running.
     pub fn abort_snapshot(&mut self) {
-        *self.snap = None;
+        self.abort_snapshot_stream(DEFAULT_STREAM);
+    }
+
+    /// Abandons incremental snapshot `stream`, if running.
+    pub fn abort_snapshot_stream(&mut self, stream: u64) {
+        self.snap.0.retain(|s| s.stream != stream);
     }
 
     /// Writes the whole tree to `out` in canonical order; returns the bytes written.

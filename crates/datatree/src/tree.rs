@@ -87,30 +87,17 @@ pub struct DataTree {
     data_bytes: u64,
     /// Zxid of the last txn applied (or the snapshot point after loading).
     pub(crate) last_applied: i64,
-    /// The incremental snapshot in progress, if any.
+    /// The incremental snapshots in progress (usually none; one per stream id).
     pub(crate) snap: SnapSlot,
 }
 
-/// Holder of the running incremental snapshot; a cloned tree has none.
+/// Holder of the running incremental snapshots; a cloned tree has none.
 #[derive(Debug, Default)]
-pub(crate) struct SnapSlot(pub(crate) Option<Box<SnapState>>);
+pub(crate) struct SnapSlot(pub(crate) Vec<SnapState>);
 
 impl Clone for SnapSlot {
     fn clone(&self) -> Self {
-        SnapSlot(None)
-    }
-}
-
-impl std::ops::Deref for SnapSlot {
-    type Target = Option<Box<SnapState>>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for SnapSlot {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+        SnapSlot(Vec::new())
     }
 }
 
@@ -174,7 +161,7 @@ impl DataTree {
             count: 0,
             data_bytes: 0,
             last_applied: 0,
-            snap: SnapSlot(None),
+            snap: SnapSlot(Vec::new()),
         }
     }
 

@@ -59,12 +59,25 @@ pub struct SnapshotRequest {
 }
 
 impl SnapshotRequest {
-    /// The SNAP message carrying `data`, the serialized state at `upto`.
-    pub fn into_message(self, data: Bytes) -> Message {
+    /// The SNAP message carrying `data`, the serialized state at `upto`, or its end
+    /// when its first `chunked` bytes went ahead in [`SnapshotRequest::chunk`]s.
+    pub fn into_message(self, chunked: u64, data: Bytes) -> Message {
         Message::Snap {
             epoch: self.epoch,
             echo: self.echo,
             zxid: self.upto,
+            chunked,
+            data,
+        }
+    }
+
+    /// A piece of the state at `upto` that starts at byte `offset`, sent before the
+    /// SNAP while the state is still being written.
+    pub fn chunk(&self, offset: u64, data: Bytes) -> Message {
+        Message::SnapChunk {
+            epoch: self.epoch,
+            zxid: self.upto,
+            offset,
             data,
         }
     }

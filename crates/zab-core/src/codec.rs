@@ -64,6 +64,7 @@ const T_INFORM: u8 = 14;
 const T_PING: u8 = 15;
 const T_PING_REPLY: u8 = 16;
 const T_REQUEST: u8 = 17;
+const T_SNAP_CHUNK: u8 = 18;
 
 /// The most bytes a message takes besides its variable-length field.
 pub const FIXED_LEN_MAX: usize = 40;
@@ -81,7 +82,7 @@ impl Message {
     pub fn encoded_len_max(&self) -> usize {
         FIXED_LEN_MAX
             + match self {
-                Message::Snap { data, .. } => data.len(),
+                Message::Snap { data, .. } | Message::SnapChunk { data, .. } => data.len(),
                 Message::Proposal { entry, .. } | Message::Inform { entry, .. } => {
                     entry.payload.len()
                 }
@@ -151,12 +152,26 @@ impl Message {
                 epoch,
                 echo,
                 zxid,
+                chunked,
                 data,
             } => {
                 b.put_u8(T_SNAP);
                 b.put_u32(*epoch);
                 b.put_u64(echo.to_u64());
                 b.put_u64(zxid.to_u64());
+                b.put_u64(*chunked);
+                put_bytes(b, data);
+            }
+            Message::SnapChunk {
+                epoch,
+                zxid,
+                offset,
+                data,
+            } => {
+                b.put_u8(T_SNAP_CHUNK);
+                b.put_u32(*epoch);
+                b.put_u64(zxid.to_u64());
+                b.put_u64(*offset);
                 put_bytes(b, data);
             }
             Message::Proposal { epoch, prev, entry } | Message::Inform { epoch, prev, entry } => {
@@ -271,6 +286,13 @@ impl Message {
                 epoch: r.u32()?,
                 echo: r.zxid()?,
                 zxid: r.zxid()?,
+                chunked: r.u64()?,
+                data: r.bytes(SNAPSHOT_MAX_BYTES)?,
+            },
+            T_SNAP_CHUNK => Message::SnapChunk {
+                epoch: r.u32()?,
+                zxid: r.zxid()?,
+                offset: r.u64()?,
                 data: r.bytes(SNAPSHOT_MAX_BYTES)?,
             },
             T_PROPOSAL | T_INFORM => {
@@ -463,11 +485,22 @@ pub(crate) mod tests {
                 echo: a,
                 to: t
             }),
-            (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, a, z, d)| Message::Snap {
-                epoch: e,
-                echo: a,
-                zxid: z,
-                data: d
+            (any::<u32>(), zxid(), zxid(), any::<u64>(), bytes()).prop_map(|(e, a, z, c, d)| {
+                Message::Snap {
+                    epoch: e,
+                    echo: a,
+                    zxid: z,
+                    chunked: c,
+                    data: d,
+                }
+            }),
+            (any::<u32>(), zxid(), any::<u64>(), bytes()).prop_map(|(e, z, o, d)| {
+                Message::SnapChunk {
+                    epoch: e,
+                    zxid: z,
+                    offset: o,
+                    data: d,
+                }
             }),
             (any::<u32>(), zxid(), zxid(), bytes()).prop_map(|(e, p, z, d)| Message::Proposal {
                 epoch: e,

@@ -6,9 +6,10 @@
 //! right. Every proposal names the entry before it; a gap or a reordering makes the
 //! learner ask for a new sync rather than guess.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::action::{Action, Phase};
+use crate::codec::SNAPSHOT_MAX_BYTES;
 use crate::core::{Core, ForwardError, RoleState};
 use crate::messages::{Entry, Message, PeerState};
 use crate::zxid::{ServerId, Zxid};
@@ -48,6 +49,8 @@ pub(crate) struct LearnerState {
     acked: Zxid,
     /// Consecutive pings showing the leader ahead of us.
     lagging_pings: u32,
+    /// The snapshot zxid and the bytes of the SNAP's chunks received so far.
+    snap_chunks: Option<(Zxid, BytesMut)>,
 }
 
 impl LearnerState {
@@ -61,6 +64,7 @@ impl LearnerState {
             phase_ticks: 0,
             acked: Zxid::ZERO,
             lagging_pings: 0,
+            snap_chunks: None,
         }
     }
 
@@ -154,8 +158,19 @@ impl Core {
             Message::Diff { echo, .. } => self.on_header(echo, Header::Diff),
             Message::Trunc { echo, to, .. } => self.on_header(echo, Header::Trunc(to)),
             Message::Snap {
-                echo, zxid, data, ..
-            } => self.on_header(echo, Header::Snap(zxid, data)),
+                echo,
+                zxid,
+                chunked,
+                data,
+                ..
+            } => {
+                if let Some(data) = self.snapshot_data(zxid, chunked, data) {
+                    self.on_header(echo, Header::Snap(zxid, data));
+                }
+            }
+            Message::SnapChunk {
+                zxid, offset, data, ..
+            } => self.on_snap_chunk(zxid, offset, data),
             Message::Proposal { prev, entry, .. } => self.on_proposal(prev, entry),
             Message::Commit { zxid, .. }
                 if self.learner_ref().is_some_and(|l| l.after_header()) =>
@@ -259,6 +274,56 @@ impl Core {
         }
         if let Some(l) = self.learner() {
             l.stage = Stage::Syncing;
+        }
+    }
+
+    /// A piece of the snapshot of the SNAP to come. Chunks must arrive in order
+    /// (offset 0 starts over, as a re-planned sync does); each one is progress of the
+    /// sync, so `init_limit` bounds the silence between chunks, not a whole transfer
+    /// (as ZooKeeper's `initLimit` bounds each read of a learner's sync).
+    fn on_snap_chunk(&mut self, zxid: Zxid, offset: u64, data: Bytes) {
+        let Some(l) = self.learner() else { return };
+        if l.stage != Stage::AwaitHeader {
+            return;
+        }
+        let fits = |b: &BytesMut| b.len() + data.len() <= SNAPSHOT_MAX_BYTES;
+        match &mut l.snap_chunks {
+            Some((z, b)) if *z == zxid && b.len() as u64 == offset && offset > 0 && fits(b) => {
+                b.extend_from_slice(&data);
+            }
+            _ if offset == 0 && data.len() <= SNAPSHOT_MAX_BYTES => {
+                l.snap_chunks = Some((zxid, BytesMut::from(&data[..])));
+            }
+            _ => {
+                // Out of order or too large: this snapshot cannot complete; the SNAP
+                // will be refused and the handshake restarts after `init_limit`.
+                l.snap_chunks = None;
+                return;
+            }
+        }
+        l.phase_ticks = 0;
+    }
+
+    /// The whole snapshot of a SNAP: its data alone, or the chunks that went ahead
+    /// of it plus its data. `None` if those chunks are not all here.
+    fn snapshot_data(&mut self, zxid: Zxid, chunked: u64, data: Bytes) -> Option<Bytes> {
+        let chunks = self.learner()?.snap_chunks.take();
+        if chunked == 0 {
+            return Some(data);
+        }
+        match chunks {
+            Some((z, mut b))
+                if z == zxid
+                    && b.len() as u64 == chunked
+                    && b.len() + data.len() <= SNAPSHOT_MAX_BYTES =>
+            {
+                b.extend_from_slice(&data);
+                Some(b.freeze())
+            }
+            _ => {
+                tracing::warn!(id = %self.cfg.id, ?zxid, chunked, "SNAP without its chunks; ignored");
+                None
+            }
         }
     }
 
@@ -441,8 +506,12 @@ impl Core {
         // failover where the follower decided first waited ~3 ticks (150 ms by
         // default) in discovery. Later stages keep the slower restart: a sync may
         // legitimately take several ticks.
+        // While a SNAP streams in, its chunks show the handshake alive: a restart
+        // would only throw the transfer away, so it waits for `init_limit` of silence.
         let every = if l.stage == Stage::AwaitLeaderInfo {
             1
+        } else if l.snap_chunks.is_some() {
+            init.max(resend)
         } else {
             resend
         };
@@ -477,6 +546,7 @@ fn msg_epoch(msg: &Message) -> Option<u32> {
         Message::Diff { epoch, .. }
         | Message::Trunc { epoch, .. }
         | Message::Snap { epoch, .. }
+        | Message::SnapChunk { epoch, .. }
         | Message::Proposal { epoch, .. }
         | Message::Commit { epoch, .. }
         | Message::NewLeader { epoch, .. }

@@ -114,7 +114,24 @@ pub enum Message {
         echo: Zxid,
         /// The zxid the snapshot covers.
         zxid: Zxid,
-        /// The serialized state machine, opaque to the core.
+        /// Bytes of the snapshot sent ahead of this message in [`Message::SnapChunk`]s
+        /// for the same zxid (0: `data` is the whole snapshot).
+        chunked: u64,
+        /// The serialized state machine (its end, after `chunked` bytes), opaque to
+        /// the core.
+        data: Bytes,
+    },
+    /// Leader -> learner: a piece of the snapshot of the SNAP that follows, sent while
+    /// a large snapshot is still being written so that it never travels as one huge
+    /// frame and the learner hears from the leader meanwhile.
+    SnapChunk {
+        /// Leader epoch.
+        epoch: u32,
+        /// The zxid the snapshot covers.
+        zxid: Zxid,
+        /// Where these bytes start in the snapshot (0 starts a new one).
+        offset: u64,
+        /// The bytes.
         data: Bytes,
     },
     /// Leader -> follower: a txn to log. `prev` is the zxid of the entry before it in
@@ -205,6 +222,7 @@ impl Message {
             Message::Diff { .. } => "DIFF",
             Message::Trunc { .. } => "TRUNC",
             Message::Snap { .. } => "SNAP",
+            Message::SnapChunk { .. } => "SNAP(chunk)",
             Message::Proposal { .. } => "PROPOSAL",
             Message::Commit { .. } => "COMMIT",
             Message::NewLeader { .. } => "NEWLEADER",

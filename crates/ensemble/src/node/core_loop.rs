@@ -282,7 +282,14 @@ impl Shell {
         // message and a check when no snapshot runs).
         let snap_ticker = crossbeam_channel::tick(tick / SNAPSHOT_STEPS_PER_TICK);
         let events = self.transport.events().clone();
+        // While a SNAP is being written for a learner, a message on this channel keeps
+        // `select!` from blocking: a step of the SNAP runs after every wake-up
+        // instead of once per tick. Otherwise the loop blocks exactly as before.
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
         loop {
+            if self.server.sync_snapshot_pending() {
+                let _ = wake_tx.try_send(());
+            }
             select! {
                 recv(inbox) -> m => {
                     let Ok(m) = m else { return };
@@ -324,6 +331,10 @@ impl Shell {
                 }
                 recv(ticker) -> _ => self.tick(),
                 recv(snap_ticker) -> _ => self.snapshot_step(),
+                recv(wake_rx) -> _ => {}
+            }
+            if self.server.sync_snapshot_pending() {
+                self.server.handle_sync_step();
             }
             self.flush();
             // Under a flood of requests a due tick must not wait for `select!`'s

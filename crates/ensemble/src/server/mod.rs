@@ -16,6 +16,7 @@
 mod apply;
 mod conn;
 mod leader;
+mod sync_snap;
 mod types;
 
 use std::collections::{HashMap, VecDeque};
@@ -85,6 +86,8 @@ pub struct Server {
     snapshots_started: u64,
     digests: VecDeque<(u64, u64)>,
     snap: Option<SnapInProgress>,
+    /// Leader: SNAPs being written for learners, and what waits behind them.
+    syncs: sync_snap::SyncSnaps,
     /// Leader: the envelopes it proposed and has not applied yet, in zxid order, so
     /// that applying its own proposals needs no decoding.
     proposed: VecDeque<(Zxid, crate::codec::Envelope)>,
@@ -191,6 +194,7 @@ impl Server {
             snapshots_started: 0,
             digests,
             snap: None,
+            syncs: sync_snap::SyncSnaps::default(),
             proposed: VecDeque::new(),
             arena: crate::codec::EncodeArena::new(),
             conns: HashMap::default(),
@@ -315,6 +319,7 @@ impl Server {
         self.core.handle_tick();
         self.pump();
         self.snapshot_step(SNAPSHOT_STEP_NODES);
+        self.handle_sync_step();
         if self.serving {
             // In-process connections are alive while their client handle is: touch
             // every attached session once per tick (the client's heartbeat).
@@ -411,7 +416,7 @@ impl Server {
 
     fn handle_action(&mut self, action: Action) {
         match action {
-            Action::Send { to, msg } => self.out.push(ServerAction::Send { to, msg }),
+            Action::Send { to, msg } => self.send_to_peer(to, msg),
             Action::AppendLog { entries } => self
                 .out
                 .push(ServerAction::Storage(StorageOp::Append(entries))),
@@ -433,15 +438,7 @@ impl Server {
                     self.leader_retry_deferred();
                 }
             }
-            Action::SendSnapshot(req) => {
-                // The tree is exactly at `req.upto` here: every earlier Commit was applied.
-                let data = codec::encode_state(&self.session_table(), &self.tree);
-                let to = req.to;
-                self.out.push(ServerAction::Send {
-                    to,
-                    msg: req.into_message(Bytes::from(data)),
-                });
-            }
+            Action::SendSnapshot(req) => self.start_sync_snapshot(req),
             Action::Request { origin, payload } => self.leader_handle_forward(origin, payload),
             Action::RoleChanged {
                 role,
@@ -489,6 +486,7 @@ impl Server {
     fn role_changed(&mut self, role: Role, phase: Phase, leader: Option<ServerId>, epoch: u32) {
         tracing::info!(id = %self.id, ?role, ?phase, ?leader, epoch, "role changed");
         let was_serving = self.serving;
+        self.end_sync_snapshots(role, epoch);
         self.role = role;
         self.phase = phase;
         self.prep.reset();

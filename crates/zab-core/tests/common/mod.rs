@@ -274,7 +274,7 @@ impl Cluster {
                 }
                 let data = encode_snapshot(&n.applied);
                 let to = req.to;
-                self.send(id, to, &req.into_message(data));
+                self.send(id, to, &req.into_message(0, data));
             }
             Action::Request { origin, payload } => {
                 let core = self
