@@ -570,6 +570,155 @@ mod tests {
         }
     }
 
+    /// A follower elected under leader 3, through LEADERINFO and ACKEPOCH: waiting for
+    /// the sync header.
+    fn awaiting_header() -> Core {
+        let mut c = core(1);
+        elect(&mut c, 3);
+        c.handle_message(ServerId(3), Message::LeaderInfo { epoch: 1 });
+        c.handle_accepted_epoch_saved(1);
+        c.drain_actions();
+        c
+    }
+
+    fn chunk(offset: u64, data: &'static [u8]) -> Message {
+        Message::SnapChunk {
+            epoch: 1,
+            zxid: Zxid::new(1, 9),
+            offset,
+            data: Bytes::from_static(data),
+        }
+    }
+
+    fn snap(chunked: u64, data: &'static [u8]) -> Message {
+        Message::Snap {
+            epoch: 1,
+            echo: Zxid::ZERO,
+            zxid: Zxid::new(1, 9),
+            chunked,
+            data: Bytes::from_static(data),
+        }
+    }
+
+    fn installed(c: &mut Core) -> Option<Bytes> {
+        c.drain_actions().into_iter().find_map(|a| match a {
+            Action::InstallSnapshot { data, .. } => Some(data),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn snap_chunks_are_reassembled_in_order() {
+        let leader = ServerId(3);
+        let mut c = awaiting_header();
+        c.handle_message(leader, chunk(0, b"ab"));
+        c.handle_message(leader, chunk(2, b"cd"));
+        c.handle_message(leader, snap(4, b"ef"));
+        assert_eq!(installed(&mut c).as_deref(), Some(&b"abcdef"[..]));
+
+        // A re-planned sync starts over at offset 0: the old pieces are dropped.
+        let mut c = awaiting_header();
+        c.handle_message(leader, chunk(0, b"xx"));
+        c.handle_message(leader, chunk(0, b"ab"));
+        c.handle_message(leader, snap(2, b"c"));
+        assert_eq!(installed(&mut c).as_deref(), Some(&b"abc"[..]));
+
+        // An unchunked SNAP is whole, whatever pieces came before it.
+        let mut c = awaiting_header();
+        c.handle_message(leader, chunk(0, b"stale"));
+        c.handle_message(leader, snap(0, b"whole"));
+        assert_eq!(installed(&mut c).as_deref(), Some(&b"whole"[..]));
+    }
+
+    #[test]
+    fn a_snap_missing_chunks_is_refused() {
+        let leader = ServerId(3);
+        // A gap in the offsets.
+        let mut c = awaiting_header();
+        c.handle_message(leader, chunk(0, b"ab"));
+        c.handle_message(leader, chunk(3, b"d"));
+        c.handle_message(leader, snap(4, b"e"));
+        assert_eq!(installed(&mut c), None);
+        // Fewer bytes than the SNAP says went ahead.
+        let mut c = awaiting_header();
+        c.handle_message(leader, chunk(0, b"ab"));
+        c.handle_message(leader, snap(3, b"e"));
+        assert_eq!(installed(&mut c), None);
+        // Pieces of another snapshot point.
+        let mut c = awaiting_header();
+        c.handle_message(
+            leader,
+            Message::SnapChunk {
+                epoch: 1,
+                zxid: Zxid::new(1, 8),
+                offset: 0,
+                data: Bytes::from_static(b"ab"),
+            },
+        );
+        c.handle_message(leader, snap(2, b"c"));
+        assert_eq!(installed(&mut c), None);
+        // Chunks before the handshake reached the header stage are not kept.
+        let mut c = core(1);
+        elect(&mut c, 3);
+        c.drain_actions();
+        c.handle_message(leader, chunk(0, b"ab"));
+        c.handle_message(leader, Message::LeaderInfo { epoch: 1 });
+        c.handle_accepted_epoch_saved(1);
+        c.handle_message(leader, snap(2, b"c"));
+        assert_eq!(installed(&mut c), None);
+    }
+
+    #[test]
+    fn flowing_chunks_keep_the_handshake_alive() {
+        let leader = ServerId(3);
+        let init = c_init_limit();
+        // Without chunks, a silent leader gets FOLLOWERINFO again after resend_ticks
+        // and the follower gives up after init_limit.
+        let mut c = awaiting_header();
+        let mut restarted = false;
+        for _ in 0..init {
+            c.handle_tick();
+            restarted |= sent(&c.drain_actions())
+                .iter()
+                .any(|(_, m)| matches!(m, Message::FollowerInfo { .. }));
+        }
+        assert!(restarted, "a silent handshake is restarted");
+        // With a chunk every few ticks, for far longer than init_limit, neither.
+        let mut c = awaiting_header();
+        let mut offset = 0;
+        for t in 0..4 * init {
+            if t % 3 == 0 {
+                c.handle_message(
+                    leader,
+                    Message::SnapChunk {
+                        epoch: 1,
+                        zxid: Zxid::new(1, 9),
+                        offset,
+                        data: Bytes::from_static(b"z"),
+                    },
+                );
+                offset += 1;
+            }
+            c.handle_tick();
+            let out = c.drain_actions();
+            assert!(
+                !sent(&out)
+                    .iter()
+                    .any(|(_, m)| matches!(m, Message::FollowerInfo { .. })),
+                "tick {t}: handshake restarted while chunks flow"
+            );
+            assert_eq!(c.status().role, crate::Role::Following, "tick {t}");
+        }
+        c.handle_message(leader, snap(offset, b""));
+        assert_eq!(installed(&mut c).map(|d| d.len() as u64), Some(offset));
+    }
+
+    fn c_init_limit() -> u64 {
+        crate::Config::majority(ServerId(1), (1..=3).map(ServerId), [])
+            .unwrap()
+            .init_limit_ticks
+    }
+
     /// Every durability rule of a follower, one input at a time.
     #[test]
     fn follower_withholds_acks_until_durable() {

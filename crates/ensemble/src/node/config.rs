@@ -153,6 +153,7 @@ impl NodeConfig {
             snapshot_every_txns: self.snapshot_every_txns,
             housekeeping_ticks: u64::from((self.housekeeping_ms / self.tick_ms).max(1)),
             super_digest: self.super_digest.clone(),
+            sync_step_nodes: crate::server::SYNC_STEP_NODES,
         })
     }
 }

@@ -19,6 +19,8 @@ mod leader;
 mod sync_snap;
 mod types;
 
+pub use sync_snap::{SYNC_CHUNK_BYTES, SYNC_STEP_NODES};
+
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
@@ -67,6 +69,7 @@ pub struct Server {
     request_max_bytes: usize,
     super_digest: Option<String>,
     snapshot_every_txns: u64,
+    sync_step_nodes: usize,
     housekeeping_ticks: u64,
     outstanding_max: usize,
     forward_timeout_ticks: u64,
@@ -177,6 +180,7 @@ impl Server {
             request_max_bytes: cfg.request_max_bytes,
             super_digest: cfg.super_digest,
             snapshot_every_txns: cfg.snapshot_every_txns,
+            sync_step_nodes: cfg.sync_step_nodes.max(1),
             housekeeping_ticks: cfg.housekeeping_ticks.max(1),
             outstanding_max,
             forward_timeout_ticks,

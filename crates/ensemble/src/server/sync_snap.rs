@@ -140,11 +140,13 @@ impl Server {
         };
         let mut progress = Ok(datatree::SnapshotProgress::Continue);
         let mut written = 0;
-        while written < SYNC_STEP_NODES && s.buf.len() < SYNC_CHUNK_BYTES {
-            progress = self
-                .tree
-                .snapshot_stream_step(s.stream, SYNC_STEP_GRAIN, &mut s.buf);
-            written += SYNC_STEP_GRAIN;
+        let (step, grain) = (
+            self.sync_step_nodes,
+            SYNC_STEP_GRAIN.min(self.sync_step_nodes),
+        );
+        while written < step && s.buf.len() < SYNC_CHUNK_BYTES {
+            progress = self.tree.snapshot_stream_step(s.stream, grain, &mut s.buf);
+            written += grain;
             if progress != Ok(datatree::SnapshotProgress::Continue) {
                 break;
             }

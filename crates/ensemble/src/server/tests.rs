@@ -21,6 +21,8 @@ pub(crate) struct Sim {
     pub session_events: Vec<(u64, ConnId, SessionEvent)>,
     pub down: Vec<u64>,
     pub diverged: Vec<(u64, String)>,
+    /// SNAP chunks delivered (a SNAP written over several steps).
+    pub snap_chunks: usize,
     now: i64,
 }
 
@@ -34,6 +36,7 @@ fn config(id: u64, n: u64) -> ServerConfig {
         snapshot_every_txns: 0,
         housekeeping_ticks: 10,
         super_digest: None,
+        sync_step_nodes: SYNC_STEP_NODES,
     }
 }
 
@@ -55,6 +58,7 @@ impl Sim {
             session_events: Vec::new(),
             down: Vec::new(),
             diverged: Vec::new(),
+            snap_chunks: 0,
             now: 0,
         }
     }
@@ -116,6 +120,9 @@ impl Sim {
             assert!(budget > 0, "message storm");
             if self.down.contains(&to.0) || self.down.contains(&from.0) {
                 continue;
+            }
+            if matches!(msg, Message::SnapChunk { .. }) {
+                self.snap_chunks += 1;
             }
             self.servers
                 .get_mut(&to.0)
@@ -344,6 +351,72 @@ fn silent_sessions_expire_and_lose_their_ephemerals() {
         sim.step();
     }
     assert!(sim.servers.values().all(|s| !s.tree().contains("/e")));
+}
+
+/// A follower behind the leader's window gets a SNAP written over several ticks
+/// (more znodes than one step) while writes go on: it ends with the leader's exact
+/// tree, including the writes made while its SNAP was being written, and the leader
+/// never stopped leading.
+#[test]
+fn a_snap_written_over_several_steps_brings_a_learner_up_to_date() {
+    let mut sim = Sim::new(3);
+    sim.run_until_serving();
+    let leader = sim.leader();
+    let f = sim.follower();
+    sim.connect(leader, 1);
+    sim.down.push(f);
+    let mut xid = 1;
+    let mut write = |sim: &mut Sim, req: Request| {
+        xid += 1;
+        sim.request(leader, 1, xid, req).unwrap();
+    };
+    // ~3 steps' worth of znodes, then more single writes than the leader keeps
+    // (`commit_log_max`, 500): the follower can only be synced by SNAP.
+    for b in 0..3 {
+        let ops = (0..SYNC_STEP_NODES)
+            .map(|i| datatree::WriteOp::Create {
+                path: format!("/b{b}-{i}"),
+                data: Bytes::from_static(b"v"),
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: 0,
+            })
+            .collect();
+        write(&mut sim, Request::Multi(ops));
+    }
+    for i in 0..600 {
+        write(&mut sim, create(&format!("/s{i}"), CreateMode::Persistent));
+    }
+    sim.down.retain(|i| *i != f);
+    // Keep writing while the follower rejoins and its SNAP is written.
+    let mut written_during_snap = 0;
+    for i in 0..40 {
+        write(
+            &mut sim,
+            create(&format!("/during{i}"), CreateMode::Persistent),
+        );
+        if sim.servers[&leader].sync_snapshot_pending() {
+            written_during_snap += 1;
+        }
+        sim.step();
+    }
+    assert!(
+        written_during_snap > 0,
+        "no write while the SNAP was written"
+    );
+    for _ in 0..200 {
+        sim.step();
+    }
+    assert!(sim.snap_chunks >= 2, "chunks: {}", sim.snap_chunks);
+    assert_eq!(sim.leader(), leader);
+    assert!(sim.servers[&f].is_serving());
+    assert!(sim.diverged.is_empty(), "{:?}", sim.diverged);
+    assert_eq!(
+        sim.servers[&f].tree().to_bytes(),
+        sim.servers[&leader].tree().to_bytes()
+    );
+    assert!(sim.servers[&f].tree().contains("/during39"));
+    assert!(!sim.servers[&leader].sync_snapshot_pending());
 }
 
 #[test]

@@ -31,6 +31,10 @@ pub struct ServerConfig {
     /// The super digest id (`super:<base64>`): a digest addAuth producing it also
     /// grants the `super` id. `None`: no super user.
     pub super_digest: Option<String>,
+    /// Znodes per step of a SNAP written for a lagging learner
+    /// ([`SYNC_STEP_NODES`](crate::server::SYNC_STEP_NODES) unless testing: the
+    /// simulator takes a few, so that its small trees' SNAPs also stream).
+    pub sync_step_nodes: usize,
 }
 
 /// A storage action for the shell's FIFO durable pipeline (see [`zab_core::action`]).
