@@ -40,6 +40,11 @@ const SYNC_STEP_GRAIN: usize = 8;
 /// waits.
 pub const SYNC_CHUNK_BYTES: usize = 1 << 20;
 
+/// Bytes of messages held behind one learner's SNAP before the sync is abandoned
+/// (the learner asks again after `init_limit`): a write load far faster than the
+/// SNAP is written must not grow the leader's memory without bound.
+pub const SYNC_HELD_BYTES_MAX: usize = 256 << 20;
+
 /// A SNAP being written for one learner.
 struct SyncSnap {
     req: SnapshotRequest,
@@ -51,6 +56,8 @@ struct SyncSnap {
     sent: u64,
     /// What zab-core sent the learner after the SNAP, in order.
     held: Vec<Message>,
+    /// Encoded size of `held` (at most).
+    held_bytes: usize,
 }
 
 /// The SNAPs being streamed, by learner.
@@ -85,6 +92,7 @@ impl Server {
                 buf,
                 sent: 0,
                 held: Vec::new(),
+                held_bytes: 0,
             },
         );
         self.sync_step(to);
@@ -107,9 +115,15 @@ impl Server {
 
     /// `Action::Send`: goes out now unless the learner's SNAP is still being written.
     pub(super) fn send_to_peer(&mut self, to: ServerId, msg: Message) {
-        match self.syncs.by_learner.get_mut(&to) {
-            Some(s) => s.held.push(msg),
-            None => self.out.push(ServerAction::Send { to, msg }),
+        let Some(s) = self.syncs.by_learner.get_mut(&to) else {
+            self.out.push(ServerAction::Send { to, msg });
+            return;
+        };
+        s.held_bytes += msg.encoded_len_max();
+        s.held.push(msg);
+        if s.held_bytes > SYNC_HELD_BYTES_MAX {
+            tracing::warn!(id = %self.id, %to, "too much held behind a SNAP; sync abandoned");
+            self.drop_sync_snapshot(to);
         }
     }
 
