@@ -22,6 +22,7 @@ pub mod opts;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod snap_sync;
 pub mod watch;
 pub mod workload;
 
@@ -50,6 +51,7 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         Workload::Failover => scenario::failover(o),
         Workload::Recovery => scenario::recovery(o),
         Workload::SnapshotStall => scenario::snapshot_stall(o),
+        Workload::SnapSync => snap_sync::run(o),
         Workload::Memory => scenario::memory(o),
         Workload::MemoryTree => scenario::memory_tree(o),
     }

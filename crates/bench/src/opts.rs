@@ -22,6 +22,9 @@ pub enum Workload {
     Recovery,
     /// The longest write pause while a snapshot of `znodes` znodes is taken.
     SnapshotStall,
+    /// A follower behind the log window rejoins by SNAP of `znodes` znodes under a
+    /// write load: time until it serves, elections meanwhile, write latency.
+    SnapSync,
     /// Resident bytes per znode with `znodes` znodes of `value_size` bytes.
     Memory,
     /// The same for a bare `DataTree` (no cluster): the tree's share of `memory`.
@@ -40,6 +43,7 @@ impl Workload {
             Workload::Failover => "failover",
             Workload::Recovery => "recovery",
             Workload::SnapshotStall => "snapshot-stall",
+            Workload::SnapSync => "snap-sync",
             Workload::Memory => "memory",
             Workload::MemoryTree => "memory-tree",
         }

@@ -16,18 +16,18 @@ use crate::BenchError;
 
 /// Small writes after a bulk load that push the load's big multis out of zab-core's
 /// in-memory commit window (500 entries by default).
-const WINDOW_FLUSH_WRITES: usize = 1_000;
+pub(crate) const WINDOW_FLUSH_WRITES: usize = 1_000;
 /// How often scenario code polls node statistics.
 const POLL: Duration = Duration::from_millis(2);
 /// Writes after the snapshot in the recovery scenario (the log tail to replay).
 const RECOVERY_TAIL_WRITES: usize = 10_000;
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// Options of the background write load of a scenario.
-fn load_opts(o: &Options) -> Options {
+pub(crate) fn load_opts(o: &Options) -> Options {
     let mut l = o.clone();
     l.workload = Workload::Set;
     l
@@ -126,7 +126,7 @@ fn load_txns(znodes: usize) -> u64 {
 }
 
 /// Waits until `f` holds for the statistics of node `id`.
-fn wait_stats(
+pub(crate) fn wait_stats(
     bench: &Bench,
     id: u64,
     timeout: Duration,
@@ -375,7 +375,7 @@ pub fn memory(o: &Options) -> Result<Report, BenchError> {
 }
 
 /// `n` small writes to `/warm`, at most 64 in flight.
-fn small_writes(admin: &Client, n: usize) -> Result<(), BenchError> {
+pub(crate) fn small_writes(admin: &Client, n: usize) -> Result<(), BenchError> {
     let mut inflight = std::collections::VecDeque::new();
     for _ in 0..n {
         inflight.push_back(admin.set_data_async("/warm", Bytes::new(), -1));

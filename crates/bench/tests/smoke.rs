@@ -92,6 +92,14 @@ fn recovery_snapshot_stall_and_memory() {
     assert!(j.contains("\"bytes_per_znode\":"), "{j}");
 }
 
+#[test]
+fn snap_sync_reports_its_time_and_elections() {
+    let j = check(&quick(Workload::SnapSync));
+    for k in ["snap_sync_ms", "elections", "leader_kept", "write_max_ms"] {
+        assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
+    }
+}
+
 /// The exact invocation (shortened, and with fast ticks): the last line of
 /// output is one JSON object.
 #[test]

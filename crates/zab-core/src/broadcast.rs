@@ -331,6 +331,41 @@ mod tests {
         c
     }
 
+    /// A learner that repeats its ACK(NEWLEADER) gets UPTODATE again, with the
+    /// current commit point; nothing else changes.
+    #[test]
+    fn a_repeated_newleader_ack_gets_uptodate_again() {
+        let mut c = established();
+        let status = c.status();
+        c.handle_message(
+            ServerId(1),
+            Message::AckNewLeader {
+                epoch: 1,
+                zxid: Zxid::ZERO,
+            },
+        );
+        assert_eq!(
+            sent(&c.drain_actions()),
+            vec![(
+                1,
+                Message::UpToDate {
+                    epoch: 1,
+                    committed: Zxid::ZERO
+                }
+            )]
+        );
+        assert_eq!(c.status(), status);
+        // An ACK for a zxid it never acknowledged is not an answer to anything.
+        c.handle_message(
+            ServerId(1),
+            Message::AckNewLeader {
+                epoch: 1,
+                zxid: Zxid::new(1, 7),
+            },
+        );
+        assert!(sent(&c.drain_actions()).is_empty());
+    }
+
     #[test]
     fn commit_needs_a_durable_quorum_and_goes_in_order() {
         let mut c = established();

@@ -447,6 +447,13 @@ impl Core {
         let Some(h) = l.learners.get_mut(&from) else {
             return;
         };
+        if h.stage == Stage::Synced && l.established && zxid <= h.acked {
+            // A repeated ACK: the learner has not seen our UPTODATE (lost, or still
+            // behind its backlog). Sending it again changes nothing here.
+            let epoch = l.epoch.unwrap_or(0);
+            self.send(from, Message::UpToDate { epoch, committed });
+            return;
+        }
         if h.stage != (Stage::Syncing { newleader: zxid }) {
             return; // stale or duplicate
         }

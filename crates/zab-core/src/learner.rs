@@ -49,6 +49,10 @@ pub(crate) struct LearnerState {
     acked: Zxid,
     /// Consecutive pings showing the leader ahead of us.
     lagging_pings: u32,
+    /// Ticks since we acknowledged NEWLEADER (in `AwaitUpToDate`).
+    upto_date_ticks: u64,
+    /// The NEWLEADER zxid we acknowledged.
+    newleader: Zxid,
     /// The snapshot zxid and the bytes of the SNAP's chunks received so far.
     snap_chunks: Option<(Zxid, BytesMut)>,
 }
@@ -64,6 +68,8 @@ impl LearnerState {
             phase_ticks: 0,
             acked: Zxid::ZERO,
             lagging_pings: 0,
+            upto_date_ticks: 0,
+            newleader: Zxid::ZERO,
             snap_chunks: None,
         }
     }
@@ -398,6 +404,8 @@ impl Core {
         }
         let Some(l) = self.learner() else { return };
         l.stage = Stage::AwaitUpToDate;
+        l.upto_date_ticks = 0;
+        l.newleader = zxid;
         l.acked = l.acked.max(zxid);
         let leader = l.leader;
         self.send(leader, Message::AckNewLeader { epoch, zxid });
@@ -422,17 +430,11 @@ impl Core {
 
     fn on_ping(&mut self, epoch: u32, leader_last: Zxid, committed: Zxid) {
         let Some(l) = self.learner() else { return };
-        if l.stage == Stage::AwaitUpToDate {
-            // The leader is established and pings us, but our ACK of NEWLEADER or its
-            // UPTODATE got lost: after a few pings, sync again.
-            l.lagging_pings += 1;
-            if l.lagging_pings >= 3 {
-                l.lagging_pings = 0;
-                self.resync("no UPTODATE");
-            }
-            return;
-        }
         if l.stage != Stage::Broadcast {
+            // Before UPTODATE a ping says nothing about our handshake: one that reached
+            // us after our ACK(NEWLEADER) may have been sent long before the leader
+            // saw it (a learner catching up works through a backlog of them).
+            // `tick_learner` bounds the wait for UPTODATE instead.
             return;
         }
         let leader = l.leader;
@@ -487,14 +489,35 @@ impl Core {
         let Some(l) = self.learner() else { return };
         l.silent_ticks += 1;
         l.phase_ticks += 1;
-        let give_up = if l.stage == Stage::Broadcast {
-            l.silent_ticks > sync
-        } else {
-            l.phase_ticks > init
+        // Once the sync header is in, the sync stream itself is the progress:
+        // `init_limit` bounds its silence, not the whole sync (as ZooKeeper's
+        // `initLimit` bounds each read of a learner's sync socket), so a learner that
+        // works through a large SNAP and the backlog behind it is not cut off midway.
+        let give_up = match l.stage {
+            Stage::Broadcast => l.silent_ticks > sync,
+            Stage::Syncing | Stage::AwaitDurable { .. } | Stage::AwaitUpToDate => {
+                l.silent_ticks > init
+            }
+            _ => l.phase_ticks > init,
         };
         if give_up {
             tracing::info!(id = %self.cfg.id, "leader silent; re-electing");
             self.become_looking();
+            return;
+        }
+        if l.stage == Stage::AwaitUpToDate {
+            // Our ACK(NEWLEADER) or the leader's UPTODATE may have been lost: re-send
+            // the ACK every `resend_ticks` (the leader answers a repeated one with
+            // UPTODATE again). Pings cannot tell a loss from a backlog: those queued
+            // before UPTODATE behind a long sync stream were sent before the leader
+            // saw our ACK.
+            l.upto_date_ticks += 1;
+            if l.upto_date_ticks % resend == 0 {
+                let (leader, zxid) = (l.leader, l.newleader);
+                if let Some(epoch) = l.epoch {
+                    self.send(leader, Message::AckNewLeader { epoch, zxid });
+                }
+            }
             return;
         }
         let waiting_on_leader = matches!(
@@ -854,6 +877,60 @@ mod tests {
             },
         );
         assert!(c.drain_actions().is_empty());
+    }
+
+    /// Waiting for UPTODATE, a follower re-sends its ACK(NEWLEADER) every
+    /// `resend_ticks` instead of restarting the sync on pings (which may be a backlog
+    /// sent before the leader saw the ACK), and gives up only after `init_limit` of
+    /// silence.
+    #[test]
+    fn a_follower_waiting_for_uptodate_repeats_its_ack() {
+        let leader = ServerId(3);
+        let mut c = awaiting_header();
+        c.handle_message(leader, snap(0, b"state"));
+        c.handle_snapshot_installed(Zxid::new(1, 9));
+        let newleader = Message::NewLeader {
+            epoch: 1,
+            zxid: Zxid::new(1, 9),
+        };
+        c.handle_message(leader, newleader);
+        c.handle_current_epoch_saved(1);
+        let ack = (
+            3,
+            Message::AckNewLeader {
+                epoch: 1,
+                zxid: Zxid::new(1, 9),
+            },
+        );
+        assert!(sent(&c.drain_actions()).contains(&ack));
+        let ping = Message::Ping {
+            epoch: 1,
+            last_zxid: Zxid::new(1, 9),
+            committed: Zxid::new(1, 9),
+        };
+        let mut acks = 0;
+        for _ in 0..c_init_limit() {
+            for _ in 0..5 {
+                c.handle_message(leader, ping.clone());
+            }
+            c.handle_tick();
+            let out = sent(&c.drain_actions());
+            assert!(
+                !out.iter()
+                    .any(|(_, m)| matches!(m, Message::FollowerInfo { .. })),
+                "pings before UPTODATE restarted the sync"
+            );
+            acks += out.iter().filter(|m| **m == ack).count();
+        }
+        assert!(acks >= 2, "ACK(NEWLEADER) repeated {acks} times");
+        c.handle_message(
+            leader,
+            Message::UpToDate {
+                epoch: 1,
+                committed: Zxid::new(1, 9),
+            },
+        );
+        assert_eq!(c.status().phase, Phase::Broadcast);
     }
 
     #[test]

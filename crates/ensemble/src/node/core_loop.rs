@@ -333,10 +333,13 @@ impl Shell {
                 recv(snap_ticker) -> _ => self.snapshot_step(),
                 recv(wake_rx) -> _ => {}
             }
-            if self.server.sync_snapshot_pending() {
-                self.server.handle_sync_step();
-            }
             self.flush();
+            if self.server.sync_snapshot_pending() {
+                // After the flush: what the input produced (a SNAP's first chunk
+                // among it) leaves before this step's work.
+                self.server.handle_sync_step();
+                self.flush();
+            }
             // Under a flood of requests a due tick must not wait for `select!`'s
             // random pick: heartbeats depend on it.
             if ticker.try_recv().is_ok() {

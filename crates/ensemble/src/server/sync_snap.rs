@@ -30,6 +30,9 @@ use crate::codec;
 /// and the shell runs these steps back to back while it has no other input.
 pub const SYNC_STEP_NODES: usize = 2_048;
 
+/// Znodes of the first step, written when the SNAP is planned.
+const SYNC_FIRST_STEP_NODES: usize = 64;
+
 /// A step writes its znodes this many at a time, so that it stops soon after
 /// [`SYNC_CHUNK_BYTES`] even when znodes hold up to a megabyte each.
 const SYNC_STEP_GRAIN: usize = 8;
@@ -95,7 +98,10 @@ impl Server {
                 held_bytes: 0,
             },
         );
-        self.sync_step(to);
+        // A short first step: its chunk (or the whole SNAP of a small tree) reaches
+        // the learner at once, well within the few ticks it waits before asking
+        // again (it waits `init_limit` once chunks flow).
+        self.sync_step(to, SYNC_FIRST_STEP_NODES.min(self.sync_step_nodes));
     }
 
     /// Whether a SNAP is being written (the shell then steps it without waiting for
@@ -109,16 +115,31 @@ impl Server {
     pub fn handle_sync_step(&mut self) {
         let learners: Vec<ServerId> = self.syncs.by_learner.keys().copied().collect();
         for to in learners {
-            self.sync_step(to);
+            self.sync_step(to, self.sync_step_nodes);
         }
     }
 
     /// `Action::Send`: goes out now unless the learner's SNAP is still being written.
     pub(super) fn send_to_peer(&mut self, to: ServerId, msg: Message) {
+        if matches!(
+            msg,
+            Message::LeaderInfo { .. } | Message::Diff { .. } | Message::Trunc { .. }
+        ) {
+            // A new handshake or sync plan for this learner: a SNAP still being
+            // written for it belongs to an attempt it has given up (held behind it,
+            // this LEADERINFO would only reach it once the old SNAP was out).
+            self.drop_sync_snapshot(to);
+        }
         let Some(s) = self.syncs.by_learner.get_mut(&to) else {
             self.out.push(ServerAction::Send { to, msg });
             return;
         };
+        if matches!(msg, Message::Ping { .. }) {
+            // A ping only proves the leader alive, which the chunks do meanwhile; held,
+            // a SNAP's worth of pings would reach the learner in one burst right after
+            // NEWLEADER, and pings before UPTODATE make it restart the sync.
+            return;
+        }
         s.held_bytes += msg.encoded_len_max();
         s.held.push(msg);
         if s.held_bytes > SYNC_HELD_BYTES_MAX {
@@ -148,16 +169,13 @@ impl Server {
         }
     }
 
-    fn sync_step(&mut self, to: ServerId) {
+    fn sync_step(&mut self, to: ServerId, step: usize) {
         let Some(s) = self.syncs.by_learner.get_mut(&to) else {
             return;
         };
         let mut progress = Ok(datatree::SnapshotProgress::Continue);
         let mut written = 0;
-        let (step, grain) = (
-            self.sync_step_nodes,
-            SYNC_STEP_GRAIN.min(self.sync_step_nodes),
-        );
+        let grain = SYNC_STEP_GRAIN.min(step);
         while written < step && s.buf.len() < SYNC_CHUNK_BYTES {
             progress = self.tree.snapshot_stream_step(s.stream, grain, &mut s.buf);
             written += grain;
