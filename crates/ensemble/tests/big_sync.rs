@@ -18,12 +18,8 @@ use ensemble::{Acl, CreateMode, WriteOp};
 /// Creates `/big/p{b}` and 500 children under it, for each `b` in `batches`, one
 /// multi per parent.
 fn load(client: &ensemble::Client, batches: std::ops::Range<usize>, value: &Bytes) {
-    let create = |path: String, data: Bytes| WriteOp::Create {
-        path,
-        data,
-        acl: Acl::open_unsafe(),
-        mode: CreateMode::Persistent,
-        ttl_ms: 0,
+    let create = |path: String, data: Bytes| {
+        WriteOp::create(path, data, Acl::open_unsafe(), CreateMode::Persistent)
     };
     for b in batches {
         let mut ops = vec![create(format!("/big/p{b}"), Bytes::new())];

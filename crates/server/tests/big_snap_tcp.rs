@@ -43,12 +43,8 @@ fn a_new_server_joins_by_a_snap_larger_than_a_frame() {
     let client = ensemble::Client::connect(&nodes, ensemble::ClientOptions::default()).unwrap();
     // ~90k znodes of 200 bytes: a state of ~24 MB.
     let value = Bytes::from(vec![3u8; 200]);
-    let create = |path: String, data: Bytes| WriteOp::Create {
-        path,
-        data,
-        acl: Acl::open_unsafe(),
-        mode: CreateMode::Persistent,
-        ttl_ms: 0,
+    let create = |path: String, data: Bytes| {
+        WriteOp::create(path, data, Acl::open_unsafe(), CreateMode::Persistent)
     };
     for b in 0..180 {
         let mut ops = vec![create(format!("/p{b}"), Bytes::new())];

@@ -99,6 +99,25 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// A create of `path` with `data`, `acl` and `mode` (no TTL), as ZooKeeper's
+    /// `Op.create`: the usual element of a `multi`.
+    pub fn create(
+        path: impl Into<String>,
+        data: impl Into<Bytes>,
+        acl: Vec<Acl>,
+        mode: CreateMode,
+    ) -> WriteOp {
+        WriteOp::Create {
+            path: path.into(),
+            data: data.into(),
+            acl,
+            mode,
+            ttl_ms: 0,
+        }
+    }
+}
+
 /// Who is asking, and the zxid the txn will get.
 #[derive(Debug, Clone, Copy)]
 pub struct PrepContext<'a> {

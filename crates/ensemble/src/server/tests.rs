@@ -374,12 +374,13 @@ fn a_snap_written_over_several_steps_brings_a_learner_up_to_date() {
     // (`commit_log_max`, 500): the follower can only be synced by SNAP.
     for b in 0..3 {
         let ops = (0..SYNC_STEP_NODES)
-            .map(|i| datatree::WriteOp::Create {
-                path: format!("/b{b}-{i}"),
-                data: Bytes::from_static(b"v"),
-                acl: Acl::open_unsafe(),
-                mode: CreateMode::Persistent,
-                ttl_ms: 0,
+            .map(|i| {
+                datatree::WriteOp::create(
+                    format!("/b{b}-{i}"),
+                    Bytes::from_static(b"v"),
+                    Acl::open_unsafe(),
+                    CreateMode::Persistent,
+                )
             })
             .collect();
         write(&mut sim, Request::Multi(ops));
