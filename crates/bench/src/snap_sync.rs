@@ -24,7 +24,7 @@ const BASELINE: Duration = Duration::from_millis(300);
 
 /// Runs the scenario (see the module docs).
 pub fn run(o: &Options) -> Result<Report, BenchError> {
-    let bench = setup::start(o, None)?;
+    let mut bench = setup::start(o, None)?;
     let value = Bytes::from(vec![0x5a; o.value_size]);
     let leader = bench.leader;
     let admin = bench.client(leader)?;
@@ -84,7 +84,6 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     );
     rep.push("leader_kept", bench.cluster.leader() == Some(leader));
     rep.push("write_max_ms", rep.latency.max() as f64 / 1e6);
-    let mut bench = bench;
     bench.cluster.shutdown();
     Ok(rep)
 }

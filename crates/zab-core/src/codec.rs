@@ -573,6 +573,34 @@ pub(crate) mod tests {
         }
     }
 
+    /// A SNAP chunk from a peer: a declared length over the snapshot bound, a body
+    /// cut short or bytes after it are typed errors, never an allocation or a panic.
+    #[test]
+    fn bad_snap_chunks_are_typed_errors() {
+        let ok = Message::SnapChunk {
+            epoch: 1,
+            zxid: Zxid::new(1, 2),
+            offset: 7,
+            data: Bytes::from_static(b"abc"),
+        }
+        .encode();
+        // Version, tag, epoch (4), zxid (8), offset (8), then the u32 length.
+        let len_at = 2 + 4 + 8 + 8;
+        let mut huge = ok.to_vec();
+        huge[len_at..len_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            Message::decode(&Bytes::from(huge)),
+            Err(DecodeError::TooLong { .. })
+        ));
+        assert_eq!(
+            Message::decode(&ok.slice(..ok.len() - 1)),
+            Err(DecodeError::Truncated)
+        );
+        let mut long = ok.to_vec();
+        long.push(0);
+        assert!(Message::decode(&Bytes::from(long)).is_err());
+    }
+
     #[test]
     fn typed_errors() {
         assert_eq!(Message::decode(&Bytes::new()), Err(DecodeError::Truncated));

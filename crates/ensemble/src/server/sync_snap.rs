@@ -121,6 +121,11 @@ impl Server {
 
     /// `Action::Send`: goes out now unless the learner's SNAP is still being written.
     pub(super) fn send_to_peer(&mut self, to: ServerId, msg: Message) {
+        if self.syncs.by_learner.is_empty() {
+            // The hot path: no SNAP being written.
+            self.out.push(ServerAction::Send { to, msg });
+            return;
+        }
         if matches!(
             msg,
             Message::LeaderInfo { .. } | Message::Diff { .. } | Message::Trunc { .. }
