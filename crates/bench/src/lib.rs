@@ -4,7 +4,8 @@
 //! API only.
 //!
 //! - Workloads ([`opts::Workload`]): `set`, `get`, `mixed`, `create-delete`, `watch`.
-//! - Scenarios: `failover`, `recovery`, `snapshot-stall`, `memory`.
+//! - Scenarios: `failover`, `recovery`, `snapshot-stall`, `snap-sync`, `catch-up`,
+//!   `memory`.
 //! - Output: a [`report::Report`] per run, printed as a table and, with `--json`,
 //!   as one JSON object on the last line. Latencies go into a log-bucketed
 //!   [`hist::Histogram`] (1.6 % precision).
@@ -52,6 +53,7 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         Workload::Recovery => scenario::recovery(o),
         Workload::SnapshotStall => scenario::snapshot_stall(o),
         Workload::SnapSync => snap_sync::run(o),
+        Workload::CatchUp => snap_sync::catch_up(o),
         Workload::Memory => scenario::memory(o),
         Workload::MemoryTree => scenario::memory_tree(o),
     }

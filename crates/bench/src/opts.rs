@@ -25,6 +25,9 @@ pub enum Workload {
     /// A follower behind the log window rejoins by SNAP of `znodes` znodes under a
     /// write load: time until it serves, elections meanwhile, write latency.
     SnapSync,
+    /// A follower `behind` txns behind (within the DIFF window) rejoins under a write
+    /// load: time until it serves, whether it needed a SNAP, write latency.
+    CatchUp,
     /// Resident bytes per znode with `znodes` znodes of `value_size` bytes.
     Memory,
     /// The same for a bare `DataTree` (no cluster): the tree's share of `memory`.
@@ -44,6 +47,7 @@ impl Workload {
             Workload::Recovery => "recovery",
             Workload::SnapshotStall => "snapshot-stall",
             Workload::SnapSync => "snap-sync",
+            Workload::CatchUp => "catch-up",
             Workload::Memory => "memory",
             Workload::MemoryTree => "memory-tree",
         }
@@ -159,6 +163,15 @@ pub struct Options {
     /// Znodes for the recovery, snapshot-stall and memory scenarios.
     #[arg(long, default_value_t = 1_000_000)]
     pub znodes: usize,
+    /// Txns a follower misses in the catch-up scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub behind: usize,
+    /// DIFF window in txns (default: the node's, 100,000).
+    #[arg(long)]
+    pub commit_log_txns: Option<usize>,
+    /// DIFF window in payload bytes (default: the node's, 4 MiB).
+    #[arg(long)]
+    pub commit_log_bytes: Option<usize>,
     /// Trials of the failover scenario.
     #[arg(long, default_value_t = 5)]
     pub trials: usize,

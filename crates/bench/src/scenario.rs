@@ -14,9 +14,8 @@ use crate::setup::{self, Bench, LEADER_WAIT, LOAD_BATCH};
 use crate::workload::{self, Window};
 use crate::BenchError;
 
-/// Small writes after a bulk load that push the load's big multis out of zab-core's
-/// in-memory commit window (500 entries by default).
-pub(crate) const WINDOW_FLUSH_WRITES: usize = 1_000;
+/// Value size of the writes that push a follower past the leader's DIFF window.
+const PAST_WINDOW_VALUE: usize = 64 << 10;
 /// How often scenario code polls node statistics.
 const POLL: Duration = Duration::from_millis(2);
 /// Writes after the snapshot in the recovery scenario (the log tail to replay).
@@ -338,11 +337,10 @@ pub fn memory(o: &Options) -> Result<Report, BenchError> {
     let load = setup::populate(&admin, o.znodes, &value)?;
     bench.converge()?;
     let loaded = rss_bytes().unwrap_or(before);
-    // zab-core keeps the last committed entries for DIFF sync (at most 500 and
-    // 4 MiB); after a bulk load those are 1,000-create multis. Small writes push
-    // them out, so the figure is the steady state of the tree. Freed memory the
-    // allocator has not yet returned to the OS (mimalloc purges lazily) still counts.
-    small_writes(&admin, WINDOW_FLUSH_WRITES)?;
+    // Every node keeps its newest committed entries for DIFF sync (4 MiB by default,
+    // the last of the bulk load's multis here): part of a node's steady state, so
+    // counted (~4 bytes per znode per replica at 1M znodes). Freed memory the
+    // allocator has not yet returned to the OS (mimalloc purges lazily) counts too.
     let _ = admin.close();
     bench.converge()?;
     std::thread::sleep(Duration::from_millis(500));
@@ -374,11 +372,27 @@ pub fn memory(o: &Options) -> Result<Report, BenchError> {
     Ok(rep)
 }
 
-/// `n` small writes to `/warm`, at most 64 in flight.
-pub(crate) fn small_writes(admin: &Client, n: usize) -> Result<(), BenchError> {
+/// More payload bytes than the DIFF window keeps (`o.commit_log_bytes`, or the
+/// node's default), written to `/warm`: a follower that missed them is behind every
+/// leader's window, so only a SNAP can bring it up to date.
+pub(crate) fn push_past_window(admin: &Client, o: &Options) -> Result<(), BenchError> {
+    let bound = o
+        .commit_log_bytes
+        .unwrap_or(ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT);
+    let value = Bytes::from(vec![0x77; PAST_WINDOW_VALUE]);
+    set_many(admin, "/warm", bound / PAST_WINDOW_VALUE + 2, &value)
+}
+
+/// `n` setData of `value` to `path`, at most 64 in flight.
+pub(crate) fn set_many(
+    admin: &Client,
+    path: &str,
+    n: usize,
+    value: &Bytes,
+) -> Result<(), BenchError> {
     let mut inflight = std::collections::VecDeque::new();
     for _ in 0..n {
-        inflight.push_back(admin.set_data_async("/warm", Bytes::new(), -1));
+        inflight.push_back(admin.set_data_async(path, value.clone(), -1));
         if inflight.len() >= 64 {
             if let Some(c) = inflight.pop_front() {
                 if let Err(e) = c.wait() {

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ensemble::deps::zab_core::{COMMIT_LOG_MAX_BYTES_DEFAULT, COMMIT_LOG_MAX_DEFAULT};
 use ensemble::{Acl, Client, ClientOptions, Cluster, CreateMode, Fsync, WriteOp};
 
 use crate::opts::{Attach, Options, StorageChoice};
@@ -48,6 +49,12 @@ pub fn start(o: &Options, snapshot_every_txns: Option<u64>) -> Result<Bench, Ben
         .fsync(if o.fsync { Fsync::Always } else { Fsync::Never });
     if let Some(n) = snapshot_every_txns {
         b = b.snapshot_every_txns(n);
+    }
+    if o.commit_log_txns.is_some() || o.commit_log_bytes.is_some() {
+        b = b.commit_log(
+            o.commit_log_txns.unwrap_or(COMMIT_LOG_MAX_DEFAULT),
+            o.commit_log_bytes.unwrap_or(COMMIT_LOG_MAX_BYTES_DEFAULT),
+        );
     }
     let mut dir = None;
     if o.storage == StorageChoice::File {

@@ -1,10 +1,16 @@
-//! SNAP catch-up: a follower that fell behind the leader's log window while the tree
-//! is large rejoins by SNAP, under a write load on the leader.
+//! A follower that was away rejoins under a write load on the leader.
 //!
-//! Reported: `snap_sync_ms` (from the heal until the follower serves again, which it
-//! can only after its sync), `elections` (leader epochs started meanwhile: 0 unless
-//! the sync disturbed the ensemble), `leader_kept`, and the load's latency
-//! (`write_max_ms` is the longest write, the stall a sync puts on the leader).
+//! - `snap-sync`: it fell behind the leader's DIFF window while the tree is large, so
+//!   it rejoins by SNAP.
+//! - `catch-up`: it missed `--behind` txns, within the window by default, so it
+//!   rejoins by DIFF; `--commit-log-txns 500` (ZooKeeper's in-memory window) shows
+//!   what the same outage costs with a SNAP.
+//!
+//! Reported: `snap_sync_ms` / `catch_up_ms` (from the heal until the follower serves
+//! again, which it can only after its sync), `snap_used` (whether it installed a
+//! snapshot), `elections` (leader epochs started meanwhile: 0 unless the sync
+//! disturbed the ensemble), `leader_kept`, and the load's latency (`write_max_ms` is
+//! the longest write, the stall a sync puts on the leader).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +20,7 @@ use bytes::Bytes;
 
 use crate::opts::{Attach, Options};
 use crate::report::Report;
-use crate::scenario::{load_opts, ms, small_writes, wait_stats, WINDOW_FLUSH_WRITES};
+use crate::scenario::{load_opts, ms, push_past_window, set_many, wait_stats};
 use crate::setup::{self, LEADER_WAIT};
 use crate::workload::{self, Window};
 use crate::BenchError;
@@ -22,8 +28,26 @@ use crate::BenchError;
 /// Load before the heal, so that the latency covers the sync and not only the start.
 const BASELINE: Duration = Duration::from_millis(300);
 
-/// Runs the scenario (see the module docs).
+/// What the lagging follower misses while it is away.
+#[derive(Debug, Clone, Copy)]
+enum Away {
+    /// More than the DIFF window, with the load already running when it returns.
+    PastWindow,
+    /// This many setData txns; the load starts as it returns.
+    Txns(usize),
+}
+
+/// Runs `snap-sync` (see the module docs).
 pub fn run(o: &Options) -> Result<Report, BenchError> {
+    rejoin(o, Away::PastWindow)
+}
+
+/// Runs `catch-up` (see the module docs).
+pub fn catch_up(o: &Options) -> Result<Report, BenchError> {
+    rejoin(o, Away::Txns(o.behind))
+}
+
+fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
     let mut bench = setup::start(o, None)?;
     let value = Bytes::from(vec![0x5a; o.value_size]);
     let leader = bench.leader;
@@ -38,9 +62,15 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         .into_iter()
         .find(|i| *i != leader)
         .ok_or_else(|| BenchError::Setup("snap-sync needs at least 2 nodes".into()))?;
+    let snaps_before = bench
+        .cluster
+        .stats(lagging)
+        .map_or(0, |s| s.server.snapshots_installed);
     bench.cluster.partition(lagging);
-    // More writes than the leader's log window keeps: only a SNAP can catch up.
-    small_writes(&admin, WINDOW_FLUSH_WRITES)?;
+    match away {
+        Away::PastWindow => push_past_window(&admin, o)?,
+        Away::Txns(n) => set_many(&admin, &setup::key_path(0), n, &value)?,
+    }
     let _ = admin.close();
     wait_stats(&bench, lagging, LEADER_WAIT, |s| !s.server.serving)?;
     let epoch = |id| {
@@ -60,7 +90,9 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         let w = Window::until(Arc::clone(&stop));
         std::thread::spawn(move || workload::run_sessions(clients, &lo, keys, &value, w))
     };
-    std::thread::sleep(BASELINE);
+    if matches!(away, Away::PastWindow) {
+        std::thread::sleep(BASELINE);
+    }
     let healed = Instant::now();
     bench.cluster.heal(lagging);
     let caught_up = wait_stats(&bench, lagging, LEADER_WAIT, |s| s.server.serving);
@@ -77,7 +109,16 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     workload::fold(&mut rep, &results);
     rep.push("znodes", o.znodes);
     rep.push("load_s", load.as_secs_f64());
-    rep.push("snap_sync_ms", ms(sync));
+    let key = match away {
+        Away::PastWindow => "snap_sync_ms",
+        Away::Txns(_) => "catch_up_ms",
+    };
+    rep.push(key, ms(sync));
+    let snaps_after = bench
+        .cluster
+        .stats(lagging)
+        .map_or(snaps_before, |s| s.server.snapshots_installed);
+    rep.push("snap_used", snaps_after > snaps_before);
     rep.push(
         "elections",
         u64::from(epoch_after.saturating_sub(epoch_before)),

@@ -98,6 +98,20 @@ fn snap_sync_reports_its_time_and_elections() {
     for k in ["snap_sync_ms", "elections", "leader_kept", "write_max_ms"] {
         assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
     }
+    assert!(j.contains("\"snap_used\":true"), "{j}");
+}
+
+#[test]
+fn catch_up_is_a_diff_within_the_window_and_a_snap_beyond_it() {
+    let mut o = quick(Workload::CatchUp);
+    o.behind = 2_000;
+    let j = check(&o);
+    assert!(j.contains("\"catch_up_ms\":"), "{j}");
+    assert!(j.contains("\"snap_used\":false"), "{j}");
+    // The same outage with ZooKeeper's window of 500 txns.
+    o.commit_log_txns = Some(500);
+    let j = check(&o);
+    assert!(j.contains("\"snap_used\":true"), "{j}");
 }
 
 /// The exact invocation (shortened, and with fast ticks): the last line of

@@ -47,6 +47,7 @@ pub struct ClusterBuilder {
     sync_limit_ticks: u64,
     init_limit_ticks: u64,
     super_digest: Option<String>,
+    commit_log: Option<(usize, usize)>,
 }
 
 impl ClusterBuilder {
@@ -100,6 +101,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// The DIFF window of every node ([`crate::NodeConfigBuilder::commit_log`]).
+    pub fn commit_log(mut self, max_txns: usize, max_bytes: usize) -> Self {
+        self.commit_log = Some((max_txns, max_bytes));
+        self
+    }
+
     /// Seed of the in-memory network.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -135,6 +142,9 @@ impl ClusterBuilder {
             b = b.session_timeout_ms(lo, hi);
             if let Some(d) = &self.super_digest {
                 b = b.super_digest(d.clone());
+            }
+            if let Some((txns, bytes)) = self.commit_log {
+                b = b.commit_log(txns, bytes);
             }
             if let Some(dir) = &self.dir {
                 b = b.data_dir(dir.join(format!("node-{id}")));
@@ -192,6 +202,7 @@ impl Cluster {
             sync_limit_ticks: 20,
             init_limit_ticks: 50,
             super_digest: None,
+            commit_log: None,
         }
     }
 

@@ -141,14 +141,19 @@ fn leader_crash_during_a_write_stream_loses_no_acknowledged_write() {
     cluster.wait_converged(T).unwrap();
 }
 
-fn catch_up(writes: usize, snapshot_every: u64, expect_snap: bool) {
+/// Crashes a follower, makes `writes` creates, restarts it and checks that it caught
+/// up (by SNAP exactly when `expect_snap`) and that every node recovers afterwards.
+/// `window` is the DIFF window in txns (default when `None`).
+fn catch_up(writes: usize, snapshot_every: u64, window: Option<usize>, expect_snap: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = common::cluster(3)
+    let mut builder = common::cluster(3)
         .data_dir(dir.path())
         .fsync(ensemble::Fsync::Never)
-        .snapshot_every_txns(snapshot_every)
-        .start()
-        .unwrap();
+        .snapshot_every_txns(snapshot_every);
+    if let Some(txns) = window {
+        builder = builder.commit_log(txns, ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT);
+    }
+    let mut cluster = builder.start().unwrap();
     let leader = cluster.wait_for_leader(T).unwrap();
     let f = follower_of(&cluster, leader);
     let c = cluster.client(leader).unwrap();
@@ -198,13 +203,20 @@ fn catch_up(writes: usize, snapshot_every: u64, expect_snap: bool) {
 
 #[test]
 fn restarted_follower_catches_up_by_diff() {
-    catch_up(50, 0, false);
+    catch_up(50, 0, None, false);
+}
+
+#[test]
+fn a_follower_more_than_zookeepers_500_txns_behind_still_catches_up_by_diff() {
+    // ZooKeeper's in-memory committed log keeps 500 txns; Ensemble's DIFF window is
+    // bounded by 4 MiB (and 100,000 txns), so 3,000 small creates are a DIFF.
+    catch_up(3_000, 0, None, false);
 }
 
 #[test]
 fn restarted_follower_catches_up_by_snap_and_everyone_recovers_from_snapshots() {
-    // More writes than the leader's in-memory commit window (500): SNAP.
-    catch_up(700, 200, true);
+    // More writes than a DIFF window of 500 txns: SNAP.
+    catch_up(700, 200, Some(500), true);
 }
 
 #[test]

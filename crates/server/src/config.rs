@@ -20,6 +20,8 @@
 //! session_min_ms = 100
 //! session_max_ms = 20000
 //! snapshot_every_txns = 100000    # 0: never
+//! commit_log_txns = 100000        # DIFF window: newest committed txns kept in memory
+//! commit_log_bytes = 4194304      # ... and at most this many payload bytes of them
 //! fsync = always                  # or never
 //! secret = 12345                  # same on every server (session passwords)
 //! stop_file = /run/ensemble-1.stop  # optional: created = clean stop
@@ -80,6 +82,10 @@ pub struct ServerConfig {
     pub session_max_ms: u32,
     /// Snapshot after this many txns (0: never).
     pub snapshot_every_txns: u64,
+    /// DIFF window: committed txns kept in memory for learners that were away.
+    pub commit_log_txns: usize,
+    /// DIFF window: at most this many payload bytes of them.
+    pub commit_log_bytes: usize,
     /// fsync policy.
     pub fsync: Fsync,
     /// Ensemble secret (session passwords); same on every server.
@@ -157,6 +163,8 @@ const KEYS: &[&str] = &[
     "session_min_ms",
     "session_max_ms",
     "snapshot_every_txns",
+    "commit_log_txns",
+    "commit_log_bytes",
     "fsync",
     "secret",
     "stop_file",
@@ -337,6 +345,16 @@ impl ServerConfig {
             session_max_ms: u32::try_from(opt("session_max_ms", 0)?)
                 .map_err(|_| invalid("session_max_ms", "too large"))?,
             snapshot_every_txns: opt("snapshot_every_txns", 100_000)?,
+            commit_log_txns: usize::try_from(opt(
+                "commit_log_txns",
+                ensemble::deps::zab_core::COMMIT_LOG_MAX_DEFAULT as u64,
+            )?)
+            .map_err(|_| invalid("commit_log_txns", "too large"))?,
+            commit_log_bytes: usize::try_from(opt(
+                "commit_log_bytes",
+                ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT as u64,
+            )?)
+            .map_err(|_| invalid("commit_log_bytes", "too large"))?,
             fsync,
             secret: opt("secret", 0x5eed_e75e_b1e5)?,
             stop_file: get("stop_file").map(PathBuf::from),
@@ -357,6 +375,7 @@ impl ServerConfig {
             .sync_limit_ticks(self.sync_limit_ticks)
             .session_timeout_ms(self.session_min_ms, self.session_max_ms)
             .snapshot_every_txns(self.snapshot_every_txns)
+            .commit_log(self.commit_log_txns, self.commit_log_bytes)
             .data_dir(self.data_dir.clone())
             .fsync(self.fsync)
             .secret(self.secret);
@@ -420,6 +439,16 @@ fsync = never   # fast
         assert_eq!(c.fsync, Fsync::Never);
         assert_eq!(c.node_config().unwrap().id(), 2);
         assert_eq!(c.client_addrs().len(), 1);
+        assert_eq!(c.commit_log_txns, 100_000);
+        assert_eq!(c.commit_log_bytes, 4 << 20);
+        let small = ServerConfig::parse(&format!(
+            "{GOOD}commit_log_txns = 500\ncommit_log_bytes = 65536\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (small.commit_log_txns, small.commit_log_bytes),
+            (500, 65536)
+        );
     }
 
     fn err(text: &str) -> String {
@@ -446,6 +475,7 @@ fsync = never   # fast
         assert!(err(&GOOD.replace("2890", "2889")).contains("share a peer address"));
         assert!(err(&format!("{GOOD}tick_ms = 30\n")).contains("given twice"));
         assert!(err(&format!("{GOOD}garbage\n")).contains("line 11"));
+        assert!(err(&format!("{GOOD}commit_log_bytes = -1\n")).contains("`commit_log_bytes`"));
         assert!(err(&GOOD.replace("admin_port = 8082", "admin_port = 2182")).contains("admin_port"));
         assert!(
             err(&GOOD.replace("client_port = 2182", "client_port = 2889")).contains("client_port")

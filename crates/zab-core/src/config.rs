@@ -61,10 +61,11 @@ pub struct Config {
     /// Ticks between re-sends of election notifications and of FOLLOWERINFO.
     pub resend_ticks: u64,
     /// How many committed entries the in-memory log keeps for DIFF sync
-    /// (ZooKeeper's committed log).
+    /// (ZooKeeper's committed log; default [`COMMIT_LOG_MAX_DEFAULT`]).
     pub commit_log_max: usize,
-    /// Upper bound on the payload bytes of those committed entries; the oldest are
-    /// dropped first. Learners further behind get a SNAP.
+    /// Upper bound on the payload bytes of those committed entries (default
+    /// [`COMMIT_LOG_MAX_BYTES_DEFAULT`]); the oldest are dropped first. Learners
+    /// further behind get a SNAP.
     pub commit_log_max_bytes: usize,
     /// Proposals the leader may have outstanding (proposed, not committed) before
     /// `propose` returns `Backpressure`.
@@ -73,6 +74,20 @@ pub struct Config {
     /// ZooKeeper's value is `u32::MAX - 1`; tests lower it to exercise rollover.
     pub zxid_counter_max: u32,
 }
+
+/// Default bound on the committed entries kept for DIFF sync.
+///
+/// ZooKeeper keeps 500 (`zookeeper.commitLogCount`) and falls back on reading its
+/// txn log files before it sends a SNAP. Ensemble syncs from memory only, and 500
+/// entries are a millisecond of writes under load: any lost connection to a follower
+/// then cost a SNAP of the whole tree (seconds and the whole state on the wire for a
+/// large one). So the byte bound ([`COMMIT_LOG_MAX_BYTES_DEFAULT`]) is what usually
+/// limits the window (~28,000 setData txns of 100 bytes); this count only caps the
+/// per-entry bookkeeping (40 bytes each) for tiny txns.
+pub const COMMIT_LOG_MAX_DEFAULT: usize = 100_000;
+
+/// Default bound on the payload bytes of the committed entries kept for DIFF sync.
+pub const COMMIT_LOG_MAX_BYTES_DEFAULT: usize = 4 << 20;
 
 impl Config {
     /// A configuration where every id in `voters` is a participant with majority
@@ -98,8 +113,8 @@ impl Config {
             sync_limit_ticks: 5,
             finalize_wait_ticks: 1,
             resend_ticks: 3,
-            commit_log_max: 500,
-            commit_log_max_bytes: 4 << 20,
+            commit_log_max: COMMIT_LOG_MAX_DEFAULT,
+            commit_log_max_bytes: COMMIT_LOG_MAX_BYTES_DEFAULT,
             outstanding_max: 1000,
             zxid_counter_max: u32::MAX - 1,
         };

@@ -56,7 +56,10 @@ mod sync;
 mod zxid;
 
 pub use crate::action::{Action, Phase, Role, SnapshotRequest, Status};
-pub use crate::config::{Config, ConfigError, MemberRole, Persisted};
+pub use crate::config::{
+    Config, ConfigError, MemberRole, Persisted, COMMIT_LOG_MAX_BYTES_DEFAULT,
+    COMMIT_LOG_MAX_DEFAULT,
+};
 pub use crate::core::{Core, ForwardError, ProposeError};
 pub use crate::messages::{
     DecodeError, Entry, Message, PeerState, Vote, PAYLOAD_MAX_BYTES, SNAPSHOT_MAX_BYTES,

@@ -66,13 +66,16 @@ pub struct NodeConfig {
     pub(crate) outstanding_max: usize,
     pub(crate) housekeeping_ms: u32,
     pub(crate) super_digest: Option<String>,
+    pub(crate) commit_log_max: usize,
+    pub(crate) commit_log_max_bytes: usize,
 }
 
 impl NodeConfig {
     /// A builder for server `id`. Defaults: a single voter (itself); tick 50 ms;
     /// init limit 10 ticks; sync limit 5 ticks; sessions between 2 and 20 ticks;
     /// snapshot every 100,000 txns; memory storage; fsync always; request limit
-    /// 1 MiB - 1; 10,000 outstanding proposals; containers/TTL checked every 1 s.
+    /// 1 MiB - 1; 10,000 outstanding proposals; containers/TTL checked every 1 s; a
+    /// DIFF window of 100,000 committed txns or 4 MiB, whichever is smaller.
     pub fn builder(id: u64) -> NodeConfigBuilder {
         NodeConfigBuilder {
             cfg: NodeConfig {
@@ -91,6 +94,8 @@ impl NodeConfig {
                 outstanding_max: 10_000,
                 housekeeping_ms: 1_000,
                 super_digest: None,
+                commit_log_max: zab_core::COMMIT_LOG_MAX_DEFAULT,
+                commit_log_max_bytes: zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT,
             },
         }
     }
@@ -132,6 +137,8 @@ impl NodeConfig {
         zab.init_limit_ticks = self.init_limit_ticks;
         zab.sync_limit_ticks = self.sync_limit_ticks;
         zab.outstanding_max = self.outstanding_max;
+        zab.commit_log_max = self.commit_log_max;
+        zab.commit_log_max_bytes = self.commit_log_max_bytes;
         zab.validate()
             .map_err(|e| invalid("limits", e.to_string()))?;
         let mut session = SessionConfig::new(self.id, self.tick_ms);
@@ -253,6 +260,19 @@ impl NodeConfigBuilder {
     /// Proposals in flight before requests are throttled (default 10,000).
     pub fn outstanding_max(mut self, n: usize) -> Self {
         self.cfg.outstanding_max = n;
+        self
+    }
+
+    /// The DIFF window: how many of the newest committed txns, and at most how many
+    /// payload bytes of them, every server keeps in memory to bring a learner that
+    /// was away up to date by sending what it missed (DIFF). A learner further
+    /// behind gets a SNAP of the whole tree. Default 100,000 txns or 4 MiB,
+    /// whichever is smaller ([`zab_core::COMMIT_LOG_MAX_DEFAULT`] explains why this
+    /// is larger than ZooKeeper's 500). Zero for either disables DIFF after the
+    /// first trim.
+    pub fn commit_log(mut self, max_txns: usize, max_bytes: usize) -> Self {
+        self.cfg.commit_log_max = max_txns;
+        self.cfg.commit_log_max_bytes = max_bytes;
         self
     }
 

@@ -27,8 +27,12 @@ pub(crate) struct Sim {
 }
 
 fn config(id: u64, n: u64) -> ServerConfig {
+    let mut zab = Config::majority(ServerId(id), (1..=n).map(ServerId), []).unwrap();
+    // ZooKeeper's window of 500 txns, so that a few hundred writes push a learner
+    // past it (the default window is bounded by bytes).
+    zab.commit_log_max = 500;
     ServerConfig {
-        zab: Config::majority(ServerId(id), (1..=n).map(ServerId), []).unwrap(),
+        zab,
         session: SessionConfig::new(id, 10),
         secret: PasswordSecret::from_seed(1),
         start_time_ms: 1_000,

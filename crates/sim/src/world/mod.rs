@@ -115,6 +115,16 @@ fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerCon
     zab.init_limit_ticks = 20;
     zab.sync_limit_ticks = 8;
     zab.zxid_counter_max = counter_max;
+    // The DIFF window, varied by seed so that both sync paths run under faults: the
+    // simulated workloads are a few hundred txns, far below the default window, so
+    // most seeds keep ZooKeeper's 500 or less and a learner that was away long enough
+    // gets a SNAP; every fourth seed runs the default (byte-bounded) window.
+    zab.commit_log_max = match (cfg.seed / 32) % 4 {
+        0 => zab.commit_log_max,
+        1 => 500,
+        2 => 64,
+        _ => 8,
+    };
     let tick_ms = u32::try_from(cfg.tick_ms).unwrap_or(10);
     let mut session = SessionConfig::new(id, tick_ms);
     session.min_session_timeout_ms = tick_ms.saturating_mul(4);
