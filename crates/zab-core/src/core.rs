@@ -211,6 +211,22 @@ impl Core {
         }
     }
 
+    /// Input: the transport (re)established its connection to `peer` (a connection
+    /// made, a partition healed). A LOOKING server sends that peer its current vote at
+    /// once, as ZooKeeper's connection manager re-sends its last notification on a new
+    /// connection, instead of waiting for its next re-send (`resend_ticks`): a server
+    /// cut off from the ensemble rejoins as soon as it can reach it again. Otherwise
+    /// ignored. Like [`Core::handle_peer_lost`] it only shortens waits: a spurious
+    /// report costs one notification.
+    pub fn handle_peer_connected(&mut self, peer: ServerId) {
+        if matches!(self.role, RoleState::Looking(_))
+            && peer != self.cfg.id
+            && self.cfg.quorum.is_voter(peer)
+        {
+            self.send_vote_to(peer);
+        }
+    }
+
     /// Input: one tick of logical time elapsed.
     pub fn handle_tick(&mut self) {
         self.tick += 1;

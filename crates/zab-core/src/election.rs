@@ -65,6 +65,12 @@ impl Core {
         self.maybe_arm_finalize();
     }
 
+    /// Sends our LOOKING vote to one voter (a peer that just became reachable).
+    pub(crate) fn send_vote_to(&mut self, peer: ServerId) {
+        let msg = self.notification(PeerState::Looking);
+        self.send(peer, msg);
+    }
+
     fn broadcast_notifications(&mut self) {
         let msg = self.notification(PeerState::Looking);
         let me = self.cfg.id;
@@ -308,6 +314,31 @@ mod tests {
         assert!(v(1, Zxid::new(1, 1), 2).key() > v(3, Zxid::new(1, 9), 1).key());
         assert!(v(1, Zxid::new(1, 9), 1).key() > v(3, Zxid::new(1, 1), 1).key());
         assert!(v(3, Zxid::new(1, 1), 1).key() > v(1, Zxid::new(1, 1), 1).key());
+    }
+
+    #[test]
+    fn a_looking_server_sends_its_vote_to_a_peer_that_connects() {
+        let mut c = core(1);
+        c.drain_actions();
+        c.handle_peer_connected(ServerId(3));
+        let out = sent(&c.drain_actions());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(
+            &out[0],
+            (3, Message::Notification { vote, state: PeerState::Looking, .. })
+                if vote.leader == ServerId(1)
+        ));
+        // Not to itself, nor to a server that is not a voter here.
+        c.handle_peer_connected(ServerId(1));
+        c.handle_peer_connected(ServerId(9));
+        assert!(sent(&c.drain_actions()).is_empty());
+        // Once it follows, a connection is no reason to send anything.
+        c.handle_message(ServerId(2), note(2, Zxid::ZERO, 0, 1, PeerState::Looking));
+        c.handle_tick();
+        assert_eq!(c.status().role, Role::Following);
+        c.drain_actions();
+        c.handle_peer_connected(ServerId(3));
+        assert!(sent(&c.drain_actions()).is_empty());
     }
 
     #[test]

@@ -388,6 +388,11 @@ impl Shell {
                 self.server.handle_peer_lost(ServerId(id.0));
                 return 0;
             }
+            TransportEvent::Connected(id) => {
+                // A LOOKING node tells the peer its vote now, not at its next re-send.
+                self.server.handle_peer_connected(ServerId(id.0));
+                return 0;
+            }
             _ => return 0,
         };
         let from = ServerId(from.0);

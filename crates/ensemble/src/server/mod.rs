@@ -308,6 +308,13 @@ impl Server {
         self.pump();
     }
 
+    /// Input: the transport (re)connected to peer `peer` (see
+    /// [`zab_core::Core::handle_peer_connected`]): a LOOKING server sends it its vote.
+    pub fn handle_peer_connected(&mut self, peer: ServerId) {
+        self.core.handle_peer_connected(peer);
+        self.pump();
+    }
+
     /// Input: write one more step of a running snapshot (nothing if none runs). The
     /// node calls it a few times between ticks so a large snapshot progresses in
     /// short steps; each step's bytes leave as a `SnapshotChunk` action.

@@ -500,12 +500,24 @@ impl<W: Workload> World<W> {
                     None => None,
                 };
                 let Some(ev) = ev else { break };
-                if let transport::TransportEvent::Frame { from, payload } = ev {
-                    if let Some(s) = self.nodes[i].server.as_mut() {
+                // As the node shell does: frames, and the connection reports that
+                // shorten failover (peer lost) and rejoining (peer connected).
+                let Some(s) = self.nodes[i].server.as_mut() else {
+                    continue;
+                };
+                match ev {
+                    transport::TransportEvent::Frame { from, payload } => {
                         s.handle_peer_frame(ServerId(from.0), payload);
-                        self.run_actions(i);
                     }
+                    transport::TransportEvent::Disconnected(p) => {
+                        s.handle_peer_lost(ServerId(p.0));
+                    }
+                    transport::TransportEvent::Connected(p) => {
+                        s.handle_peer_connected(ServerId(p.0));
+                    }
+                    _ => continue,
                 }
+                self.run_actions(i);
             }
         }
         for i in 0..self.nodes.len() {
