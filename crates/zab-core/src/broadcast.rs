@@ -331,6 +331,100 @@ mod tests {
         c
     }
 
+    /// A learner that joins an established leader gets its DIFF in steps of
+    /// `sync_stream_step` entries, one per `stream_step`; proposals made meanwhile go
+    /// into the stream (not to the learner directly), and the commit point and
+    /// NEWLEADER follow the last entry.
+    #[test]
+    fn a_sync_stream_goes_out_in_steps_and_carries_later_proposals() {
+        let mut c = established();
+        c.cfg.sync_stream_step = 3;
+        for _ in 0..7 {
+            c.propose(Bytes::from_static(b"x")).unwrap();
+        }
+        c.handle_log_durable(Zxid::new(1, 7));
+        c.handle_message(
+            ServerId(1),
+            Message::Ack {
+                epoch: 1,
+                zxid: Zxid::new(1, 7),
+            },
+        );
+        assert_eq!(c.status().committed, Zxid::new(1, 7));
+        c.drain_actions();
+        let two = ServerId(2);
+        let info = Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: Zxid::ZERO,
+        };
+        c.handle_message(two, info);
+        c.handle_message(
+            two,
+            Message::AckEpoch {
+                epoch: 1,
+                fresh: true,
+                current_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+        let to_two = |c: &mut Core| -> Vec<Message> {
+            sent(&c.drain_actions())
+                .into_iter()
+                .filter(|(to, _)| *to == 2)
+                .map(|(_, m)| m)
+                .collect()
+        };
+        let proposals = |ms: &[Message]| -> Vec<(u32, u32)> {
+            ms.iter()
+                .filter_map(|m| match m {
+                    Message::Proposal { prev, entry, .. } => {
+                        Some((prev.counter, entry.zxid.counter))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = to_two(&mut c);
+        assert!(
+            matches!(
+                first[..],
+                [Message::LeaderInfo { .. }, Message::Diff { .. }, ..]
+            ),
+            "{first:?}"
+        );
+        assert_eq!(proposals(&first), vec![(0, 1), (1, 2), (2, 3)]);
+        assert!(c.sync_streaming());
+        // A proposal while the stream runs goes to follower 1 only.
+        c.propose(Bytes::from_static(b"y")).unwrap();
+        let out = sent(&c.drain_actions());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].0, 1);
+        c.stream_step();
+        assert_eq!(proposals(&to_two(&mut c)), vec![(3, 4), (4, 5), (5, 6)]);
+        c.stream_step();
+        let last = to_two(&mut c);
+        assert_eq!(proposals(&last), vec![(6, 7), (7, 8)]);
+        assert_eq!(
+            last[2..],
+            [
+                Message::Commit {
+                    epoch: 1,
+                    zxid: Zxid::new(1, 7)
+                },
+                Message::NewLeader {
+                    epoch: 1,
+                    zxid: Zxid::new(1, 8)
+                },
+            ]
+        );
+        assert!(!c.sync_streaming());
+        c.stream_step();
+        assert!(to_two(&mut c).is_empty());
+        // From now on it gets proposals as they are made.
+        c.propose(Bytes::from_static(b"z")).unwrap();
+        assert_eq!(sent(&c.drain_actions()).len(), 2);
+    }
+
     /// A learner that repeats its ACK(NEWLEADER) gets UPTODATE again, with the
     /// current commit point; nothing else changes.
     #[test]

@@ -67,6 +67,11 @@ pub struct Config {
     /// [`COMMIT_LOG_MAX_BYTES_DEFAULT`]); the oldest are dropped first. Learners
     /// further behind get a SNAP.
     pub commit_log_max_bytes: usize,
+    /// Entries of a learner's sync stream (DIFF/TRUNC, or what follows a SNAP) the
+    /// leader sends per step (default [`SYNC_STREAM_STEP_DEFAULT`]): a stream longer
+    /// than this goes out over several calls of [`Core::stream_step`](crate::Core::stream_step),
+    /// so that a large DIFF never holds the leader for one long pass.
+    pub sync_stream_step: usize,
     /// Proposals the leader may have outstanding (proposed, not committed) before
     /// `propose` returns `Backpressure`.
     pub outstanding_max: usize,
@@ -88,6 +93,11 @@ pub const COMMIT_LOG_MAX_DEFAULT: usize = 100_000;
 
 /// Default bound on the payload bytes of the committed entries kept for DIFF sync.
 pub const COMMIT_LOG_MAX_BYTES_DEFAULT: usize = 4 << 20;
+
+/// Default number of entries per step of a sync stream: ~1-2 ms of the leader's
+/// thread (sending one entry costs ~0.4 us with the node's encoding), where a full
+/// DIFF window sent at once held it ~10 ms.
+pub const SYNC_STREAM_STEP_DEFAULT: usize = 4096;
 
 impl Config {
     /// A configuration where every id in `voters` is a participant with majority
@@ -115,6 +125,7 @@ impl Config {
             resend_ticks: 3,
             commit_log_max: COMMIT_LOG_MAX_DEFAULT,
             commit_log_max_bytes: COMMIT_LOG_MAX_BYTES_DEFAULT,
+            sync_stream_step: SYNC_STREAM_STEP_DEFAULT,
             outstanding_max: 1000,
             zxid_counter_max: u32::MAX - 1,
         };
@@ -149,6 +160,9 @@ impl Config {
         }
         if self.outstanding_max == 0 {
             return Err(ConfigError::BadLimit("outstanding_max"));
+        }
+        if self.sync_stream_step == 0 {
+            return Err(ConfigError::BadLimit("sync_stream_step"));
         }
         if self.zxid_counter_max < 2 || self.zxid_counter_max == u32::MAX {
             return Err(ConfigError::BadLimit("zxid_counter_max"));

@@ -335,6 +335,9 @@ impl Core {
     /// Commits up to `upto` and hands the newly committed txns to the shell; returns
     /// the last zxid newly committed, if any.
     pub(crate) fn commit_upto(&mut self, upto: Zxid) -> Option<Zxid> {
+        // A learner's sync stream still has to send the entries after its position.
+        let pin = self.stream_pin();
+        self.log.set_pin(pin);
         let newly = self.log.commit_upto(upto);
         let last = newly.last().map(|e| e.zxid);
         if !newly.is_empty() {

@@ -28,6 +28,14 @@ pub(crate) enum Stage {
     AwaitAckEpoch,
     /// ACKEPOCH received before the epoch was acknowledged by a quorum.
     EpochAcked { last: Zxid },
+    /// Sync header sent; the entries after it go out in steps (`Core::stream_step`)
+    /// from `Handler::sent` on, and the commit point and NEWLEADER follow the last.
+    /// The learner gets no broadcast proposal or commit meanwhile: the stream reads
+    /// the log up to its end, so it carries those too.
+    Streaming {
+        /// Where the stream started (the learner's position after the header).
+        start: Zxid,
+    },
     /// Sync stream sent, waiting for the ACK of NEWLEADER at this zxid.
     Syncing { newleader: Zxid },
     /// NEWLEADER acknowledged; in broadcast once the epoch is established.
@@ -207,12 +215,14 @@ impl Core {
         self.maybe_advance_commit();
     }
 
-    /// Sends the sync stream: header, proposals, commit point, NEWLEADER.
+    /// Starts the sync stream: the header now, then the proposals in steps, the
+    /// commit point and NEWLEADER (`stream_learner`).
     fn start_sync(&mut self, to: ServerId, learner_last: Zxid) {
         let Some(l) = self.leader_ref() else { return };
         let Some(epoch) = l.epoch else { return };
-        let Some(h) = l.learners.get(&to) else { return };
-        let observer = h.observer;
+        if !l.learners.contains_key(&to) {
+            return;
+        }
         let plan = plan_sync(&self.log, learner_last);
         match plan {
             SyncPlan::Diff { .. } => self.send(
@@ -238,35 +248,109 @@ impl Core {
             })),
         }
         let start = plan.start();
-        // Observers only get committed txns; followers get the whole history, the
-        // uncommitted tail included (issue 1 of the protocol-spec notes: a learner
-        // that misses proposals made while it syncs loses them forever).
-        let end = if observer {
+        if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
+            h.stage = Stage::Streaming { start };
+            h.sent = start;
+        }
+        self.stream_learner(to);
+    }
+
+    /// Whether a learner's sync stream still has entries to send (the shell then
+    /// calls [`Core::stream_step`] without waiting for input).
+    pub fn sync_streaming(&self) -> bool {
+        self.leader_ref().is_some_and(|l| {
+            l.learners
+                .values()
+                .any(|h| matches!(h.stage, Stage::Streaming { .. }))
+        })
+    }
+
+    /// Input: sends the next step (`Config::sync_stream_step` entries) of every
+    /// learner's sync stream; a stream that reaches the end of the log gets the
+    /// commit point and NEWLEADER. Nothing when no stream runs.
+    pub fn stream_step(&mut self) {
+        let streaming: Vec<ServerId> = self
+            .leader_ref()
+            .map(|l| {
+                l.learners
+                    .iter()
+                    .filter(|(_, h)| matches!(h.stage, Stage::Streaming { .. }))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for to in streaming {
+            self.stream_learner(to);
+        }
+    }
+
+    /// The lowest position of a running sync stream: the window keeps every entry
+    /// after it (see `Log::set_pin`).
+    pub(crate) fn stream_pin(&self) -> Option<Zxid> {
+        self.leader_ref().and_then(|l| {
+            l.learners
+                .values()
+                .filter(|h| matches!(h.stage, Stage::Streaming { .. }))
+                .map(|h| h.sent)
+                .min()
+        })
+    }
+
+    /// One step of `to`'s sync stream: the next entries after `Handler::sent`, and
+    /// when they reach the end (the last entry; the commit point for observers, which
+    /// only get committed txns), the commit point and NEWLEADER. Followers get the
+    /// whole history, the uncommitted tail included (issue 1 of the protocol-spec
+    /// notes: a learner that misses proposals made while it syncs loses them forever).
+    fn stream_learner(&mut self, to: ServerId) {
+        let Some(l) = self.leader_ref() else { return };
+        let Some(epoch) = l.epoch else { return };
+        let Some(h) = l.learners.get(&to) else { return };
+        let Stage::Streaming { start } = h.stage else {
+            return;
+        };
+        let from = h.sent;
+        if from < self.log.base() {
+            // Cannot happen: the window is pinned at the lowest stream position
+            // (`stream_pin`). Were it trimmed, the next entry would not follow `from`;
+            // drop the learner instead, so that it asks again and gets a SNAP.
+            tracing::warn!(id = %self.cfg.id, learner = %to, "sync stream fell behind the window; dropping the learner");
+            debug_assert!(false, "sync stream of {to} behind the window");
+            if let Some(l) = self.leader() {
+                l.learners.remove(&to);
+            }
+            return;
+        }
+        let end = if h.observer {
             self.log.committed()
         } else {
             self.log.last()
         };
-        let mut prev = start;
-        for entry in self.log.range(start, end) {
+        let step = self.log.range_capped(from, end, self.cfg.sync_stream_step);
+        let mut prev = from;
+        for entry in step {
             let zxid = entry.zxid;
             self.send(to, Message::Proposal { epoch, prev, entry });
             prev = zxid;
         }
-        let sent = prev;
-        let committed = self.log.committed().min(sent);
-        if committed > start {
-            self.send(
-                to,
-                Message::Commit {
-                    epoch,
-                    zxid: committed,
-                },
-            );
+        let done = prev >= end;
+        if done {
+            let committed = self.log.committed().min(prev);
+            if committed > start {
+                self.send(
+                    to,
+                    Message::Commit {
+                        epoch,
+                        zxid: committed,
+                    },
+                );
+            }
+            self.send(to, Message::NewLeader { epoch, zxid: prev });
         }
-        self.send(to, Message::NewLeader { epoch, zxid: sent });
         if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
-            h.stage = Stage::Syncing { newleader: sent };
-            h.sent = sent;
+            h.sent = prev;
+            if done {
+                h.stage = Stage::Syncing { newleader: prev };
+            }
         }
     }
 

@@ -21,6 +21,9 @@ pub(crate) struct Log {
     committed_bytes: usize,
     commit_log_max: usize,
     commit_log_max_bytes: usize,
+    /// While set, no entry above this zxid is trimmed from the window, whatever the
+    /// bounds (a learner's sync stream still has to send them).
+    pin: Option<Zxid>,
 }
 
 impl Log {
@@ -42,6 +45,7 @@ impl Log {
             committed_bytes: 0,
             commit_log_max,
             commit_log_max_bytes,
+            pin: None,
         };
         for e in entries {
             if e.zxid > log.last() {
@@ -122,6 +126,21 @@ impl Log {
         self.entries.range(start..end).cloned().collect()
     }
 
+    /// At most `max` entries with `after < zxid <= upto`, from the first.
+    pub(crate) fn range_capped(&self, after: Zxid, upto: Zxid, max: usize) -> Vec<Entry> {
+        let start = self.count_upto(after);
+        let end = self
+            .count_upto(upto)
+            .max(start)
+            .min(start.saturating_add(max));
+        self.entries.range(start..end).cloned().collect()
+    }
+
+    /// Sets (or clears) the zxid above which trimming stops; see `pin`.
+    pub(crate) fn set_pin(&mut self, pin: Option<Zxid>) {
+        self.pin = pin;
+    }
+
     /// Appends an entry after the last one. Returns false (and does nothing) when the
     /// zxid does not follow the last entry.
     pub(crate) fn append(&mut self, entry: Entry) -> bool {
@@ -189,7 +208,8 @@ impl Log {
     }
 
     /// Drops the oldest committed entries while there are more than
-    /// `commit_log_max` of them or their payloads exceed `commit_log_max_bytes`.
+    /// `commit_log_max` of them or their payloads exceed `commit_log_max_bytes`, but
+    /// none above the pin.
     /// The byte bound matters after large txns (a bulk load of 1,000-create multis
     /// is ~140 KB per entry): a learner that far behind is better served by SNAP, and
     /// the window would otherwise pin tens of MB per node.
@@ -197,6 +217,11 @@ impl Log {
         while self.committed_count() > self.commit_log_max
             || (self.committed_bytes > self.commit_log_max_bytes && self.committed_len > 0)
         {
+            if let (Some(pin), Some(front)) = (self.pin, self.entries.front()) {
+                if front.zxid > pin {
+                    break;
+                }
+            }
             let Some(e) = self.entries.pop_front() else {
                 break;
             };
@@ -259,6 +284,21 @@ mod tests {
             "commit is monotonic"
         );
         assert_eq!(log.commit_upto(Zxid::new(9, 9)).len(), 1, "capped at last");
+    }
+
+    #[test]
+    fn a_pin_stops_trimming_above_it() {
+        let entries = (1..=6).map(|c| e(1, c)).collect();
+        let mut log = Log::new(Zxid::ZERO, entries, Zxid::ZERO, 2, usize::MAX);
+        log.set_pin(Some(Zxid::new(1, 1)));
+        log.commit_upto(Zxid::new(1, 5));
+        // Bounded to 2 committed entries, but nothing above 1:1 may go.
+        assert_eq!(log.base(), Zxid::new(1, 1));
+        assert_eq!(log.range_capped(Zxid::new(1, 1), log.last(), 2).len(), 2);
+        assert_eq!(log.range_capped(Zxid::new(1, 1), log.last(), 99).len(), 5);
+        log.set_pin(None);
+        log.commit_upto(Zxid::new(1, 6));
+        assert_eq!(log.base(), Zxid::new(1, 4));
     }
 
     #[test]

@@ -32,7 +32,17 @@ fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str
     // Some 5-server seeds use hierarchical quorums: groups {1,2} {3,4} {5}.
     let hierarchical = voters == 5 && matches!(seed % 7, 0);
     let harsh = matches!(seed % 6, 1);
+    // Sync streams of 1, 2 or 3 entries per step on most seeds (the default, larger
+    // than these histories, on the rest): proposals, commits and faults then strike
+    // while a learner's DIFF is still going out.
+    let stream_step = match seed % 4 {
+        0 => None,
+        k => Some(k as usize),
+    };
     let mut c = Cluster::new(seed, voters, observers, |cfg| {
+        if let Some(step) = stream_step {
+            cfg.sync_stream_step = step;
+        }
         if hierarchical {
             let g = |ids: &[u64]| ids.iter().map(|i| (ServerId(*i), 1)).collect::<Vec<_>>();
             cfg.quorum =

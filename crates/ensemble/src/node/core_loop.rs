@@ -282,12 +282,12 @@ impl Shell {
         // message and a check when no snapshot runs).
         let snap_ticker = crossbeam_channel::tick(tick / SNAPSHOT_STEPS_PER_TICK);
         let events = self.transport.events().clone();
-        // While a SNAP is being written for a learner, a message on this channel keeps
-        // `select!` from blocking: a step of the SNAP runs after every wake-up
-        // instead of once per tick. Otherwise the loop blocks exactly as before.
+        // While a SNAP is being written or a sync stream runs, a message on this
+        // channel keeps `select!` from blocking: a step of either runs after every
+        // wake-up instead of once per tick. Otherwise the loop blocks as before.
         let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
         loop {
-            if self.server.sync_snapshot_pending() {
+            if self.server.sync_pending() {
                 let _ = wake_tx.try_send(());
             }
             select! {
@@ -334,7 +334,7 @@ impl Shell {
                 recv(wake_rx) -> _ => {}
             }
             self.flush();
-            if self.server.sync_snapshot_pending() {
+            if self.server.sync_pending() {
                 // After the flush: what the input produced (a SNAP's first chunk
                 // among it) leaves before this step's work.
                 self.server.handle_sync_step();

@@ -110,12 +110,25 @@ impl Server {
         !self.syncs.by_learner.is_empty()
     }
 
-    /// Input: writes the next step of every SNAP being streamed; a finished one is
-    /// sent, followed by what was held for its learner. Ticks run a step too.
+    /// Whether a learner's sync has work left between inputs: a SNAP being written
+    /// ([`Server::sync_snapshot_pending`]) or a sync stream with entries still to
+    /// send ([`zab_core::Core::sync_streaming`]). The shell then calls
+    /// [`Server::handle_sync_step`] after each pass without waiting for input.
+    pub fn sync_pending(&self) -> bool {
+        self.sync_snapshot_pending() || self.core.sync_streaming()
+    }
+
+    /// Input: writes the next step of every SNAP being streamed (a finished one is
+    /// sent, followed by what was held for its learner) and sends the next step of
+    /// every sync stream. Ticks run a step too.
     pub fn handle_sync_step(&mut self) {
         let learners: Vec<ServerId> = self.syncs.by_learner.keys().copied().collect();
         for to in learners {
             self.sync_step(to, self.sync_step_nodes);
+        }
+        if self.core.sync_streaming() {
+            self.core.stream_step();
+            self.pump();
         }
     }
 

@@ -119,6 +119,13 @@ fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerCon
     // simulated workloads are a few hundred txns, far below the default window, so
     // most seeds keep ZooKeeper's 500 or less and a learner that was away long enough
     // gets a SNAP; every fourth seed runs the default (byte-bounded) window.
+    // Sync streams of 1-8 entries per step on most seeds (the default, larger than
+    // these histories, on every eighth): proposals and faults then strike while a
+    // learner's DIFF is still going out.
+    zab.sync_stream_step = match (cfg.seed / 128) % 8 {
+        0 => zab.sync_stream_step,
+        k => k as usize,
+    };
     zab.commit_log_max = match (cfg.seed / 32) % 4 {
         0 => zab.commit_log_max,
         1 => 500,
@@ -437,7 +444,7 @@ impl<W: Workload> World<W> {
                 continue;
             }
             t = t.min(n.next_tick_us);
-            if n.server.as_ref().is_some_and(|s| s.sync_snapshot_pending()) {
+            if n.server.as_ref().is_some_and(|s| s.sync_pending()) {
                 // The node's shell writes a pending SNAP step after step while idle.
                 t = t.min(self.now_us + SYNC_STEP_US);
             }
@@ -524,9 +531,10 @@ impl<W: Workload> World<W> {
             if self.nodes[i].paused_until_us > now {
                 continue;
             }
-            // One step of a SNAP being written, as the node shell runs after each wake-up.
+            // One step of a SNAP being written or of a sync stream, as the node shell
+            // runs after each wake-up.
             if let Some(s) = self.nodes[i].server.as_mut() {
-                if s.sync_snapshot_pending() {
+                if s.sync_pending() {
                     s.handle_sync_step();
                     self.run_actions(i);
                 }

@@ -363,9 +363,12 @@ impl Cluster {
         if !matches!(msg, Message::Ping { .. } | Message::PingReply { .. }) {
             let line = format!("{} -> {}: {}", p.from, p.to, brief(&msg));
             core.handle_message(p.from, msg);
+            // One step of any sync stream per input, as the node shell runs one per pass.
+            core.stream_step();
             self.log(line);
         } else {
             core.handle_message(p.from, msg);
+            core.stream_step();
         }
         self.pump(p.to);
         self.check();
@@ -427,6 +430,7 @@ impl Cluster {
     pub fn tick(&mut self, id: ServerId) {
         if let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) {
             core.handle_tick();
+            core.stream_step();
             self.pump(id);
             self.check();
         }
