@@ -399,13 +399,17 @@ mod tests {
         let out = sent(&c.drain_actions());
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, 1);
+        // The next step is one wider: the log gained that proposal meanwhile.
         c.stream_step();
-        assert_eq!(proposals(&to_two(&mut c)), vec![(3, 4), (4, 5), (5, 6)]);
+        assert_eq!(
+            proposals(&to_two(&mut c)),
+            vec![(3, 4), (4, 5), (5, 6), (6, 7)]
+        );
         c.stream_step();
         let last = to_two(&mut c);
-        assert_eq!(proposals(&last), vec![(6, 7), (7, 8)]);
+        assert_eq!(proposals(&last), vec![(7, 8)]);
         assert_eq!(
-            last[2..],
+            last[1..],
             [
                 Message::Commit {
                     epoch: 1,
@@ -423,6 +427,51 @@ mod tests {
         // From now on it gets proposals as they are made.
         c.propose(Bytes::from_static(b"z")).unwrap();
         assert_eq!(sent(&c.drain_actions()).len(), 2);
+    }
+
+    /// Proposals arriving faster than a step sends cannot keep a stream from
+    /// finishing: each step also carries what the log gained since the previous one.
+    #[test]
+    fn a_sync_stream_finishes_when_proposals_outpace_its_step() {
+        let mut c = established();
+        c.cfg.sync_stream_step = 2;
+        for _ in 0..10 {
+            c.propose(Bytes::from_static(b"x")).unwrap();
+        }
+        c.drain_actions();
+        let two = ServerId(2);
+        let info = Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: Zxid::ZERO,
+        };
+        c.handle_message(two, info);
+        c.handle_message(
+            two,
+            Message::AckEpoch {
+                epoch: 1,
+                fresh: true,
+                current_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+        let mut steps = 1;
+        while c.sync_streaming() {
+            // Three proposals per step against a step of two.
+            for _ in 0..3 {
+                c.propose(Bytes::from_static(b"y")).unwrap();
+            }
+            c.stream_step();
+            steps += 1;
+            assert!(steps <= 6, "the stream does not finish");
+        }
+        // The backlog of 10 went 2 per step; every later proposal was in the stream.
+        let newleader = sent(&c.drain_actions())
+            .into_iter()
+            .find_map(|(to, m)| match m {
+                Message::NewLeader { zxid, .. } if to == 2 => Some(zxid),
+                _ => None,
+            });
+        assert_eq!(newleader, Some(c.status().last_zxid));
     }
 
     /// A learner that repeats its ACK(NEWLEADER) gets UPTODATE again, with the

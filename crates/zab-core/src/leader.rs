@@ -35,6 +35,8 @@ pub(crate) enum Stage {
     Streaming {
         /// Where the stream started (the learner's position after the header).
         start: Zxid,
+        /// The end of the log at the previous step.
+        seen: Zxid,
     },
     /// Sync stream sent, waiting for the ACK of NEWLEADER at this zxid.
     Syncing { newleader: Zxid },
@@ -248,8 +250,12 @@ impl Core {
             })),
         }
         let start = plan.start();
+        let (last, committed) = (self.log.last(), self.log.committed());
         if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
-            h.stage = Stage::Streaming { start };
+            // What the log holds now is the stream's backlog; only what it gains
+            // later widens a step.
+            let seen = if h.observer { committed } else { last };
+            h.stage = Stage::Streaming { start, seen };
             h.sent = start;
         }
         self.stream_learner(to);
@@ -305,7 +311,7 @@ impl Core {
         let Some(l) = self.leader_ref() else { return };
         let Some(epoch) = l.epoch else { return };
         let Some(h) = l.learners.get(&to) else { return };
-        let Stage::Streaming { start } = h.stage else {
+        let Stage::Streaming { start, seen } = h.stage else {
             return;
         };
         let from = h.sent;
@@ -325,7 +331,14 @@ impl Core {
         } else {
             self.log.last()
         };
-        let step = self.log.range_capped(from, end, self.cfg.sync_stream_step);
+        // A step sends what the log gained since the previous one on top of
+        // `sync_stream_step`: the distance to the end shrinks by a full step each
+        // time, so the stream finishes (and releases its pin on the window) however
+        // fast proposals arrive. Those extra entries cost what broadcasting them to a
+        // synced learner would have.
+        let gained = self.log.count_between(seen.max(from), end);
+        let max = self.cfg.sync_stream_step.saturating_add(gained);
+        let step = self.log.range_capped(from, end, max);
         let mut prev = from;
         for entry in step {
             let zxid = entry.zxid;
@@ -348,9 +361,11 @@ impl Core {
         }
         if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
             h.sent = prev;
-            if done {
-                h.stage = Stage::Syncing { newleader: prev };
-            }
+            h.stage = if done {
+                Stage::Syncing { newleader: prev }
+            } else {
+                Stage::Streaming { start, seen: end }
+            };
         }
     }
 

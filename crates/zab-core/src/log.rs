@@ -136,6 +136,11 @@ impl Log {
         self.entries.range(start..end).cloned().collect()
     }
 
+    /// Number of entries with `after < zxid <= upto` (0 when `upto <= after`).
+    pub(crate) fn count_between(&self, after: Zxid, upto: Zxid) -> usize {
+        self.count_upto(upto).saturating_sub(self.count_upto(after))
+    }
+
     /// Sets (or clears) the zxid above which trimming stops; see `pin`.
     pub(crate) fn set_pin(&mut self, pin: Option<Zxid>) {
         self.pin = pin;
