@@ -331,6 +331,25 @@ mod tests {
         c
     }
 
+    /// Server `id`, with an empty log, joins the established leader `c` (epoch 1):
+    /// FOLLOWERINFO, then ACKEPOCH; its sync stream starts.
+    fn join_empty(c: &mut Core, id: u64) {
+        let info = Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: Zxid::ZERO,
+        };
+        c.handle_message(ServerId(id), info);
+        c.handle_message(
+            ServerId(id),
+            Message::AckEpoch {
+                epoch: 1,
+                fresh: true,
+                current_epoch: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        );
+    }
+
     /// A learner that joins an established leader gets its DIFF in steps of
     /// `sync_stream_step` entries, one per `stream_step`; proposals made meanwhile go
     /// into the stream (not to the learner directly), and the commit point and
@@ -352,21 +371,7 @@ mod tests {
         );
         assert_eq!(c.status().committed, Zxid::new(1, 7));
         c.drain_actions();
-        let two = ServerId(2);
-        let info = Message::FollowerInfo {
-            accepted_epoch: 0,
-            last_zxid: Zxid::ZERO,
-        };
-        c.handle_message(two, info);
-        c.handle_message(
-            two,
-            Message::AckEpoch {
-                epoch: 1,
-                fresh: true,
-                current_epoch: 0,
-                last_zxid: Zxid::ZERO,
-            },
-        );
+        join_empty(&mut c, 2);
         let to_two = |c: &mut Core| -> Vec<Message> {
             sent(&c.drain_actions())
                 .into_iter()
@@ -439,21 +444,7 @@ mod tests {
             c.propose(Bytes::from_static(b"x")).unwrap();
         }
         c.drain_actions();
-        let two = ServerId(2);
-        let info = Message::FollowerInfo {
-            accepted_epoch: 0,
-            last_zxid: Zxid::ZERO,
-        };
-        c.handle_message(two, info);
-        c.handle_message(
-            two,
-            Message::AckEpoch {
-                epoch: 1,
-                fresh: true,
-                current_epoch: 0,
-                last_zxid: Zxid::ZERO,
-            },
-        );
+        join_empty(&mut c, 2);
         let mut steps = 1;
         while c.sync_streaming() {
             // Three proposals per step against a step of two.
