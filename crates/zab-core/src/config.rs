@@ -425,6 +425,12 @@ mod tests {
             bad.validate(),
             Err(ConfigError::BadLimit("init_limit_ticks"))
         );
+        let mut bad = ok.clone().unwrap();
+        bad.sync_stream_step = 0;
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::BadLimit("sync_stream_step"))
+        );
         let mut bad = ok.unwrap();
         bad.members.insert(ServerId(2), MemberRole::Observer);
         assert_eq!(bad.validate(), Err(ConfigError::RoleMismatch(ServerId(2))));
