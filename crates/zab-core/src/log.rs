@@ -115,6 +115,11 @@ impl Log {
 
     /// Entries with `after < zxid <= upto`.
     pub(crate) fn range(&self, after: Zxid, upto: Zxid) -> Vec<Entry> {
+        self.range_capped(after, upto, usize::MAX)
+    }
+
+    /// At most `max` entries with `after < zxid <= upto`, from the first.
+    pub(crate) fn range_capped(&self, after: Zxid, upto: Zxid, max: usize) -> Vec<Entry> {
         let start = if after == self.committed {
             self.committed_len
         } else {
@@ -122,13 +127,6 @@ impl Log {
         };
         // Sized up front (a binary search): committing hands out every entry once,
         // and growing the vector as it filled was a realloc and a copy per commit.
-        let end = self.count_upto(upto).max(start);
-        self.entries.range(start..end).cloned().collect()
-    }
-
-    /// At most `max` entries with `after < zxid <= upto`, from the first.
-    pub(crate) fn range_capped(&self, after: Zxid, upto: Zxid, max: usize) -> Vec<Entry> {
-        let start = self.count_upto(after);
         let end = self
             .count_upto(upto)
             .max(start)
