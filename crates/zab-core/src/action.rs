@@ -143,6 +143,21 @@ pub enum Action {
     /// Leader: serialize the state machine at `upto` and send
     /// [`SnapshotRequest::into_message`] to the learner before any later `Send` to it.
     SendSnapshot(SnapshotRequest),
+    /// Leader, with [`Config::diff_from_log`](crate::Config::diff_from_log): read the
+    /// durable log for the sync of a learner behind the in-memory window. The shell
+    /// reads at most `max` entries with zxid `>= from` (the entry at `from` first, if
+    /// the log holds it), after every earlier storage action took effect, and reports
+    /// them with [`Core::handle_log_read`](crate::Core::handle_log_read)`(to, from, ..)`;
+    /// a failed read (`from` purged, a damaged record) is reported as `None`, and
+    /// costs the learner a SNAP, never an error of the server.
+    ReadLog {
+        /// The learner being synced.
+        to: ServerId,
+        /// First zxid to read: the last one the learner has.
+        from: Zxid,
+        /// Most entries to read.
+        max: usize,
+    },
     /// Leader: a learner forwarded a client request; prepare it and call
     /// [`Core::propose`](crate::Core::propose) with the resulting txn. Forwarding is
     /// best effort: a request in flight during a leader change is lost, so the server

@@ -72,6 +72,12 @@ pub struct Config {
     /// than this goes out over several calls of [`Core::stream_step`](crate::Core::stream_step),
     /// so that a large DIFF never holds the leader for one long pass.
     pub sync_stream_step: usize,
+    /// Whether a learner behind the in-memory window is synced from the durable log
+    /// before the leader falls back on a SNAP (ZooKeeper reads its txn log files the
+    /// same way). Only set it when the shell executes [`Action::ReadLog`](crate::Action::ReadLog)
+    /// and reports it with [`Core::handle_log_read`](crate::Core::handle_log_read);
+    /// default `false`.
+    pub diff_from_log: bool,
     /// Proposals the leader may have outstanding (proposed, not committed) before
     /// `propose` returns `Backpressure`.
     pub outstanding_max: usize,
@@ -126,6 +132,7 @@ impl Config {
             commit_log_max: COMMIT_LOG_MAX_DEFAULT,
             commit_log_max_bytes: COMMIT_LOG_MAX_BYTES_DEFAULT,
             sync_stream_step: SYNC_STREAM_STEP_DEFAULT,
+            diff_from_log: false,
             outstanding_max: 1000,
             zxid_counter_max: u32::MAX - 1,
         };

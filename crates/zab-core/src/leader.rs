@@ -28,6 +28,16 @@ pub(crate) enum Stage {
     AwaitAckEpoch,
     /// ACKEPOCH received before the epoch was acknowledged by a quorum.
     EpochAcked { last: Zxid },
+    /// The learner is behind the window: its stream is read from the durable log
+    /// (`Action::ReadLog`, one read at a time, from `Handler::sent`) until it reaches
+    /// the window, and goes on as `Streaming` from there (see `log_sync.rs`).
+    Reading {
+        /// The learner's last zxid (where the DIFF starts).
+        start: Zxid,
+        /// Whether the DIFF header went out (after the first read proved `start` is
+        /// in this leader's history).
+        diff_sent: bool,
+    },
     /// Sync header sent; the entries after it go out in steps (`Core::stream_step`)
     /// from `Handler::sent` on, and the commit point and NEWLEADER follow the last.
     /// The learner gets no broadcast proposal or commit meanwhile: the stream reads
@@ -64,6 +74,9 @@ pub(crate) struct LeaderState {
     /// Voters that, since this server started leading, announced a LOOKING round newer
     /// than the one that elected it (and have not sent FOLLOWERINFO since).
     moved_on: BTreeSet<ServerId>,
+    /// Learners whose sync from the durable log failed after its DIFF header went
+    /// out: their next sync is a SNAP, so a log that cannot be read costs no loop.
+    pub(crate) no_log_diff: BTreeSet<ServerId>,
 }
 
 impl LeaderState {
@@ -79,6 +92,7 @@ impl LeaderState {
             established: false,
             learners: BTreeMap::new(),
             moved_on: BTreeSet::new(),
+            no_log_diff: BTreeSet::new(),
         }
     }
 
@@ -218,14 +232,31 @@ impl Core {
     }
 
     /// Starts the sync stream: the header now, then the proposals in steps, the
-    /// commit point and NEWLEADER (`stream_learner`).
+    /// commit point and NEWLEADER (`stream_learner`). A learner behind the window is
+    /// first tried from the durable log (`start_log_sync`) when the shell can read it.
     fn start_sync(&mut self, to: ServerId, learner_last: Zxid) {
         let Some(l) = self.leader_ref() else { return };
-        let Some(epoch) = l.epoch else { return };
-        if !l.learners.contains_key(&to) {
+        if l.epoch.is_none() || !l.learners.contains_key(&to) {
             return;
         }
         let plan = plan_sync(&self.log, learner_last);
+        if matches!(plan, SyncPlan::Snap { .. })
+            && self.cfg.diff_from_log
+            && learner_last > Zxid::ZERO
+            && !l.no_log_diff.contains(&to)
+        {
+            self.start_log_sync(to, learner_last);
+            return;
+        }
+        self.send_sync_header(to, learner_last, plan);
+    }
+
+    /// Sends the header of `plan` (or asks the shell for the SNAP) and starts the
+    /// stream of what follows it.
+    pub(crate) fn send_sync_header(&mut self, to: ServerId, learner_last: Zxid, plan: SyncPlan) {
+        let Some(epoch) = self.leader_ref().and_then(|l| l.epoch) else {
+            return;
+        };
         match plan {
             SyncPlan::Diff { .. } => self.send(
                 to,
@@ -249,14 +280,19 @@ impl Core {
                 echo: learner_last,
             })),
         }
-        let start = plan.start();
+        self.begin_stream(to, plan.start(), plan.start());
+    }
+
+    /// Moves `to` into `Stage::Streaming` of a stream that started at `start` and has
+    /// sent up to `sent`, and sends its first step.
+    pub(crate) fn begin_stream(&mut self, to: ServerId, start: Zxid, sent: Zxid) {
         let (last, committed) = (self.log.last(), self.log.committed());
         if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
             // What the log holds now is the stream's backlog; only what it gains
             // later widens a step.
             let seen = if h.observer { committed } else { last };
             h.stage = Stage::Streaming { start, seen };
-            h.sent = start;
+            h.sent = sent;
         }
         self.stream_learner(to);
     }

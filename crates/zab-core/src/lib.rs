@@ -50,6 +50,7 @@ mod election;
 mod leader;
 mod learner;
 mod log;
+mod log_sync;
 pub mod messages;
 pub mod quorum;
 mod sync;

@@ -39,7 +39,11 @@ fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str
         0 => None,
         k => Some(k as usize),
     };
+    // Half the seeds sync learners behind the window from the durable log (most of
+    // them with small windows, where it matters), a third of those with failing reads.
+    let from_log = matches!(seed % 10, 0 | 3 | 6 | 8 | 9);
     let mut c = Cluster::new(seed, voters, observers, |cfg| {
+        cfg.diff_from_log = from_log;
         if let Some(step) = stream_step {
             cfg.sync_stream_step = step;
         }
@@ -82,6 +86,9 @@ fn run_seed(seed: u64, voters: u64, mutation: Mutation) -> BTreeMap<&'static str
         100
     };
     c.faults = faults;
+    if from_log && c.rng.gen_range(0..3) == 0 {
+        c.read_fail_pct = c.rng.gen_range(5..50);
+    }
     c.mutation = mutation;
     c.quiet = mutation != Mutation::None;
     let ids = c.ids();

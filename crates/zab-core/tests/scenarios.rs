@@ -120,7 +120,18 @@ fn restarted_follower_rejoins_the_leader_without_an_election() {
 
 /// Three servers; `lagger` is down while `writes` txns commit, then comes back.
 fn lagging_follower(window: usize, writes: usize) -> (Cluster, ServerId, u64) {
-    let mut c = Cluster::new(3, 3, 0, move |cfg| cfg.commit_log_max = window);
+    lagging_follower_with(writes, 0, move |cfg| cfg.commit_log_max = window)
+}
+
+/// `lagging_follower` with any configuration, and `read_fail_pct` of the leader's
+/// log reads failing.
+fn lagging_follower_with(
+    writes: usize,
+    read_fail_pct: u32,
+    cfg: impl Fn(&mut zab_core::Config) + 'static,
+) -> (Cluster, ServerId, u64) {
+    let mut c = Cluster::new(3, 3, 0, cfg);
+    c.read_fail_pct = read_fail_pct;
     let leader = elect(&mut c);
     commit_write(&mut c);
     let lagger = if leader == s(1) { 2 } else { 1 };
@@ -151,6 +162,34 @@ fn snap_sync_when_the_learner_is_behind_the_window() {
         c.nodes[&s(lagger)].disk.snapshot.0,
         c.status(leader.0).committed
     );
+}
+
+/// A learner behind the window, with `diff_from_log`: 3 entries per read, window 2.
+fn behind_the_window(read_fail_pct: u32) -> (Cluster, ServerId, u64) {
+    lagging_follower_with(20, read_fail_pct, |cfg| {
+        cfg.commit_log_max = 2;
+        cfg.sync_stream_step = 3;
+        cfg.diff_from_log = true;
+    })
+}
+
+#[test]
+fn diff_from_the_log_when_the_learner_is_behind_the_window() {
+    let (c, leader, lagger) = behind_the_window(0);
+    assert!(!delivered(&c, leader.0, lagger, "SNAP"));
+    // 20 txns behind in chunks of 3: several reads, each followed by a COMMIT.
+    assert!(c.stats["log reads"] >= 6, "{:?}", c.stats);
+    assert_eq!(applied_zxids(&c, lagger), applied_zxids(&c, leader.0));
+    assert_eq!(applied_zxids(&c, lagger).len(), 21);
+    assert_eq!(c.nodes[&s(lagger)].disk.snapshot.0, zab_core::Zxid::ZERO);
+}
+
+#[test]
+fn a_failed_log_read_falls_back_on_a_snap() {
+    let (c, leader, lagger) = behind_the_window(100);
+    assert!(c.stats["log reads"] >= 1);
+    assert!(delivered(&c, leader.0, lagger, "SNAP"));
+    assert_eq!(applied_zxids(&c, lagger), applied_zxids(&c, leader.0));
 }
 
 #[test]

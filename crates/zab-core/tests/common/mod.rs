@@ -84,6 +84,8 @@ pub struct Cluster {
     pub mutation: Mutation,
     /// Do not print the trace on failure.
     pub quiet: bool,
+    /// Percent of the leader's log reads (`Action::ReadLog`) that fail.
+    pub read_fail_pct: u32,
     /// Servers whose storage makes no progress (a stalled disk).
     pub frozen: BTreeSet<ServerId>,
     /// Counts of interesting events, for coverage reports.
@@ -142,6 +144,7 @@ impl Cluster {
             delivered: Vec::new(),
             mutation: Mutation::None,
             quiet: false,
+            read_fail_pct: 0,
             frozen: BTreeSet::new(),
             stats: BTreeMap::new(),
             next_write: 0,
@@ -235,6 +238,11 @@ impl Cluster {
             Action::TruncateLog { after } => {
                 self.log(format!("{id} truncate after {after:?}"));
                 self.node(id).pending.push_back(StorageOp::Truncate(after));
+            }
+            Action::ReadLog { to, from, max } => {
+                self.node(id)
+                    .pending
+                    .push_back(StorageOp::Read { to, from, max });
             }
             Action::SaveAcceptedEpoch { epoch } => self
                 .node(id)

@@ -15,6 +15,12 @@ pub(crate) enum StorageOp {
     Install(Zxid, Vec<Entry>),
     SaveAccepted(u32),
     SaveCurrent(u32),
+    /// The leader reads its log for a learner's sync.
+    Read {
+        to: ServerId,
+        from: Zxid,
+        max: usize,
+    },
 }
 
 /// What survives a crash.
@@ -90,6 +96,8 @@ impl Cluster {
                 return;
             };
             let mutation = self.mutation;
+            let fail_read =
+                self.read_fail_pct > 0 && self.rng.gen_range(0..100) < self.read_fail_pct;
             let n = self.node(id);
             match op {
                 StorageOp::Append(entries) => {
@@ -123,6 +131,24 @@ impl Cluster {
                     n.disk.log.clear();
                     if let Some(c) = n.core.as_mut() {
                         c.handle_snapshot_installed(zxid);
+                    }
+                }
+                StorageOp::Read { to, from, max } => {
+                    // Like a `LogStore`: nothing at or below the base (the snapshot)
+                    // can be read; every entry appended before the read is seen.
+                    let entries = (!fail_read && from > n.disk.snapshot.0).then(|| {
+                        n.disk
+                            .log
+                            .iter()
+                            .filter(|e| e.zxid >= from)
+                            .take(max)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    });
+                    *self.stats.entry("log reads").or_insert(0) += 1;
+                    let n = self.node(id);
+                    if let Some(c) = n.core.as_mut() {
+                        c.handle_log_read(to, from, entries);
                     }
                 }
                 StorageOp::SaveAccepted(e) => {
