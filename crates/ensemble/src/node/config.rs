@@ -139,6 +139,8 @@ impl NodeConfig {
         zab.outstanding_max = self.outstanding_max;
         zab.commit_log_max = self.commit_log_max;
         zab.commit_log_max_bytes = self.commit_log_max_bytes;
+        // The log writer executes `StorageOp::ReadLog`.
+        zab.diff_from_log = true;
         zab.validate()
             .map_err(|e| invalid("limits", e.to_string()))?;
         let mut session = SessionConfig::new(self.id, self.tick_ms);

@@ -40,8 +40,19 @@ enum SnapMsg {
     Abort(u64),
 }
 
+/// Where the log may be purged after a new snapshot: before the previous snapshot,
+/// not the new one (as ZooKeeper keeps the txn logs of its retained snapshots). The
+/// log then still holds between one and two snapshot intervals of txns: a leader
+/// syncs a learner that far behind by a DIFF read from it instead of a SNAP of the
+/// whole tree, and a damaged newest snapshot still leaves the previous one
+/// recoverable. `None` (no purge) while there is only one snapshot.
+fn purge_point(snaps: &dyn storage::SnapshotStore) -> Option<u64> {
+    snaps.list().ok()?.get(1).map(|s| s.zxid)
+}
+
 /// The snapshot thread: streams chunks into the store; after the last one the
-/// snapshot is durable (the store's `finish`) and the log before it may be purged.
+/// snapshot is durable (the store's `finish`) and the log before the previous one may
+/// be purged (`purge_point`).
 fn write_snapshots(
     id: u64,
     snaps: &dyn storage::SnapshotStore,
@@ -88,7 +99,9 @@ fn write_snapshots(
                     match w.finish().and_then(|_| snaps.retain_newest(SNAPSHOTS_KEPT)) {
                         Ok(_) => {
                             count.fetch_add(1, Ordering::Relaxed);
-                            let _ = purge.send(zxid);
+                            if let Some(z) = purge_point(snaps) {
+                                let _ = purge.send(z);
+                            }
                         }
                         Err(e) => tracing::error!(id, zxid, error = %e, "snapshot failed"),
                     }

@@ -277,6 +277,11 @@ pub(crate) fn run_batch(
                     epochs.save(ep)?;
                     reports.push(StorageDone::CurrentEpoch(e));
                 }
+                StorageOp::ReadLog { to, from, max } => {
+                    // Appends of this batch are in the store already (a read sees the
+                    // unsynced tail), so no flush: the read does not cost an fsync.
+                    reports.push(StorageDone::read_log(log, to, from, max));
+                }
                 #[allow(unreachable_patterns)] // StorageOp is non_exhaustive for other crates
                 other => {
                     tracing::error!(op = ?other, "unknown storage op");

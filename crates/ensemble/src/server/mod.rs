@@ -378,6 +378,9 @@ impl Server {
             StorageDone::SnapshotInstalled(z) => self.core.handle_snapshot_installed(z),
             StorageDone::AcceptedEpoch(e) => self.core.handle_accepted_epoch_saved(e),
             StorageDone::CurrentEpoch(e) => self.core.handle_current_epoch_saved(e),
+            StorageDone::LogRead { to, from, entries } => {
+                self.core.handle_log_read(to, from, entries)
+            }
         }
         self.pump();
     }
@@ -441,6 +444,9 @@ impl Server {
             Action::SaveCurrentEpoch { epoch } => self
                 .out
                 .push(ServerAction::Storage(StorageOp::SaveCurrentEpoch(epoch))),
+            Action::ReadLog { to, from, max } => self
+                .out
+                .push(ServerAction::Storage(StorageOp::ReadLog { to, from, max })),
             Action::Commit { entries } => {
                 for e in entries {
                     self.apply_entry(e);

@@ -85,6 +85,12 @@ impl Sim {
                             }
                             StorageOp::SaveAcceptedEpoch(e) => StorageDone::AcceptedEpoch(e),
                             StorageOp::SaveCurrentEpoch(e) => StorageDone::CurrentEpoch(e),
+                            // This harness keeps no log (`diff_from_log` is off).
+                            StorageOp::ReadLog { to, from, .. } => StorageDone::LogRead {
+                                to,
+                                from,
+                                entries: None,
+                            },
                         };
                         self.servers.get_mut(&id).unwrap().handle_storage_done(done);
                     }

@@ -57,10 +57,22 @@ pub enum StorageOp {
     SaveAcceptedEpoch(u32),
     /// Save the current epoch; report with [`StorageDone::CurrentEpoch`].
     SaveCurrentEpoch(u32),
+    /// Leader: read at most `max` log entries with zxid `>= from` (see
+    /// [`zab_core::Action::ReadLog`]), seeing every earlier append; report with
+    /// [`StorageDone::LogRead`]. A failed read is reported as `None`, never as a
+    /// storage failure: it costs the learner a SNAP, not the node.
+    ReadLog {
+        /// The learner being synced.
+        to: ServerId,
+        /// First zxid to read.
+        from: Zxid,
+        /// Most entries to read.
+        max: usize,
+    },
 }
 
 /// A storage completion, reported in the order the ops were issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageDone {
     /// Everything appended up to this zxid is durable.
@@ -73,6 +85,38 @@ pub enum StorageDone {
     AcceptedEpoch(u32),
     /// The current epoch is durable.
     CurrentEpoch(u32),
+    /// The entries a [`StorageOp::ReadLog`] read (`None`: the read failed).
+    LogRead {
+        /// The learner being synced.
+        to: ServerId,
+        /// The op's `from`.
+        from: Zxid,
+        /// The entries, in zxid order.
+        entries: Option<Vec<zab_core::Entry>>,
+    },
+}
+
+impl StorageDone {
+    /// Executes a [`StorageOp::ReadLog`] on `log`: its completion, with `None` when
+    /// the read fails (purged past `from`, a damaged record), which only costs that
+    /// learner a SNAP.
+    pub fn read_log(log: &dyn storage::LogStore, to: ServerId, from: Zxid, max: usize) -> Self {
+        let entries = match log.read_chunk(from.to_u64(), max) {
+            Ok(es) => Some(
+                es.into_iter()
+                    .map(|e| zab_core::Entry {
+                        zxid: Zxid::from_u64(e.zxid),
+                        payload: e.payload,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::info!(%to, %from, error = %e, "log read for a sync failed");
+                None
+            }
+        };
+        StorageDone::LogRead { to, from, entries }
+    }
 }
 
 /// A consistent copy of the state machine at `zxid`, to serialize off the hot path.

@@ -158,6 +158,10 @@ impl Disk {
                 }
                 done.push(StorageDone::CurrentEpoch(e));
             }
+            StorageOp::ReadLog { to, from, max } => {
+                // Sees the unsynced tail, like the node's log writer: no flush.
+                done.push(StorageDone::read_log(&self.log, to, from, max));
+            }
             // StorageOp is non_exhaustive: an op this simulator does not know yet is
             // completed without effect (and shows up in the trace).
             #[allow(unreachable_patterns)]
@@ -174,15 +178,20 @@ impl Disk {
     }
 
     /// A periodic snapshot of the server's state at `zxid` (durable at once); the
-    /// purge of the log before it queues behind the pending ops, as the Node's
-    /// snapshot thread asks its log writer.
+    /// purge of the log before the previous snapshot queues behind the pending ops,
+    /// as the Node's snapshot thread asks its log writer.
     pub(crate) fn save_snapshot(&mut self, now_us: u64, zxid: u64, data: Bytes) {
-        if self.sabotage != Sabotage::PurgeWithoutSnapshot {
+        let purge_at = if self.sabotage == Sabotage::PurgeWithoutSnapshot {
+            Some(zxid)
+        } else {
             self.snapshots.push((zxid, data));
             self.retain_snapshots();
+            self.snapshots.iter().rev().nth(1).map(|(z, _)| *z)
+        };
+        if let Some(z) = purge_at {
+            let due = self.queue.back().map_or(now_us, |(d, _)| (*d).max(now_us));
+            self.queue.push_back((due, DiskOp::Purge(z)));
         }
-        let due = self.queue.back().map_or(now_us, |(d, _)| (*d).max(now_us));
-        self.queue.push_back((due, DiskOp::Purge(zxid)));
     }
 
     /// The machine crashed: queued ops are lost, unsynced log writes may be lost or

@@ -132,6 +132,9 @@ fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerCon
         2 => 64,
         _ => 8,
     };
+    // Learners behind the window are synced from the log on three seeds in four, as
+    // the node does; the rest keep the plain SNAP path under faults too.
+    zab.diff_from_log = (cfg.seed / 16) % 4 != 0;
     let tick_ms = u32::try_from(cfg.tick_ms).unwrap_or(10);
     let mut session = SessionConfig::new(id, tick_ms);
     session.min_session_timeout_ms = tick_ms.saturating_mul(4);
@@ -142,7 +145,13 @@ fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerCon
         secret: PasswordSecret::from_seed(cfg.seed),
         start_time_ms: 1_000_000,
         request_max_bytes: REQUEST_MAX_BYTES_DEFAULT,
-        snapshot_every_txns: cfg.snapshot_every_txns,
+        // A quarter of the seeds snapshot 16 times less often, so that their logs
+        // reach back far enough for DIFFs read from them (`diff_from_log` is on there).
+        snapshot_every_txns: if (cfg.seed / 16) % 4 == 3 {
+            cfg.snapshot_every_txns.saturating_mul(16)
+        } else {
+            cfg.snapshot_every_txns
+        },
         housekeeping_ticks: 10,
         super_digest: None,
         // A handful of znodes per step, varied by seed: the simulated trees are small,
