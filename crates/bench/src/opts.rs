@@ -22,11 +22,13 @@ pub enum Workload {
     Recovery,
     /// The longest write pause while a snapshot of `znodes` znodes is taken.
     SnapshotStall,
-    /// A follower behind the log window rejoins by SNAP of `znodes` znodes under a
-    /// write load: time until it serves, elections meanwhile, write latency.
+    /// A follower behind the DIFF window rejoins by SNAP of `znodes` znodes under a
+    /// write load (the DIFF from the log is turned off): time until it serves,
+    /// elections meanwhile, write latency.
     SnapSync,
-    /// A follower `behind` txns behind (within the DIFF window) rejoins under a write
-    /// load: time until it serves, whether it needed a SNAP, write latency.
+    /// A follower `behind` txns behind (within the DIFF window by default) rejoins
+    /// under a write load: time until it serves, whether it needed a SNAP, the log
+    /// entries the leader read for it, write latency.
     CatchUp,
     /// Resident bytes per znode with `znodes` znodes of `value_size` bytes.
     Memory,
@@ -172,6 +174,10 @@ pub struct Options {
     /// DIFF window in payload bytes (default: the node's, 4 MiB).
     #[arg(long)]
     pub commit_log_bytes: Option<usize>,
+    /// Leaders sync a learner behind the DIFF window by a SNAP at once, without
+    /// trying to read what it missed from the log (always so for `snap-sync`).
+    #[arg(long)]
+    pub no_diff_from_log: bool,
     /// Trials of the failover scenario.
     #[arg(long, default_value_t = 5)]
     pub trials: usize,

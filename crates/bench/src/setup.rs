@@ -6,7 +6,7 @@ use bytes::Bytes;
 use ensemble::deps::zab_core::{COMMIT_LOG_MAX_BYTES_DEFAULT, COMMIT_LOG_MAX_DEFAULT};
 use ensemble::{Acl, Client, ClientOptions, Cluster, CreateMode, Fsync, WriteOp};
 
-use crate::opts::{Attach, Options, StorageChoice};
+use crate::opts::{Attach, Options, StorageChoice, Workload};
 use crate::BenchError;
 
 /// How long to wait for a leader after start or a fault.
@@ -56,6 +56,7 @@ pub fn start(o: &Options, snapshot_every_txns: Option<u64>) -> Result<Bench, Ben
             o.commit_log_bytes.unwrap_or(COMMIT_LOG_MAX_BYTES_DEFAULT),
         );
     }
+    b = b.diff_from_log(!o.no_diff_from_log && o.workload != Workload::SnapSync);
     let mut dir = None;
     if o.storage == StorageChoice::File {
         match &o.data_dir {

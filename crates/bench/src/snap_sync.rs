@@ -1,14 +1,16 @@
 //! A follower that was away rejoins under a write load on the leader.
 //!
 //! - `snap-sync`: it fell behind the leader's DIFF window while the tree is large, so
-//!   it rejoins by SNAP.
+//!   it rejoins by SNAP (the DIFF from the leader's log is off in this scenario).
 //! - `catch-up`: it missed `--behind` txns, within the window by default, so it
 //!   rejoins by DIFF; `--commit-log-txns 500` (ZooKeeper's in-memory window) shows
-//!   what the same outage costs with a SNAP.
+//!   the same outage synced by a DIFF read from the leader's log, and adding
+//!   `--no-diff-from-log` what it costs with a SNAP.
 //!
 //! Reported: `snap_sync_ms` / `catch_up_ms` (from the heal until the follower serves
 //! again, which it can only after its sync), `snap_used` (whether it installed a
-//! snapshot), `elections` (leader epochs started meanwhile: 0 unless the sync
+//! snapshot), `log_entries_read` (what the leader read from its log for the sync),
+//! `elections` (leader epochs started meanwhile: 0 unless the sync
 //! disturbed the ensemble), `leader_kept`, and the load's latency (`write_max_ms` is
 //! the longest write, the stall a sync puts on the leader).
 
@@ -66,6 +68,12 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         .cluster
         .stats(lagging)
         .map_or(0, |s| s.server.snapshots_installed);
+    let read = |b: &setup::Bench| {
+        b.cluster
+            .stats(leader)
+            .map_or(0, |s| s.server.log_entries_read)
+    };
+    let read_before = read(&bench);
     bench.cluster.partition(lagging);
     match away {
         Away::PastWindow => push_past_window(&admin, o)?,
@@ -119,6 +127,7 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         .stats(lagging)
         .map_or(snaps_before, |s| s.server.snapshots_installed);
     rep.push("snap_used", snaps_after > snaps_before);
+    rep.push("log_entries_read", read(&bench).saturating_sub(read_before));
     rep.push(
         "elections",
         u64::from(epoch_after.saturating_sub(epoch_before)),

@@ -102,14 +102,20 @@ fn snap_sync_reports_its_time_and_elections() {
 }
 
 #[test]
-fn catch_up_is_a_diff_within_the_window_and_a_snap_beyond_it() {
+fn catch_up_is_a_diff_within_the_window_a_log_diff_beyond_it_or_a_snap() {
     let mut o = quick(Workload::CatchUp);
     o.behind = 2_000;
     let j = check(&o);
     assert!(j.contains("\"catch_up_ms\":"), "{j}");
     assert!(j.contains("\"snap_used\":false"), "{j}");
-    // The same outage with ZooKeeper's window of 500 txns.
+    assert!(j.contains("\"log_entries_read\":0"), "{j}");
+    // The same outage with ZooKeeper's window of 500 txns: read from the log.
     o.commit_log_txns = Some(500);
+    let j = check(&o);
+    assert!(j.contains("\"snap_used\":false"), "{j}");
+    assert!(!j.contains("\"log_entries_read\":0"), "{j}");
+    // ... or a SNAP when the leader may not read it.
+    o.no_diff_from_log = true;
     let j = check(&o);
     assert!(j.contains("\"snap_used\":true"), "{j}");
 }

@@ -48,6 +48,7 @@ pub struct ClusterBuilder {
     init_limit_ticks: u64,
     super_digest: Option<String>,
     commit_log: Option<(usize, usize)>,
+    diff_from_log: bool,
 }
 
 impl ClusterBuilder {
@@ -107,6 +108,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Whether leaders read their logs to sync learners behind the window
+    /// ([`crate::NodeConfigBuilder::diff_from_log`]; default `true`).
+    pub fn diff_from_log(mut self, on: bool) -> Self {
+        self.diff_from_log = on;
+        self
+    }
+
     /// Seed of the in-memory network.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -146,6 +154,7 @@ impl ClusterBuilder {
             if let Some((txns, bytes)) = self.commit_log {
                 b = b.commit_log(txns, bytes);
             }
+            b = b.diff_from_log(self.diff_from_log);
             if let Some(dir) = &self.dir {
                 b = b.data_dir(dir.join(format!("node-{id}")));
             }
@@ -203,6 +212,7 @@ impl Cluster {
             init_limit_ticks: 50,
             super_digest: None,
             commit_log: None,
+            diff_from_log: true,
         }
     }
 

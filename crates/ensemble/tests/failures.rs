@@ -143,12 +143,20 @@ fn leader_crash_during_a_write_stream_loses_no_acknowledged_write() {
 
 /// Crashes a follower, makes `writes` creates, restarts it and checks that it caught
 /// up (by SNAP exactly when `expect_snap`) and that every node recovers afterwards.
-/// `window` is the DIFF window in txns (default when `None`).
-fn catch_up(writes: usize, snapshot_every: u64, window: Option<usize>, expect_snap: bool) {
+/// `window` is the DIFF window in txns (default when `None`); `from_log` lets the
+/// leader read a learner behind it from its log.
+fn catch_up(
+    writes: usize,
+    snapshot_every: u64,
+    window: Option<usize>,
+    from_log: bool,
+    expect_snap: bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut builder = common::cluster(3)
         .data_dir(dir.path())
         .fsync(ensemble::Fsync::Never)
+        .diff_from_log(from_log)
         .snapshot_every_txns(snapshot_every);
     if let Some(txns) = window {
         builder = builder.commit_log(txns, ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT);
@@ -179,6 +187,13 @@ fn catch_up(writes: usize, snapshot_every: u64, window: Option<usize>, expect_sn
     cluster.wait_converged(T).unwrap();
     let installed = cluster.stats(f).unwrap().server.snapshots_installed;
     assert_eq!(installed > 0, expect_snap, "SNAP used: {installed}");
+    let read = cluster.stats(leader).unwrap().server.log_entries_read;
+    let past_window = window.is_some_and(|w| writes > w);
+    assert_eq!(
+        read > 0,
+        from_log && past_window,
+        "log entries read: {read}"
+    );
     let r = cluster.client(f).unwrap();
     assert_eq!(r.get_children("/base", false).unwrap().len(), writes);
     assert_eq!(&r.get_data("/base", false).unwrap().0[..], b"after");
@@ -203,20 +218,27 @@ fn catch_up(writes: usize, snapshot_every: u64, window: Option<usize>, expect_sn
 
 #[test]
 fn restarted_follower_catches_up_by_diff() {
-    catch_up(50, 0, None, false);
+    catch_up(50, 0, None, true, false);
 }
 
 #[test]
 fn a_follower_more_than_zookeepers_500_txns_behind_still_catches_up_by_diff() {
     // ZooKeeper's in-memory committed log keeps 500 txns; Ensemble's DIFF window is
     // bounded by 4 MiB (and 100,000 txns), so 3,000 small creates are a DIFF.
-    catch_up(3_000, 0, None, false);
+    catch_up(3_000, 0, None, true, false);
+}
+
+#[test]
+fn a_follower_behind_the_window_catches_up_by_a_diff_read_from_the_log() {
+    // 700 creates behind a window of 100 txns: the leader reads them from its log
+    // files (no snapshot purged them), as ZooKeeper reads its txn logs, not a SNAP.
+    catch_up(700, 0, Some(100), true, false);
 }
 
 #[test]
 fn restarted_follower_catches_up_by_snap_and_everyone_recovers_from_snapshots() {
-    // More writes than a DIFF window of 500 txns: SNAP.
-    catch_up(700, 200, Some(500), true);
+    // More writes than a DIFF window of 500 txns, and no DIFF from the log: SNAP.
+    catch_up(700, 200, Some(500), false, true);
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub struct NodeConfig {
     pub(crate) super_digest: Option<String>,
     pub(crate) commit_log_max: usize,
     pub(crate) commit_log_max_bytes: usize,
+    pub(crate) diff_from_log: bool,
 }
 
 impl NodeConfig {
@@ -96,6 +97,7 @@ impl NodeConfig {
                 super_digest: None,
                 commit_log_max: zab_core::COMMIT_LOG_MAX_DEFAULT,
                 commit_log_max_bytes: zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT,
+                diff_from_log: true,
             },
         }
     }
@@ -140,7 +142,7 @@ impl NodeConfig {
         zab.commit_log_max = self.commit_log_max;
         zab.commit_log_max_bytes = self.commit_log_max_bytes;
         // The log writer executes `StorageOp::ReadLog`.
-        zab.diff_from_log = true;
+        zab.diff_from_log = self.diff_from_log;
         zab.validate()
             .map_err(|e| invalid("limits", e.to_string()))?;
         let mut session = SessionConfig::new(self.id, self.tick_ms);
@@ -275,6 +277,16 @@ impl NodeConfigBuilder {
     pub fn commit_log(mut self, max_txns: usize, max_bytes: usize) -> Self {
         self.cfg.commit_log_max = max_txns;
         self.cfg.commit_log_max_bytes = max_bytes;
+        self
+    }
+
+    /// Whether a leader syncs a learner behind the DIFF window ([`Self::commit_log`])
+    /// by reading what it missed from its log, before it falls back on a SNAP of the
+    /// whole tree (default `true`; ZooKeeper reads its txn log files the same way).
+    /// The log reaches back to the snapshot before the newest one. Turning it off
+    /// makes every such learner a SNAP (the benchmark does, to measure one).
+    pub fn diff_from_log(mut self, on: bool) -> Self {
+        self.cfg.diff_from_log = on;
         self
     }
 

@@ -82,6 +82,7 @@ pub struct Server {
     applied: Zxid,
     applied_txns: u64,
     snapshots_installed: u64,
+    log_entries_read: u64,
     since_snapshot: u64,
     /// `since_snapshot` at which the next snapshot starts (see `apply::snapshot_after`).
     next_snapshot_after: u64,
@@ -193,6 +194,7 @@ impl Server {
             applied: snapshot_zxid,
             applied_txns: 0,
             snapshots_installed: 0,
+            log_entries_read: 0,
             since_snapshot: 0,
             next_snapshot_after: apply::snapshot_after(cfg.snapshot_every_txns, id.0, 0),
             snapshots_started: 0,
@@ -270,6 +272,7 @@ impl Server {
             digest: self.tree.digest(),
             applied_txns: self.applied_txns,
             snapshots_installed: self.snapshots_installed,
+            log_entries_read: self.log_entries_read,
             diverged: self.diverged.clone(),
             zab: st,
         }
@@ -379,6 +382,8 @@ impl Server {
             StorageDone::AcceptedEpoch(e) => self.core.handle_accepted_epoch_saved(e),
             StorageDone::CurrentEpoch(e) => self.core.handle_current_epoch_saved(e),
             StorageDone::LogRead { to, from, entries } => {
+                let n = entries.as_ref().map_or(0, Vec::len);
+                self.log_entries_read += n as u64;
                 self.core.handle_log_read(to, from, entries)
             }
         }

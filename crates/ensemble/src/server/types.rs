@@ -251,6 +251,9 @@ pub struct ServerStats {
     pub applied_txns: u64,
     /// Snapshots received from a leader and installed (SNAP syncs) since start.
     pub snapshots_installed: u64,
+    /// Log entries this server read from its durable log to sync learners behind
+    /// its DIFF window (leader; see [`StorageOp::ReadLog`]).
+    pub log_entries_read: u64,
     /// Set when the replica diverged.
     pub diverged: Option<String>,
     /// The ZAB core's full status (epochs, last/durable/committed zxids, election).

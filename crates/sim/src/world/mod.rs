@@ -134,7 +134,7 @@ fn server_config(cfg: &SimConfig, id: u64, counter_max: u32) -> Result<ServerCon
     };
     // Learners behind the window are synced from the log on three seeds in four, as
     // the node does; the rest keep the plain SNAP path under faults too.
-    zab.diff_from_log = (cfg.seed / 16) % 4 != 0;
+    zab.diff_from_log = !(cfg.seed / 16).is_multiple_of(4);
     let tick_ms = u32::try_from(cfg.tick_ms).unwrap_or(10);
     let mut session = SessionConfig::new(id, tick_ms);
     session.min_session_timeout_ms = tick_ms.saturating_mul(4);
