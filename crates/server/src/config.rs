@@ -22,6 +22,7 @@
 //! snapshot_every_txns = 100000    # 0: never
 //! commit_log_txns = 100000        # DIFF window: newest committed txns kept in memory
 //! commit_log_bytes = 4194304      # ... and at most this many payload bytes of them
+//! diff_from_log = true            # learners behind it: DIFF read from the log, or SNAP
 //! fsync = always                  # or never
 //! secret = 12345                  # same on every server (session passwords)
 //! stop_file = /run/ensemble-1.stop  # optional: created = clean stop
@@ -86,6 +87,9 @@ pub struct ServerConfig {
     pub commit_log_txns: usize,
     /// DIFF window: at most this many payload bytes of them.
     pub commit_log_bytes: usize,
+    /// Whether a learner behind the window is synced from the leader's log before a
+    /// SNAP is sent.
+    pub diff_from_log: bool,
     /// fsync policy.
     pub fsync: Fsync,
     /// Ensemble secret (session passwords); same on every server.
@@ -165,6 +169,7 @@ const KEYS: &[&str] = &[
     "snapshot_every_txns",
     "commit_log_txns",
     "commit_log_bytes",
+    "diff_from_log",
     "fsync",
     "secret",
     "stop_file",
@@ -328,6 +333,16 @@ impl ServerConfig {
                 ))
             }
         };
+        let diff_from_log = match get("diff_from_log").unwrap_or("true") {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(invalid(
+                    "diff_from_log",
+                    format!("{other:?} is not true or false"),
+                ))
+            }
+        };
         let opt =
             |k: &str, d: u64| -> Result<u64, ConfigError> { get(k).map_or(Ok(d), |v| num(k, v)) };
         let cfg = ServerConfig {
@@ -355,6 +370,7 @@ impl ServerConfig {
                 ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT as u64,
             )?)
             .map_err(|_| invalid("commit_log_bytes", "too large"))?,
+            diff_from_log,
             fsync,
             secret: opt("secret", 0x5eed_e75e_b1e5)?,
             stop_file: get("stop_file").map(PathBuf::from),
@@ -376,6 +392,7 @@ impl ServerConfig {
             .session_timeout_ms(self.session_min_ms, self.session_max_ms)
             .snapshot_every_txns(self.snapshot_every_txns)
             .commit_log(self.commit_log_txns, self.commit_log_bytes)
+            .diff_from_log(self.diff_from_log)
             .data_dir(self.data_dir.clone())
             .fsync(self.fsync)
             .secret(self.secret);
@@ -449,6 +466,9 @@ fsync = never   # fast
             (small.commit_log_txns, small.commit_log_bytes),
             (500, 65536)
         );
+        assert!(c.diff_from_log);
+        let off = ServerConfig::parse(&format!("{GOOD}diff_from_log = false\n")).unwrap();
+        assert!(!off.diff_from_log);
     }
 
     fn err(text: &str) -> String {
@@ -476,6 +496,7 @@ fsync = never   # fast
         assert!(err(&format!("{GOOD}tick_ms = 30\n")).contains("given twice"));
         assert!(err(&format!("{GOOD}garbage\n")).contains("line 11"));
         assert!(err(&format!("{GOOD}commit_log_bytes = -1\n")).contains("`commit_log_bytes`"));
+        assert!(err(&format!("{GOOD}diff_from_log = yes\n")).contains("`diff_from_log`"));
         assert!(err(&GOOD.replace("admin_port = 8082", "admin_port = 2182")).contains("admin_port"));
         assert!(
             err(&GOOD.replace("client_port = 2182", "client_port = 2889")).contains("client_port")

@@ -30,7 +30,7 @@ impl fmt::Display for RunReport {
         let s = &self.stats;
         write!(
             f,
-            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions ({} closed, {} expired), {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} TRUNCs; checked {} reads, {} watch changes, {} ops on {} znodes ({} inconclusive); faults [{}]",
+            "seed {}: ok, {} steps, {} virtual ms, {} ops ({} ok), {} txns, {} sessions ({} closed, {} expired), {} crashes, {} partitions, {} pauses, {} snapshots, {} SNAP syncs, {} log reads, {} TRUNCs; checked {} reads, {} watch changes, {} ops on {} znodes ({} inconclusive); faults [{}]",
             self.seed,
             s.steps,
             s.virtual_ms,
@@ -45,6 +45,7 @@ impl fmt::Display for RunReport {
             s.pauses,
             s.snapshots,
             s.snap_syncs,
+            s.log_reads,
             s.truncations,
             s.coverage.reads_checked,
             s.coverage.watch_changes_checked,

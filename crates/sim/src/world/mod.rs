@@ -73,6 +73,8 @@ pub struct RunStats {
     pub snap_syncs: u64,
     /// Log truncations (TRUNC syncs).
     pub truncations: u64,
+    /// Chunks leaders read from their logs for learners behind the window.
+    pub log_reads: u64,
     /// Periodic snapshots written.
     pub snapshots: u64,
     /// What the end-of-run checkers looked at.
@@ -374,6 +376,7 @@ impl<W: Workload> World<W> {
                         *snapshot_at = Some(zxid.to_u64());
                         self.stats.snap_syncs += 1;
                     }
+                    StorageOp::ReadLog { .. } => self.stats.log_reads += 1,
                     _ => {}
                 }
                 if self.nodes[i].disk.queued() >= DISK_QUEUE_MAX {
