@@ -145,18 +145,25 @@ pub enum Action {
     SendSnapshot(SnapshotRequest),
     /// Leader, with [`Config::diff_from_log`](crate::Config::diff_from_log): read the
     /// durable log for the sync of a learner behind the in-memory window. The shell
-    /// reads at most `max` entries with zxid `>= from` (the entry at `from` first, if
-    /// the log holds it), after every earlier storage action took effect, and reports
-    /// them with [`Core::handle_log_read`](crate::Core::handle_log_read)`(to, from, ..)`;
-    /// a failed read (`from` purged, a damaged record) is reported as `None`, and
-    /// costs the learner a SNAP, never an error of the server.
+    /// reads the entries with zxid `>= from` (the entry at `from` first, if the log
+    /// holds it), at most `max` of them, stopping early once they carry `max_bytes`
+    /// of payload, after every earlier storage action took effect (it must see every
+    /// earlier append, synced or not; it needs no durability of its own, and its
+    /// answer may come before earlier appends are reported durable). It reports them
+    /// with [`Core::handle_log_read`](crate::Core::handle_log_read)`(token, ..)`. A
+    /// failed read (`from` purged, a damaged record) is reported as `None`: it costs
+    /// the learner a SNAP, never an error of the server. The log must hold this
+    /// server's history, without holes, from its base on (a log reset to a snapshot
+    /// newer than its last entry is only read from the snapshot on).
     ReadLog {
-        /// The learner being synced.
-        to: ServerId,
-        /// First zxid to read: the last one the learner has.
+        /// Names this read in the answer.
+        token: u64,
+        /// First zxid to read: where the learner's stream stands.
         from: Zxid,
         /// Most entries to read.
         max: usize,
+        /// Payload bytes after which to stop (at least one entry after `from`).
+        max_bytes: usize,
     },
     /// Leader: a learner forwarded a client request; prepare it and call
     /// [`Core::propose`](crate::Core::propose) with the resulting txn. Forwarding is

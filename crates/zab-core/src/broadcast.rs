@@ -254,7 +254,7 @@ impl Core {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::core::testkit::{core, elect, sent};
@@ -262,7 +262,7 @@ mod tests {
     use crate::{Action, Phase};
 
     /// Leader 3 establishes epoch 1 with follower 1 alone (a quorum of 2 out of 3).
-    fn established() -> Core {
+    pub(crate) fn established() -> Core {
         let mut c = core(3);
         elect(&mut c, 3);
         assert_eq!(c.status().role, crate::Role::Leading);

@@ -105,6 +105,11 @@ pub const COMMIT_LOG_MAX_BYTES_DEFAULT: usize = 4 << 20;
 /// ~20,000 txns 1.7-2.6 ms, against 7.2-8.8 ms when the whole DIFF went at once).
 pub const SYNC_STREAM_STEP_DEFAULT: usize = 2048;
 
+/// Most payload bytes one [`Action::ReadLog`](crate::Action::ReadLog) asks for (the
+/// entry count is `sync_stream_step`): large txns must not turn one read into
+/// hundreds of megabytes held by the leader at once.
+pub const LOG_READ_MAX_BYTES: usize = 1 << 20;
+
 impl Config {
     /// A configuration where every id in `voters` is a participant with majority
     /// quorums, and every id in `observers` an observer; default limits.

@@ -75,6 +75,12 @@ pub struct Core {
     pub(crate) role: RoleState,
     pub(crate) actions: Vec<Action>,
     reported: Option<(Role, Phase, Option<ServerId>, u32)>,
+    /// The durable log holds every entry of this server's history after this zxid
+    /// (without a hole): where it started at restart, or the snapshot it was reset
+    /// to. A DIFF read from the log never starts below it (`log_sync.rs`).
+    pub(crate) log_floor: Zxid,
+    /// Token of the last `Action::ReadLog`: an answer names its read.
+    pub(crate) read_token: u64,
 }
 
 impl Core {
@@ -84,6 +90,15 @@ impl Core {
         cfg.validate()?;
         let persisted = persisted.without_stale_prefix();
         persisted.validate()?;
+        // A snapshot newer than the log's last entry resets the window to it, and the
+        // durable log may hold older entries that the entries appended from now on
+        // will not follow: the log is only known whole from the snapshot on.
+        let log_last = persisted.log.last().map_or(persisted.log_base, |e| e.zxid);
+        let log_floor = if persisted.snapshot_zxid > log_last {
+            persisted.snapshot_zxid
+        } else {
+            persisted.log_base
+        };
         let log = Log::new(
             persisted.log_base,
             persisted.log,
@@ -112,6 +127,8 @@ impl Core {
             role: RoleState::Looking(Election::default()),
             actions: Vec::new(),
             reported: None,
+            log_floor,
+            read_token: 0,
         };
         core.become_looking();
         Ok(core)

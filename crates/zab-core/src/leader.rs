@@ -37,6 +37,12 @@ pub(crate) enum Stage {
         /// Whether the DIFF header went out (after the first read proved `start` is
         /// in this leader's history).
         diff_sent: bool,
+        /// The read in flight (`Action::ReadLog::token`).
+        token: u64,
+        /// The window's base when reading started: the window keeps every entry
+        /// after it until the stream moves on, so the reads reach it and finish
+        /// however fast txns commit meanwhile.
+        pin: Zxid,
     },
     /// Sync header sent; the entries after it go out in steps (`Core::stream_step`)
     /// from `Handler::sent` on, and the commit point and NEWLEADER follow the last.
@@ -243,6 +249,7 @@ impl Core {
         if matches!(plan, SyncPlan::Snap { .. })
             && self.cfg.diff_from_log
             && learner_last > Zxid::ZERO
+            && learner_last >= self.log_floor
             && !l.no_log_diff.contains(&to)
         {
             self.start_log_sync(to, learner_last);
@@ -332,8 +339,11 @@ impl Core {
         self.leader_ref().and_then(|l| {
             l.learners
                 .values()
-                .filter(|h| matches!(h.stage, Stage::Streaming { .. }))
-                .map(|h| h.sent)
+                .filter_map(|h| match h.stage {
+                    Stage::Streaming { .. } => Some(h.sent),
+                    Stage::Reading { pin, .. } => Some(pin),
+                    _ => None,
+                })
                 .min()
         })
     }

@@ -274,6 +274,7 @@ impl Core {
             }
             Header::Snap(zxid, data) => {
                 self.log.reset(zxid);
+                self.log_floor = zxid;
                 self.barriers += 1;
                 self.push(Action::InstallSnapshot { zxid, data });
             }

@@ -59,7 +59,7 @@ mod zxid;
 pub use crate::action::{Action, Phase, Role, SnapshotRequest, Status};
 pub use crate::config::{
     Config, ConfigError, MemberRole, Persisted, COMMIT_LOG_MAX_BYTES_DEFAULT,
-    COMMIT_LOG_MAX_DEFAULT,
+    COMMIT_LOG_MAX_DEFAULT, LOG_READ_MAX_BYTES,
 };
 pub use crate::core::{Core, ForwardError, ProposeError};
 pub use crate::messages::{

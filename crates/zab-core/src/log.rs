@@ -139,6 +139,12 @@ impl Log {
         self.count_upto(upto).saturating_sub(self.count_upto(after))
     }
 
+    /// Changes the window's entry bound (tests that resize a running core's window).
+    #[cfg(test)]
+    pub(crate) fn set_commit_log_max(&mut self, max: usize) {
+        self.commit_log_max = max;
+    }
+
     /// Sets (or clears) the zxid above which trimming stops; see `pin`.
     pub(crate) fn set_pin(&mut self, pin: Option<Zxid>) {
         self.pin = pin;

@@ -169,7 +169,7 @@ fn wall_ms() -> i64 {
 pub(crate) fn spawn(
     cfg: NodeConfig,
     transport: Arc<dyn Transport>,
-    stores: Stores,
+    mut stores: Stores,
     inbox: Receiver<Inbound>,
     inbox_tx: Sender<Inbound>,
     slot: Arc<super::HandleSlot>,

@@ -82,8 +82,9 @@ impl Stores {
     }
 
     /// Recovery: the newest valid snapshot (its state bytes) and the persisted ZAB
-    /// state (epochs, snapshot zxid, the log after the log's base).
-    pub fn recover(&self) -> Result<(Persisted, Option<Vec<u8>>), NodeError> {
+    /// state (epochs, snapshot zxid, the log after the log's base). A log that ends
+    /// before the snapshot is reset to it.
+    pub fn recover(&mut self) -> Result<(Persisted, Option<Vec<u8>>), NodeError> {
         let Epochs {
             accepted_epoch,
             current_epoch,
@@ -111,6 +112,17 @@ impl Stores {
             snapshot_zxid,
             std::path::Path::new("log"),
         )?;
+        // A snapshot newer than the whole log (the log's fsync behind the state the
+        // snapshot was taken of, then a power loss): what gets appended next follows
+        // the snapshot, not the log's last entry, so the log restarts at the snapshot
+        // rather than keep a hole below it that a DIFF read from it could cross.
+        if self.log.last_zxid().unwrap_or_else(|| self.log.base_zxid()) < snapshot_zxid {
+            tracing::warn!(
+                snapshot_zxid,
+                "the log ends before the snapshot: restarting it there"
+            );
+            self.log.reset(snapshot_zxid)?;
+        }
         let base = self.log.base_zxid();
         let entries = match self.log.last_zxid() {
             Some(last) if last > base => self.log.read_range(base + 1, last)?,
@@ -277,10 +289,15 @@ pub(crate) fn run_batch(
                     epochs.save(ep)?;
                     reports.push(StorageDone::CurrentEpoch(e));
                 }
-                StorageOp::ReadLog { to, from, max } => {
+                StorageOp::ReadLog {
+                    token,
+                    from,
+                    max,
+                    max_bytes,
+                } => {
                     // Appends of this batch are in the store already (a read sees the
                     // unsynced tail), so no flush: the read does not cost an fsync.
-                    reports.push(StorageDone::read_log(log, to, from, max));
+                    reports.push(crate::server::read_log(log, token, from, max, max_bytes));
                 }
                 #[allow(unreachable_patterns)] // StorageOp is non_exhaustive for other crates
                 other => {

@@ -33,7 +33,9 @@ use crate::codec::{self, Forward};
 use crate::ops::{ConnId, Request, SessionId, Xid};
 
 pub use conn::ConnStats;
-pub use types::{ServerAction, ServerConfig, ServerStats, StateCopy, StorageDone, StorageOp};
+pub use types::{
+    read_log, ServerAction, ServerConfig, ServerStats, StateCopy, StorageDone, StorageOp,
+};
 
 /// Largest client request accepted by default (ZooKeeper's `jute.maxbuffer`, 1 MiB - 1).
 pub const REQUEST_MAX_BYTES_DEFAULT: usize = (1 << 20) - 1;
@@ -373,7 +375,8 @@ impl Server {
         self.pump();
     }
 
-    /// Input: a storage completion (in the order the ops were issued).
+    /// Input: a storage completion (in the order the ops were issued; see
+    /// [`StorageDone`] for the one exception).
     pub fn handle_storage_done(&mut self, done: StorageDone) {
         match done {
             StorageDone::Durable(z) => self.core.handle_log_durable(z),
@@ -381,10 +384,10 @@ impl Server {
             StorageDone::SnapshotInstalled(z) => self.core.handle_snapshot_installed(z),
             StorageDone::AcceptedEpoch(e) => self.core.handle_accepted_epoch_saved(e),
             StorageDone::CurrentEpoch(e) => self.core.handle_current_epoch_saved(e),
-            StorageDone::LogRead { to, from, entries } => {
+            StorageDone::LogRead { token, entries } => {
                 let n = entries.as_ref().map_or(0, Vec::len);
                 self.log_entries_read += n as u64;
-                self.core.handle_log_read(to, from, entries)
+                self.core.handle_log_read(token, entries)
             }
         }
         self.pump();
@@ -449,9 +452,17 @@ impl Server {
             Action::SaveCurrentEpoch { epoch } => self
                 .out
                 .push(ServerAction::Storage(StorageOp::SaveCurrentEpoch(epoch))),
-            Action::ReadLog { to, from, max } => self
-                .out
-                .push(ServerAction::Storage(StorageOp::ReadLog { to, from, max })),
+            Action::ReadLog {
+                token,
+                from,
+                max,
+                max_bytes,
+            } => self.out.push(ServerAction::Storage(StorageOp::ReadLog {
+                token,
+                from,
+                max,
+                max_bytes,
+            })),
             Action::Commit { entries } => {
                 for e in entries {
                     self.apply_entry(e);

@@ -57,21 +57,26 @@ pub enum StorageOp {
     SaveAcceptedEpoch(u32),
     /// Save the current epoch; report with [`StorageDone::CurrentEpoch`].
     SaveCurrentEpoch(u32),
-    /// Leader: read at most `max` log entries with zxid `>= from` (see
-    /// [`zab_core::Action::ReadLog`]), seeing every earlier append; report with
-    /// [`StorageDone::LogRead`]. A failed read is reported as `None`, never as a
-    /// storage failure: it costs the learner a SNAP, not the node.
+    /// Leader: read the log for a learner's sync (see [`zab_core::Action::ReadLog`]:
+    /// at most `max` entries with zxid `>= from`, stopping once they carry
+    /// `max_bytes`), seeing every earlier append; run it with [`read_log`] and
+    /// report [`StorageDone::LogRead`]. A failed read is reported as `None`, never
+    /// as a storage failure: it costs the learner a SNAP, not the node.
     ReadLog {
-        /// The learner being synced.
-        to: ServerId,
+        /// Names the read in its answer.
+        token: u64,
         /// First zxid to read.
         from: Zxid,
         /// Most entries to read.
         max: usize,
+        /// Payload bytes after which to stop.
+        max_bytes: usize,
     },
 }
 
-/// A storage completion, reported in the order the ops were issued.
+/// A storage completion, reported in the order the ops were issued; except that a
+/// [`StorageDone::LogRead`] needs no durability, so it may come before the
+/// [`StorageDone::Durable`] of appends issued before its read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageDone {
@@ -87,35 +92,68 @@ pub enum StorageDone {
     CurrentEpoch(u32),
     /// The entries a [`StorageOp::ReadLog`] read (`None`: the read failed).
     LogRead {
-        /// The learner being synced.
-        to: ServerId,
-        /// The op's `from`.
-        from: Zxid,
+        /// The op's token.
+        token: u64,
         /// The entries, in zxid order.
         entries: Option<Vec<zab_core::Entry>>,
     },
 }
 
-impl StorageDone {
-    /// Executes a [`StorageOp::ReadLog`] on `log`: its completion, with `None` when
-    /// the read fails (purged past `from`, a damaged record), which only costs that
-    /// learner a SNAP.
-    pub fn read_log(log: &dyn storage::LogStore, to: ServerId, from: Zxid, max: usize) -> Self {
-        let entries = match log.read_chunk(from.to_u64(), max) {
-            Ok(es) => Some(
-                es.into_iter()
-                    .map(|e| zab_core::Entry {
-                        zxid: Zxid::from_u64(e.zxid),
-                        payload: e.payload,
-                    })
-                    .collect(),
-            ),
+/// Entries per store read while running a [`StorageOp::ReadLog`]: its byte bound is
+/// checked between them, so large txns overshoot it by at most this many.
+const READ_LOG_STEP: usize = 16;
+
+/// Runs a [`StorageOp::ReadLog`] on `log`: its completion. A read that fails is
+/// `None`: at `info` when the log was purged past `from` (the learner is simply too
+/// far behind), at `warn` otherwise (a damaged record in this server's own log).
+pub fn read_log(
+    log: &dyn storage::LogStore,
+    token: u64,
+    from: Zxid,
+    max: usize,
+    max_bytes: usize,
+) -> StorageDone {
+    let mut out: Vec<zab_core::Entry> = Vec::new();
+    let mut bytes = 0usize;
+    let mut next = from.to_u64();
+    while out.len() < max && (bytes < max_bytes || out.len() < 2) {
+        let want = READ_LOG_STEP.min(max - out.len());
+        let chunk = match log.read_chunk(next, want) {
+            Ok(c) => c,
+            Err(e @ storage::StorageError::OutOfRange { .. }) => {
+                tracing::info!(%from, error = %e, "log read for a sync: purged");
+                return StorageDone::LogRead {
+                    token,
+                    entries: None,
+                };
+            }
             Err(e) => {
-                tracing::info!(%to, %from, error = %e, "log read for a sync failed");
-                None
+                tracing::warn!(%from, error = %e, "log read for a sync failed");
+                return StorageDone::LogRead {
+                    token,
+                    entries: None,
+                };
             }
         };
-        StorageDone::LogRead { to, from, entries }
+        let Some(last) = chunk.last().map(|e| e.zxid) else {
+            break;
+        };
+        let got = chunk.len();
+        for e in chunk {
+            bytes = bytes.saturating_add(e.payload.len());
+            out.push(zab_core::Entry {
+                zxid: Zxid::from_u64(e.zxid),
+                payload: e.payload,
+            });
+        }
+        if got < want {
+            break; // the end of the log
+        }
+        next = last.saturating_add(1);
+    }
+    StorageDone::LogRead {
+        token,
+        entries: Some(out),
     }
 }
 
@@ -258,4 +296,51 @@ pub struct ServerStats {
     pub diverged: Option<String>,
     /// The ZAB core's full status (epochs, last/durable/committed zxids, election).
     pub zab: zab_core::Status,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use storage::{LogEntry, LogStore, MemLog};
+
+    fn log_of(sizes: &[usize]) -> MemLog {
+        let mut log = MemLog::new();
+        let entries: Vec<LogEntry> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| LogEntry {
+                zxid: Zxid::new(1, i as u32 + 1).to_u64(),
+                payload: Bytes::from(vec![7u8; *n]),
+            })
+            .collect();
+        log.append(&entries).unwrap();
+        log
+    }
+
+    fn read(log: &MemLog, from: u32, max: usize, max_bytes: usize) -> Option<Vec<u32>> {
+        match read_log(log, 9, Zxid::new(1, from), max, max_bytes) {
+            StorageDone::LogRead { token: 9, entries } => {
+                entries.map(|es| es.iter().map(|e| e.zxid.counter).collect())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn read_log_stops_at_the_entry_or_byte_bound_and_reports_a_purge_as_none() {
+        let mut log = log_of(&[10; 40]);
+        assert_eq!(read(&log, 3, 5, usize::MAX), Some((3..=7).collect()));
+        // 40 entries of 10 bytes, 100 bytes allowed: the first step of 16 passes it.
+        assert_eq!(read(&log, 1, 100, 100).map(|v| v.len()), Some(16));
+        assert_eq!(read(&log, 1, 100, 200).map(|v| v.len()), Some(32));
+        // The end of the log ends the read.
+        assert_eq!(read(&log, 38, 100, usize::MAX), Some(vec![38, 39, 40]));
+        // A large first entry still brings the one after it.
+        let big = log_of(&[1000, 1000, 1000]);
+        assert_eq!(read(&big, 1, 10, 10), Some(vec![1, 2, 3]));
+        log.purge_before(Zxid::new(1, 10).to_u64()).unwrap();
+        assert_eq!(read(&log, 3, 5, usize::MAX), None);
+        assert_eq!(read(&log, 11, 2, usize::MAX), Some(vec![11, 12]));
+    }
 }

@@ -158,9 +158,16 @@ impl Disk {
                 }
                 done.push(StorageDone::CurrentEpoch(e));
             }
-            StorageOp::ReadLog { to, from, max } => {
+            StorageOp::ReadLog {
+                token,
+                from,
+                max,
+                max_bytes,
+            } => {
                 // Sees the unsynced tail, like the node's log writer: no flush.
-                done.push(StorageDone::read_log(&self.log, to, from, max));
+                done.push(ensemble::server::read_log(
+                    &self.log, token, from, max, max_bytes,
+                ));
             }
             // StorageOp is non_exhaustive: an op this simulator does not know yet is
             // completed without effect (and shows up in the trace).
@@ -222,6 +229,10 @@ impl Disk {
         )
         .is_err()
         {
+            self.log.reset(snapshot_zxid)?;
+        }
+        // As the node's recovery: a log that ends before the snapshot restarts there.
+        if self.log.last_zxid().unwrap_or_else(|| self.log.base_zxid()) < snapshot_zxid {
             self.log.reset(snapshot_zxid)?;
         }
         let base = self.log.base_zxid();

@@ -239,10 +239,18 @@ impl Cluster {
                 self.log(format!("{id} truncate after {after:?}"));
                 self.node(id).pending.push_back(StorageOp::Truncate(after));
             }
-            Action::ReadLog { to, from, max } => {
-                self.node(id)
-                    .pending
-                    .push_back(StorageOp::Read { to, from, max });
+            Action::ReadLog {
+                token,
+                from,
+                max,
+                max_bytes,
+            } => {
+                self.node(id).pending.push_back(StorageOp::Read {
+                    token,
+                    from,
+                    max,
+                    max_bytes,
+                });
             }
             Action::SaveAcceptedEpoch { epoch } => self
                 .node(id)

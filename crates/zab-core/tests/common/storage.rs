@@ -17,9 +17,10 @@ pub(crate) enum StorageOp {
     SaveCurrent(u32),
     /// The leader reads its log for a learner's sync.
     Read {
-        to: ServerId,
+        token: u64,
         from: Zxid,
         max: usize,
+        max_bytes: usize,
     },
 }
 
@@ -133,22 +134,33 @@ impl Cluster {
                         c.handle_snapshot_installed(zxid);
                     }
                 }
-                StorageOp::Read { to, from, max } => {
+                StorageOp::Read {
+                    token,
+                    from,
+                    max,
+                    max_bytes,
+                } => {
                     // Like a `LogStore`: nothing at or below the base (the snapshot)
                     // can be read; every entry appended before the read is seen.
                     let entries = (!fail_read && from > n.disk.snapshot.0).then(|| {
+                        let mut bytes = 0;
                         n.disk
                             .log
                             .iter()
                             .filter(|e| e.zxid >= from)
                             .take(max)
+                            .take_while(|e| {
+                                let more = bytes < max_bytes || e.zxid == from;
+                                bytes += e.payload.len();
+                                more
+                            })
                             .cloned()
                             .collect::<Vec<_>>()
                     });
                     *self.stats.entry("log reads").or_insert(0) += 1;
                     let n = self.node(id);
                     if let Some(c) = n.core.as_mut() {
-                        c.handle_log_read(to, from, entries);
+                        c.handle_log_read(token, entries);
                     }
                 }
                 StorageOp::SaveAccepted(e) => {
