@@ -289,15 +289,10 @@ pub(crate) fn run_batch(
                     epochs.save(ep)?;
                     reports.push(StorageDone::CurrentEpoch(e));
                 }
-                StorageOp::ReadLog {
-                    token,
-                    from,
-                    max,
-                    max_bytes,
-                } => {
+                StorageOp::ReadLog(op) => {
                     // Appends of this batch are in the store already (a read sees the
                     // unsynced tail), so no flush: the read does not cost an fsync.
-                    reports.push(crate::server::read_log(log, token, from, max, max_bytes));
+                    reports.push(crate::server::read_log(log, &op));
                 }
                 #[allow(unreachable_patterns)] // StorageOp is non_exhaustive for other crates
                 other => {

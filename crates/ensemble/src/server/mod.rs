@@ -34,7 +34,7 @@ use crate::ops::{ConnId, Request, SessionId, Xid};
 
 pub use conn::ConnStats;
 pub use types::{
-    read_log, ServerAction, ServerConfig, ServerStats, StateCopy, StorageDone, StorageOp,
+    read_log, ReadLogOp, ServerAction, ServerConfig, ServerStats, StateCopy, StorageDone, StorageOp,
 };
 
 /// Largest client request accepted by default (ZooKeeper's `jute.maxbuffer`, 1 MiB - 1).
@@ -457,12 +457,14 @@ impl Server {
                 from,
                 max,
                 max_bytes,
-            } => self.out.push(ServerAction::Storage(StorageOp::ReadLog {
-                token,
-                from,
-                max,
-                max_bytes,
-            })),
+            } => self
+                .out
+                .push(ServerAction::Storage(StorageOp::ReadLog(ReadLogOp {
+                    token,
+                    from,
+                    max,
+                    max_bytes,
+                }))),
             Action::Commit { entries } => {
                 for e in entries {
                     self.apply_entry(e);

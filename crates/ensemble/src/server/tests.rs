@@ -86,8 +86,8 @@ impl Sim {
                             StorageOp::SaveAcceptedEpoch(e) => StorageDone::AcceptedEpoch(e),
                             StorageOp::SaveCurrentEpoch(e) => StorageDone::CurrentEpoch(e),
                             // This harness keeps no log (`diff_from_log` is off).
-                            StorageOp::ReadLog { token, .. } => StorageDone::LogRead {
-                                token,
+                            StorageOp::ReadLog(op) => StorageDone::LogRead {
+                                token: op.token,
                                 entries: None,
                             },
                         };

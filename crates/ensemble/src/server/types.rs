@@ -57,21 +57,25 @@ pub enum StorageOp {
     SaveAcceptedEpoch(u32),
     /// Save the current epoch; report with [`StorageDone::CurrentEpoch`].
     SaveCurrentEpoch(u32),
-    /// Leader: read the log for a learner's sync (see [`zab_core::Action::ReadLog`]:
-    /// at most `max` entries with zxid `>= from`, stopping once they carry
-    /// `max_bytes`), seeing every earlier append; run it with [`read_log`] and
+    /// Leader: read the log for a learner's sync; run it with [`read_log`] and
     /// report [`StorageDone::LogRead`]. A failed read is reported as `None`, never
     /// as a storage failure: it costs the learner a SNAP, not the node.
-    ReadLog {
-        /// Names the read in its answer.
-        token: u64,
-        /// First zxid to read.
-        from: Zxid,
-        /// Most entries to read.
-        max: usize,
-        /// Payload bytes after which to stop.
-        max_bytes: usize,
-    },
+    ReadLog(ReadLogOp),
+}
+
+/// A leader's read of its log for a learner's sync (see [`zab_core::Action::ReadLog`]:
+/// at most `max` entries with zxid `>= from`, stopping once they carry `max_bytes`),
+/// seeing every earlier append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLogOp {
+    /// Names the read in its answer.
+    pub token: u64,
+    /// First zxid to read.
+    pub from: Zxid,
+    /// Most entries to read.
+    pub max: usize,
+    /// Payload bytes after which to stop.
+    pub max_bytes: usize,
 }
 
 /// A storage completion, reported in the order the ops were issued; except that a
@@ -106,13 +110,13 @@ const READ_LOG_STEP: usize = 16;
 /// Runs a [`StorageOp::ReadLog`] on `log`: its completion. A read that fails is
 /// `None`: at `info` when the log was purged past `from` (the learner is simply too
 /// far behind), at `warn` otherwise (a damaged record in this server's own log).
-pub fn read_log(
-    log: &dyn storage::LogStore,
-    token: u64,
-    from: Zxid,
-    max: usize,
-    max_bytes: usize,
-) -> StorageDone {
+pub fn read_log(log: &dyn storage::LogStore, op: &ReadLogOp) -> StorageDone {
+    let ReadLogOp {
+        token,
+        from,
+        max,
+        max_bytes,
+    } = *op;
     let mut out: Vec<zab_core::Entry> = Vec::new();
     let mut bytes = 0usize;
     let mut next = from.to_u64();
@@ -319,7 +323,13 @@ mod tests {
     }
 
     fn read(log: &MemLog, from: u32, max: usize, max_bytes: usize) -> Option<Vec<u32>> {
-        match read_log(log, 9, Zxid::new(1, from), max, max_bytes) {
+        let op = ReadLogOp {
+            token: 9,
+            from: Zxid::new(1, from),
+            max,
+            max_bytes,
+        };
+        match read_log(log, &op) {
             StorageDone::LogRead { token: 9, entries } => {
                 entries.map(|es| es.iter().map(|e| e.zxid.counter).collect())
             }

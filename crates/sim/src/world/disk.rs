@@ -158,16 +158,9 @@ impl Disk {
                 }
                 done.push(StorageDone::CurrentEpoch(e));
             }
-            StorageOp::ReadLog {
-                token,
-                from,
-                max,
-                max_bytes,
-            } => {
+            StorageOp::ReadLog(op) => {
                 // Sees the unsynced tail, like the node's log writer: no flush.
-                done.push(ensemble::server::read_log(
-                    &self.log, token, from, max, max_bytes,
-                ));
+                done.push(ensemble::server::read_log(&self.log, &op));
             }
             // StorageOp is non_exhaustive: an op this simulator does not know yet is
             // completed without effect (and shows up in the trace).

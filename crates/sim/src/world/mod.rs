@@ -376,7 +376,7 @@ impl<W: Workload> World<W> {
                         *snapshot_at = Some(zxid.to_u64());
                         self.stats.snap_syncs += 1;
                     }
-                    StorageOp::ReadLog { .. } => self.stats.log_reads += 1,
+                    StorageOp::ReadLog(_) => self.stats.log_reads += 1,
                     _ => {}
                 }
                 if self.nodes[i].disk.queued() >= DISK_QUEUE_MAX {
