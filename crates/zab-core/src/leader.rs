@@ -333,8 +333,9 @@ impl Core {
         }
     }
 
-    /// The lowest position of a running sync stream: the window keeps every entry
-    /// after it (see `Log::set_pin`).
+    /// The lowest position of a running sync stream (or, for a stream still read
+    /// from the log, the window's base when reading started): the window keeps every
+    /// entry after it (see `Log::set_pin`).
     pub(crate) fn stream_pin(&self) -> Option<Zxid> {
         self.leader_ref().and_then(|l| {
             l.learners
