@@ -236,6 +236,50 @@ fn a_follower_behind_the_window_catches_up_by_a_diff_read_from_the_log() {
 }
 
 #[test]
+fn a_diff_read_from_the_log_reaches_back_past_the_leaders_newest_snapshot() {
+    // Snapshots every 200-400 txns and a window of 20: the follower is behind both
+    // the window and the leader's (only) snapshot. The log is purged before the
+    // previous snapshot, not the newest, so it still holds what the follower missed.
+    // Memory stores: their purge is exact (a log file's goes by whole segments).
+    let mut cluster = common::cluster(3)
+        .snapshot_every_txns(400)
+        .commit_log(20, ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT)
+        .start()
+        .unwrap();
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(&cluster, leader);
+    let c = cluster.client(leader).unwrap();
+    c.create("/base", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap();
+    cluster.wait_converged(T).unwrap();
+    cluster.crash(f);
+    // Write in small steps until the leader's first snapshot is written: its next
+    // one is at least 200 txns away, so there is exactly one.
+    let mut written = 0;
+    while cluster.stats(leader).unwrap().snapshots == 0 {
+        assert!(written < 1000, "no snapshot after {written} creates");
+        for _ in 0..5 {
+            c.create(
+                &format!("/base/k{written}"),
+                &b"x"[..],
+                &open(),
+                CreateMode::Persistent,
+            )
+            .unwrap();
+            written += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(cluster.stats(leader).unwrap().snapshots, 1);
+    cluster.restart(f).unwrap();
+    cluster.wait_converged(T).unwrap();
+    assert_eq!(cluster.stats(f).unwrap().server.snapshots_installed, 0);
+    assert!(cluster.stats(leader).unwrap().server.log_entries_read > 0);
+    let r = cluster.client(f).unwrap();
+    assert_eq!(r.get_children("/base", false).unwrap().len(), written);
+}
+
+#[test]
 fn restarted_follower_catches_up_by_snap_and_everyone_recovers_from_snapshots() {
     // More writes than a DIFF window of 500 txns, and no DIFF from the log: SNAP.
     catch_up(700, 200, Some(500), false, true);
