@@ -398,6 +398,12 @@ pub(crate) mod tests {
             "{first:?}"
         );
         assert_eq!(proposals(&first), vec![(0, 1), (1, 2), (2, 3)]);
+        // Each step's committed part is committed with it.
+        let commit = |k: u32| Message::Commit {
+            epoch: 1,
+            zxid: Zxid::new(1, k),
+        };
+        assert_eq!(first.last(), Some(&commit(3)));
         assert!(c.sync_streaming());
         // A proposal while the stream runs goes to follower 1 only.
         c.propose(Bytes::from_static(b"y")).unwrap();
@@ -406,25 +412,19 @@ pub(crate) mod tests {
         assert_eq!(out[0].0, 1);
         // The next step is one wider: the log gained that proposal meanwhile.
         c.stream_step();
-        assert_eq!(
-            proposals(&to_two(&mut c)),
-            vec![(3, 4), (4, 5), (5, 6), (6, 7)]
-        );
+        let second = to_two(&mut c);
+        assert_eq!(proposals(&second), vec![(3, 4), (4, 5), (5, 6), (6, 7)]);
+        assert_eq!(second.last(), Some(&commit(7)));
         c.stream_step();
         let last = to_two(&mut c);
         assert_eq!(proposals(&last), vec![(7, 8)]);
+        // 1:8 is not committed yet: no COMMIT, only NEWLEADER.
         assert_eq!(
             last[1..],
-            [
-                Message::Commit {
-                    epoch: 1,
-                    zxid: Zxid::new(1, 7)
-                },
-                Message::NewLeader {
-                    epoch: 1,
-                    zxid: Zxid::new(1, 8)
-                },
-            ]
+            [Message::NewLeader {
+                epoch: 1,
+                zxid: Zxid::new(1, 8)
+            },]
         );
         assert!(!c.sync_streaming());
         c.stream_step();

@@ -45,7 +45,8 @@ pub(crate) enum Stage {
         pin: Zxid,
     },
     /// Sync header sent; the entries after it go out in steps (`Core::stream_step`)
-    /// from `Handler::sent` on, and the commit point and NEWLEADER follow the last.
+    /// from `Handler::sent` on, each with a COMMIT of its committed part; NEWLEADER
+    /// follows the last.
     /// The learner gets no broadcast proposal or commit meanwhile: the stream reads
     /// the log up to its end, so it carries those too.
     Streaming {
@@ -237,8 +238,8 @@ impl Core {
         self.maybe_advance_commit();
     }
 
-    /// Starts the sync stream: the header now, then the proposals in steps, the
-    /// commit point and NEWLEADER (`stream_learner`). A learner behind the window is
+    /// Starts the sync stream: the header now, then the proposals in steps with
+    /// their commits, and NEWLEADER (`stream_learner`). A learner behind the window is
     /// first tried from the durable log (`start_log_sync`) when the shell can read it.
     fn start_sync(&mut self, to: ServerId, learner_last: Zxid) {
         let Some(l) = self.leader_ref() else { return };
@@ -315,8 +316,8 @@ impl Core {
     }
 
     /// Input: sends the next step (`Config::sync_stream_step` entries) of every
-    /// learner's sync stream; a stream that reaches the end of the log gets the
-    /// commit point and NEWLEADER. Nothing when no stream runs.
+    /// learner's sync stream, each with a COMMIT of its committed part; a stream that
+    /// reaches the end of the log gets NEWLEADER. Nothing when no stream runs.
     pub fn stream_step(&mut self) {
         let streaming: Vec<ServerId> = self
             .leader_ref()
@@ -349,9 +350,9 @@ impl Core {
         })
     }
 
-    /// One step of `to`'s sync stream: the next entries after `Handler::sent`, and
-    /// when they reach the end (the last entry; the commit point for observers, which
-    /// only get committed txns), the commit point and NEWLEADER. Followers get the
+    /// One step of `to`'s sync stream: the next entries after `Handler::sent`, a
+    /// COMMIT of the committed ones, and when they reach the end (the last entry; the
+    /// commit point for observers, which only get committed txns) NEWLEADER. Followers get the
     /// whole history, the uncommitted tail included (issue 1 of the protocol-spec
     /// notes: a learner that misses proposals made while it syncs loses them forever).
     fn stream_learner(&mut self, to: ServerId) {
@@ -393,17 +394,20 @@ impl Core {
             prev = zxid;
         }
         let done = prev >= end;
+        // The committed part of each step is committed at once, as ZooKeeper's DIFF
+        // pairs each proposal with its COMMIT: the learner applies (and trims) step by
+        // step instead of a whole backlog in one pass when the stream ends.
+        let committed = self.log.committed().min(prev);
+        if committed > start && committed > from {
+            self.send(
+                to,
+                Message::Commit {
+                    epoch,
+                    zxid: committed,
+                },
+            );
+        }
         if done {
-            let committed = self.log.committed().min(prev);
-            if committed > start {
-                self.send(
-                    to,
-                    Message::Commit {
-                        epoch,
-                        zxid: committed,
-                    },
-                );
-            }
             self.send(to, Message::NewLeader { epoch, zxid: prev });
         }
         if let Some(h) = self.leader().and_then(|l| l.learners.get_mut(&to)) {
