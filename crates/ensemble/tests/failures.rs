@@ -141,6 +141,19 @@ fn leader_crash_during_a_write_stream_loses_no_acknowledged_write() {
     cluster.wait_converged(T).unwrap();
 }
 
+/// Creates `/base` through the leader, waits until every node has it, then crashes a
+/// follower. Returns the leader, the follower and the leader's client.
+fn base_then_crash_a_follower(cluster: &mut Cluster) -> (u64, u64, Client) {
+    let leader = cluster.wait_for_leader(T).unwrap();
+    let f = follower_of(cluster, leader);
+    let c = cluster.client(leader).unwrap();
+    c.create("/base", &b""[..], &open(), CreateMode::Persistent)
+        .unwrap();
+    cluster.wait_converged(T).unwrap();
+    cluster.crash(f);
+    (leader, f, c)
+}
+
 /// Crashes a follower, makes `writes` creates, restarts it and checks that it caught
 /// up (by SNAP exactly when `expect_snap`) and that every node recovers afterwards.
 /// `window` is the DIFF window in txns (default when `None`); `from_log` lets the
@@ -162,13 +175,7 @@ fn catch_up(
         builder = builder.commit_log(txns, ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT);
     }
     let mut cluster = builder.start().unwrap();
-    let leader = cluster.wait_for_leader(T).unwrap();
-    let f = follower_of(&cluster, leader);
-    let c = cluster.client(leader).unwrap();
-    c.create("/base", &b""[..], &open(), CreateMode::Persistent)
-        .unwrap();
-    cluster.wait_converged(T).unwrap();
-    cluster.crash(f);
+    let (leader, f, c) = base_then_crash_a_follower(&mut cluster);
     let calls: Vec<_> = (0..writes)
         .map(|i| {
             c.create_async(
@@ -246,13 +253,7 @@ fn a_diff_read_from_the_log_reaches_back_past_the_leaders_newest_snapshot() {
         .commit_log(20, ensemble::deps::zab_core::COMMIT_LOG_MAX_BYTES_DEFAULT)
         .start()
         .unwrap();
-    let leader = cluster.wait_for_leader(T).unwrap();
-    let f = follower_of(&cluster, leader);
-    let c = cluster.client(leader).unwrap();
-    c.create("/base", &b""[..], &open(), CreateMode::Persistent)
-        .unwrap();
-    cluster.wait_converged(T).unwrap();
-    cluster.crash(f);
+    let (leader, f, c) = base_then_crash_a_follower(&mut cluster);
     // Write in small steps until the leader's first snapshot is written: its next
     // one is at least 200 txns away, so there is exactly one.
     let mut written = 0;
