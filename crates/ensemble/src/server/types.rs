@@ -353,4 +353,34 @@ mod tests {
         assert_eq!(read(&log, 3, 5, usize::MAX), None);
         assert_eq!(read(&log, 11, 2, usize::MAX), Some(vec![11, 12]));
     }
+
+    #[test]
+    fn read_log_reports_a_damaged_record_as_a_failed_read() {
+        let mut log = storage::SimLog::new(1);
+        let entries: Vec<LogEntry> = (1..=40)
+            .map(|c| LogEntry {
+                zxid: Zxid::new(1, c).to_u64(),
+                payload: Bytes::from_static(b"x"),
+            })
+            .collect();
+        log.append(&entries).unwrap();
+        assert!(log.flip_bit(Zxid::new(1, 20).to_u64()));
+        let op = |from: u32| ReadLogOp {
+            token: 3,
+            from: Zxid::new(1, from),
+            max: 30,
+            max_bytes: usize::MAX,
+        };
+        // A read that meets the damaged record fails as a whole.
+        assert_eq!(
+            read_log(&log, &op(1)),
+            StorageDone::LogRead {
+                token: 3,
+                entries: None
+            }
+        );
+        // One that starts after it is whole.
+        let after = read_log(&log, &op(21));
+        assert!(matches!(after, StorageDone::LogRead { entries: Some(es), .. } if es.len() == 20));
+    }
 }

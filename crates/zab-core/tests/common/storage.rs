@@ -143,15 +143,18 @@ impl Cluster {
                     // Like a `LogStore`: nothing at or below the base (the snapshot)
                     // can be read; every entry appended before the read is seen.
                     let entries = (!fail_read && from > n.disk.snapshot.0).then(|| {
-                        let mut bytes = 0;
+                        // Stops once `max_bytes` are in, with at least one entry
+                        // after `from` (the `ReadLog` contract).
+                        let (mut bytes, mut taken) = (0, 0);
                         n.disk
                             .log
                             .iter()
                             .filter(|e| e.zxid >= from)
                             .take(max)
                             .take_while(|e| {
-                                let more = bytes < max_bytes || e.zxid == from;
+                                let more = bytes < max_bytes || taken < 2;
                                 bytes += e.payload.len();
+                                taken += 1;
                                 more
                             })
                             .cloned()
