@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod hist;
+pub mod host;
 pub mod json;
 pub mod opts;
 pub mod report;

@@ -265,10 +265,12 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     let keys = Arc::new((0..keys).map(setup::key_path).collect::<Vec<_>>());
     let clients = bench.clients(o.attach, o.sessions.max(1))?;
     let w = Window::starting_now(secs(o.warmup), secs(o.duration));
+    let host = crate::host::watch(w.measure_from, w.end);
     let results = run_sessions(clients, o, keys, &value, w)?;
     let mut rep = Report::new(o);
     rep.measured_s = o.duration;
     fold(&mut rep, &results);
+    crate::host::report(&mut rep, host.join().ok().flatten());
     rep.push("leader", bench.leader);
     Ok(rep)
 }

@@ -162,6 +162,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_character_is_reported_before_a_bad_segment() {
+        let msg = |p: &str| validate(p).unwrap_err().to_string();
+        assert!(msg("/a//b\u{1}").contains("invalid character U+0001"));
+        assert!(msg("/./\u{7f}").contains("invalid character U+007F"));
+        assert!(msg("/a//b/..").contains("empty segment"));
+        assert!(msg("/a/../b//c").contains("relative segment"));
+    }
+
+    #[test]
     fn sequential_prefix_may_end_with_slash() {
         assert!(validate_sequential_prefix("/q/").is_ok());
         assert!(validate_sequential_prefix("/q/x-").is_ok());
