@@ -74,6 +74,14 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
             .map_or(0, |s| s.server.log_entries_read)
     };
     let read_before = read(&bench);
+    let snapshots = |b: &setup::Bench| -> u64 {
+        b.cluster
+            .ids()
+            .into_iter()
+            .filter_map(|i| b.cluster.stats(i))
+            .map(|s| s.snapshots)
+            .sum()
+    };
     bench.cluster.partition(lagging);
     match away {
         Away::PastWindow => push_past_window(&admin, o)?,
@@ -93,6 +101,7 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
     let clients = bench.clients(Attach::Leader, o.sessions.max(1))?;
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
+    let cpu_at_start = crate::host::sample();
     let load_thread = {
         let (lo, keys, value) = (load_opts(o), Arc::clone(&keys), value.clone());
         let w = Window::until(Arc::clone(&stop));
@@ -101,6 +110,7 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
     if matches!(away, Away::PastWindow) {
         std::thread::sleep(BASELINE);
     }
+    let snaps_taken_before = snapshots(&bench);
     let healed = Instant::now();
     bench.cluster.heal(lagging);
     let caught_up = wait_stats(&bench, lagging, LEADER_WAIT, |s| s.server.serving);
@@ -110,6 +120,7 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
     let results = load_thread
         .join()
         .map_err(|_| BenchError::Setup("load thread panicked".into()))??;
+    let cpu_at_end = crate::host::sample();
     caught_up?;
     let epoch_after = epoch(leader).unwrap_or(epoch_before);
     let mut rep = Report::new(o);
@@ -133,7 +144,31 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         u64::from(epoch_after.saturating_sub(epoch_before)),
     );
     rep.push("leader_kept", bench.cluster.leader() == Some(leader));
+    // The host's share over the load: a stall with high steal is the VM's.
+    crate::host::report(
+        &mut rep,
+        cpu_at_start
+            .zip(cpu_at_end)
+            .and_then(|(a, b)| crate::host::between(&a, &b)),
+    );
     rep.push("write_max_ms", rep.latency.max() as f64 / 1e6);
+    rep.push(
+        "snapshots_after_heal",
+        snapshots(&bench).saturating_sub(snaps_taken_before),
+    );
+    // When the slowest write was issued, from the heal (negative: before it).
+    if let Some((at, _)) = results
+        .iter()
+        .filter_map(|r| r.slowest.as_ref())
+        .max_by_key(|(_, ns)| *ns)
+    {
+        let rel = if *at >= healed {
+            ms(at.duration_since(healed))
+        } else {
+            -ms(healed.duration_since(*at))
+        };
+        rep.push("write_max_at_ms", rel);
+    }
     bench.cluster.shutdown();
     Ok(rep)
 }

@@ -31,6 +31,8 @@ pub struct SessionResult {
     pub first_error: Option<String>,
     /// (issue time, latency ns) of every measured operation, when the window asks.
     pub trace: Vec<(Instant, u64)>,
+    /// (issue time, latency ns) of the slowest measured operation.
+    pub slowest: Option<(Instant, u64)>,
 }
 
 impl SessionResult {
@@ -181,6 +183,9 @@ fn drive(
                 r.ops += 1;
                 let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 r.latency.record(ns);
+                if r.slowest.is_none_or(|(_, max)| ns > max) {
+                    r.slowest = Some((t0, ns));
+                }
                 if w.trace {
                     r.trace.push((t0, ns));
                 }
