@@ -63,7 +63,19 @@ fn check(o: &Options) -> String {
 #[test]
 fn set_get_mixed() {
     for w in [Workload::Set, Workload::Get, Workload::Mixed] {
-        check(&quick(w));
+        let j = check(&quick(w));
+        // The host's CPU fields, wherever Linux's /proc is there to read.
+        if std::path::Path::new("/proc/stat").exists() {
+            for k in [
+                "cpu_us_per_op",
+                "process_cpus",
+                "host_busy_pct",
+                "host_idle_pct",
+                "host_steal_pct",
+            ] {
+                assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
+            }
+        }
     }
 }
 
@@ -95,7 +107,14 @@ fn recovery_snapshot_stall_and_memory() {
 #[test]
 fn snap_sync_reports_its_time_and_elections() {
     let j = check(&quick(Workload::SnapSync));
-    for k in ["snap_sync_ms", "elections", "leader_kept", "write_max_ms"] {
+    for k in [
+        "snap_sync_ms",
+        "elections",
+        "leader_kept",
+        "write_max_ms",
+        "write_max_at_ms",
+        "snapshots_after_heal",
+    ] {
         assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
     }
     assert!(j.contains("\"snap_used\":true"), "{j}");
