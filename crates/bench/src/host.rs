@@ -103,8 +103,8 @@ pub fn watch(from: Instant, to: Instant) -> std::thread::JoinHandle<Option<CpuUs
     })
 }
 
-/// Adds the fields of `used` (if any) for `ops` measured operations over
-/// `measured_s` seconds to `rep`.
+/// Adds the fields of `used` (if any) to `rep`: CPU per op of `rep.ops`, CPUs per
+/// second of `rep.measured_s`, and the host's shares.
 pub fn report(rep: &mut crate::Report, used: Option<CpuUse>) {
     let Some(u) = used else { return };
     let ops = rep.ops.max(1) as f64;
