@@ -249,11 +249,15 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
         s.server.applied_txns >= first || s.snapshots >= 1
     });
     let snap_start = Instant::now();
+    let cpu_at_start = crate::host::sample();
     let mut waited = waited_start;
     for id in &ids {
         waited = waited.and(wait_stats(&bench, *id, SNAPSHOT_WAIT, |s| s.snapshots >= 1));
     }
     let snap_end = Instant::now();
+    let cpu_during = cpu_at_start
+        .zip(crate::host::sample())
+        .and_then(|(a, b)| crate::host::between(&a, &b));
     let snap_done = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Release);
@@ -288,6 +292,12 @@ pub fn snapshot_stall(o: &Options) -> Result<Report, BenchError> {
     rep.push("write_stall_max_ms", rep.latency.max() as f64 / 1e6);
     rep.push("snapshot_s", (snap_end - snap_start).as_secs_f64());
     rep.push("longest_writes", longest_writes(&results, snap_start, 5));
+    // The VM's share while the snapshots ran: a stall at high steal is the host's.
+    // (Left out when the window was shorter than one 10 ms tick of the counters.)
+    if let Some(u) = cpu_during {
+        rep.push("snapshot_host_idle_pct", u.idle_pct);
+        rep.push("snapshot_host_steal_pct", u.steal_pct);
+    }
     for (name, h) in [("before", &base), ("during", &during), ("after", &after)] {
         rep.push(&format!("{name}_ops"), h.count());
         rep.push(&format!("{name}_p99_us"), h.quantile(0.99) as f64 / 1e3);
