@@ -21,6 +21,8 @@ pub struct CpuSample {
     /// The machine's `cpu` line: user, nice, system, idle, iowait, irq, softirq,
     /// steal (ticks summed over all CPUs).
     pub machine: [u64; 8],
+    /// CPUs the machine has (`cpuN` lines).
+    pub cpus: usize,
 }
 
 /// What happened between two samples.
@@ -34,6 +36,9 @@ pub struct CpuUse {
     pub idle_pct: f64,
     /// Share the hypervisor gave to someone else (steal), %.
     pub steal_pct: f64,
+    /// CPUs that other processes of this machine kept busy meanwhile (busy time not
+    /// this process's): a benchmark run next to another load is not comparable.
+    pub other_cpus: f64,
 }
 
 /// Parses the `cpu` line of `/proc/stat` (the first eight counters; older kernels
@@ -61,13 +66,23 @@ pub fn parse_self_stat(text: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The number of `cpuN` lines of `/proc/stat` (at least 1).
+pub fn count_cpus(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count()
+        .max(1)
+}
+
 /// The counters now, if `/proc` has them.
 pub fn sample() -> Option<CpuSample> {
-    let machine = parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let machine = parse_proc_stat(&stat)?;
     let process_ticks = parse_self_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
     Some(CpuSample {
         process_ticks,
         machine,
+        cpus: count_cpus(&stat),
     })
 }
 
@@ -83,11 +98,16 @@ pub fn between(a: &CpuSample, b: &CpuSample) -> Option<CpuUse> {
         return None;
     }
     let pct = |x: u64| 100.0 * x as f64 / total as f64;
+    let busy = d[0] + d[1] + d[2] + d[5] + d[6];
+    let process = b.process_ticks.checked_sub(a.process_ticks)?;
+    // The window's length in ticks of one CPU.
+    let window = total as f64 / b.cpus.max(1) as f64;
     Some(CpuUse {
-        process_cpu_s: b.process_ticks.checked_sub(a.process_ticks)? as f64 / USER_HZ,
-        busy_pct: pct(d[0] + d[1] + d[2] + d[5] + d[6]),
+        process_cpu_s: process as f64 / USER_HZ,
+        busy_pct: pct(busy),
         idle_pct: pct(d[3] + d[4]),
         steal_pct: pct(d[7]),
+        other_cpus: (busy.saturating_sub(process) as f64 / window).max(0.0),
     })
 }
 
@@ -115,7 +135,17 @@ pub fn report(rep: &mut crate::Report, used: Option<CpuUse>) {
     rep.push("host_busy_pct", u.busy_pct);
     rep.push("host_idle_pct", u.idle_pct);
     rep.push("host_steal_pct", u.steal_pct);
+    rep.push("host_other_cpus", u.other_cpus);
+    if u.other_cpus > OTHER_CPUS_WARN {
+        eprintln!(
+            "warning: other processes kept {:.2} CPUs busy during this run; its numbers are not comparable",
+            u.other_cpus
+        );
+    }
 }
+
+/// Other processes' load above which a run warns that it is not comparable.
+pub const OTHER_CPUS_WARN: f64 = 0.25;
 
 #[cfg(test)]
 mod tests {
@@ -138,6 +168,13 @@ mod tests {
     }
 
     #[test]
+    fn cpus_are_the_numbered_lines() {
+        let t = "cpu  1 2 3 4\ncpu0 1 2 3 4\ncpu1 1 2 3 4\ncpufreq x\nintr 5\n";
+        assert_eq!(count_cpus(t), 2);
+        assert_eq!(count_cpus(""), 1);
+    }
+
+    #[test]
     fn self_stat_counts_fields_after_the_last_parenthesis() {
         let t = "42 (a) (b c) S 1 42 42 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 9 0";
         assert_eq!(parse_self_stat(t), Some(287));
@@ -151,10 +188,12 @@ mod tests {
         let a = CpuSample {
             process_ticks: 10,
             machine: [100, 0, 20, 300, 0, 0, 0, 10],
+            cpus: 2,
         };
         let b = CpuSample {
             process_ticks: 160,
             machine: [220, 0, 40, 330, 10, 5, 5, 50],
+            cpus: 2,
         };
         let u = between(&a, &b).unwrap();
         assert!((u.process_cpu_s - 1.5).abs() < 1e-9);
@@ -163,6 +202,15 @@ mod tests {
         assert!((u.idle_pct - 100.0 * 40.0 / 230.0).abs() < 1e-9);
         assert!((u.steal_pct - 100.0 * 40.0 / 230.0).abs() < 1e-9);
         assert!((u.busy_pct + u.idle_pct + u.steal_pct - 100.0).abs() < 1e-9);
+        // 230 ticks over 2 CPUs is a 115-tick window; busy 150, this process 150.
+        assert!(u.other_cpus.abs() < 1e-9);
+        let busier = CpuSample {
+            machine: [335, 0, 40, 330, 10, 5, 5, 50],
+            ..b
+        };
+        // 115 more busy ticks, none of them this process's, in a 172.5-tick window.
+        let u = between(&a, &busier).unwrap();
+        assert!((u.other_cpus - 115.0 / 172.5).abs() < 1e-9);
         assert_eq!(between(&b, &a), None);
         assert_eq!(between(&a, &a), None);
     }
@@ -179,6 +227,7 @@ mod tests {
                 busy_pct: 70.0,
                 idle_pct: 20.0,
                 steal_pct: 10.0,
+                other_cpus: 0.5,
             }),
         );
         let j = rep.to_json();
@@ -188,6 +237,7 @@ mod tests {
             "\"host_busy_pct\":70",
             "\"host_idle_pct\":20",
             "\"host_steal_pct\":10",
+            "\"host_other_cpus\":0.5",
         ] {
             assert!(j.contains(k), "{k} missing in {j}");
         }

@@ -72,6 +72,7 @@ fn set_get_mixed() {
                 "host_busy_pct",
                 "host_idle_pct",
                 "host_steal_pct",
+                "host_other_cpus",
             ] {
                 assert!(j.contains(&format!("\"{k}\":")), "{k} missing in {j}");
             }
