@@ -121,6 +121,13 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         .join()
         .map_err(|_| BenchError::Setup("load thread panicked".into()))??;
     let cpu_at_end = crate::host::sample();
+    let snapshotting_at_end = bench
+        .cluster
+        .ids()
+        .into_iter()
+        .filter_map(|i| bench.cluster.stats(i))
+        .filter(|s| s.snapshot_in_progress)
+        .count();
     caught_up?;
     let epoch_after = epoch(leader).unwrap_or(epoch_before);
     let mut rep = Report::new(o);
@@ -156,6 +163,16 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         "snapshots_after_heal",
         snapshots(&bench).saturating_sub(snaps_taken_before),
     );
+    rep.push("snapshotting_at_end", snapshotting_at_end);
+    let step_max = bench
+        .cluster
+        .ids()
+        .into_iter()
+        .filter_map(|i| bench.cluster.stats(i))
+        .map(|s| s.snapshot_stall_max_us)
+        .max()
+        .unwrap_or(0);
+    rep.push("node_snapshot_step_max_us", step_max);
     // When the slowest write was issued, from the heal (negative: before it).
     if let Some((at, _)) = results
         .iter()

@@ -271,11 +271,23 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     let clients = bench.clients(o.attach, o.sessions.max(1))?;
     let w = Window::starting_now(secs(o.warmup), secs(o.duration));
     let host = crate::host::watch(w.measure_from, w.end);
+    let measure_from = w.measure_from;
     let results = run_sessions(clients, o, keys, &value, w)?;
     let mut rep = Report::new(o);
     rep.measured_s = o.duration;
     fold(&mut rep, &results);
     crate::host::report(&mut rep, host.join().ok().flatten());
+    // When the slowest op was issued, from the start of the measured window.
+    if let Some((at, _)) = results
+        .iter()
+        .filter_map(|r| r.slowest.as_ref())
+        .max_by_key(|(_, ns)| *ns)
+    {
+        rep.push(
+            "max_at_s",
+            at.saturating_duration_since(measure_from).as_secs_f64(),
+        );
+    }
     rep.push("leader", bench.leader);
     Ok(rep)
 }

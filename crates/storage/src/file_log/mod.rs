@@ -5,8 +5,11 @@
 //! framed as length + CRC32C + zxid + payload (see [`crate::frame`]). Segments are
 //! preallocated with zeros in `prealloc_bytes` steps, so an fdatasync rarely has to
 //! update file metadata; a full segment is fsynced and trimmed before the next one is
-//! created, so only the last segment can ever hold a torn record.
+//! created, so only the last segment can ever hold a torn record. With fsync off, a
+//! background thread flushes the segment being written every few megabytes
+//! (`flusher`), so that the roll's fsync stays short.
 
+mod flusher;
 mod recover;
 mod segment;
 
@@ -40,7 +43,9 @@ pub enum FsyncPolicy {
     #[default]
     Always,
     /// Never fsync; `sync` only hands data to the OS. Survives a process crash, not a
-    /// machine crash. For benchmarks and tests only.
+    /// machine crash. For benchmarks and tests only. (A full segment is still fsynced
+    /// before the next one starts, and a background thread writes the current one
+    /// back every 2 MiB so that fsync stays short; see the module docs.)
     Never,
 }
 
@@ -88,6 +93,11 @@ impl Default for FileLogOptions {
 pub struct FileLog {
     /// Deletes purged segments off the writer's thread (created on first purge).
     reaper: Option<Reaper>,
+    /// With [`FsyncPolicy::Never`]: writes segments back in the background (created
+    /// on first use).
+    flusher: Option<flusher::Flusher>,
+    /// The last segment's (name zxid, bytes written) at its last background flush.
+    flushed_at: (u64, u64),
     dir: PathBuf,
     opts: FileLogOptions,
     segments: Vec<Segment>,
@@ -126,6 +136,8 @@ impl FileLog {
         let rec = recover::recover_dir(&dir, opts.max_record_bytes)?;
         let mut log = FileLog {
             reaper: None,
+            flusher: None,
+            flushed_at: (0, 0),
             dir,
             opts,
             segments: rec.segments,
@@ -206,6 +218,9 @@ impl FileLog {
         }
         self.buf.clear();
         self.unwritten.clear();
+        if self.opts.fsync == FsyncPolicy::Never {
+            self.flush_behind();
+        }
         Ok(())
     }
 

@@ -511,3 +511,58 @@ fn oversized_segment_file_is_corrupt_without_reading_it() {
         Err(StorageError::Corrupt { offset: 0, .. })
     ));
 }
+
+/// Appends `n` entries of `bytes` each after zxid `after`, one sync per 64.
+fn append_big(log: &mut FileLog, after: u64, n: u64, bytes: usize) {
+    for chunk in (after + 1..=after + n).collect::<Vec<_>>().chunks(64) {
+        let batch: Vec<LogEntry> = chunk
+            .iter()
+            .map(|&z| LogEntry::new(z, payload_for(z, bytes)))
+            .collect();
+        log.append(&batch).unwrap();
+        log.sync().unwrap();
+    }
+}
+
+#[test]
+fn with_fsync_off_segments_are_written_back_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions {
+        segment_bytes: 12 << 20,
+        fsync: FsyncPolicy::Never,
+        ..FileLogOptions::default()
+    };
+    let mut log = FileLog::open(dir.path(), opts.clone()).unwrap();
+    // ~26 MiB: one roll, and more than FLUSH_BEHIND_BYTES in each segment.
+    append_big(&mut log, 0, 6_500, 4096);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while log.background_flushes() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        log.background_flushes() >= 2,
+        "{} background flushes",
+        log.background_flushes()
+    );
+    assert!(log.segment_paths().len() >= 2, "the log rolled over");
+    let all = log.read_range(1, 6_500).unwrap();
+    assert_eq!(all.len(), 6_500);
+    assert!(all.iter().all(|e| e.payload == payload_for(e.zxid, 4096)));
+    drop(log);
+    let log = reopen(dir.path(), &opts).unwrap();
+    assert_eq!(log.last_zxid(), Some(6_500));
+    assert_eq!(log.read_range(6_490, 6_500).unwrap().len(), 11);
+}
+
+#[test]
+fn with_fsync_on_there_is_no_background_flusher() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions {
+        segment_bytes: 12 << 20,
+        ..FileLogOptions::default()
+    };
+    let mut log = FileLog::open(dir.path(), opts).unwrap();
+    append_big(&mut log, 0, 3_000, 4096);
+    assert!(log.flusher.is_none());
+    assert_eq!(log.background_flushes(), 0);
+}
