@@ -49,6 +49,15 @@ pub fn catch_up(o: &Options) -> Result<Report, BenchError> {
     rejoin(o, Away::Txns(o.behind))
 }
 
+/// The statistics of every running node that answers.
+fn all_stats(b: &setup::Bench) -> Vec<ensemble::NodeStats> {
+    b.cluster
+        .ids()
+        .into_iter()
+        .filter_map(|i| b.cluster.stats(i))
+        .collect()
+}
+
 fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
     let mut bench = setup::start(o, None)?;
     let value = Bytes::from(vec![0x5a; o.value_size]);
@@ -74,14 +83,7 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
             .map_or(0, |s| s.server.log_entries_read)
     };
     let read_before = read(&bench);
-    let snapshots = |b: &setup::Bench| -> u64 {
-        b.cluster
-            .ids()
-            .into_iter()
-            .filter_map(|i| b.cluster.stats(i))
-            .map(|s| s.snapshots)
-            .sum()
-    };
+    let snapshots = |b: &setup::Bench| -> u64 { all_stats(b).iter().map(|s| s.snapshots).sum() };
     bench.cluster.partition(lagging);
     match away {
         Away::PastWindow => push_past_window(&admin, o)?,
@@ -121,11 +123,8 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         .join()
         .map_err(|_| BenchError::Setup("load thread panicked".into()))??;
     let cpu_at_end = crate::host::sample();
-    let snapshotting_at_end = bench
-        .cluster
-        .ids()
-        .into_iter()
-        .filter_map(|i| bench.cluster.stats(i))
+    let snapshotting_at_end = all_stats(&bench)
+        .iter()
         .filter(|s| s.snapshot_in_progress)
         .count();
     caught_up?;
@@ -164,11 +163,8 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         snapshots(&bench).saturating_sub(snaps_taken_before),
     );
     rep.push("snapshotting_at_end", snapshotting_at_end);
-    let step_max = bench
-        .cluster
-        .ids()
-        .into_iter()
-        .filter_map(|i| bench.cluster.stats(i))
+    let step_max = all_stats(&bench)
+        .iter()
         .map(|s| s.snapshot_stall_max_us)
         .max()
         .unwrap_or(0);
