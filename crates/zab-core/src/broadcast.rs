@@ -358,18 +358,7 @@ pub(crate) mod tests {
     fn a_sync_stream_goes_out_in_steps_and_carries_later_proposals() {
         let mut c = established();
         c.cfg.sync_stream_step = 3;
-        for _ in 0..7 {
-            c.propose(Bytes::from_static(b"x")).unwrap();
-        }
-        c.handle_log_durable(Zxid::new(1, 7));
-        c.handle_message(
-            ServerId(1),
-            Message::Ack {
-                epoch: 1,
-                zxid: Zxid::new(1, 7),
-            },
-        );
-        assert_eq!(c.status().committed, Zxid::new(1, 7));
+        crate::core::testkit::commit_proposals(&mut c, 7);
         c.drain_actions();
         join_empty(&mut c, 2);
         let to_two = |c: &mut Core| -> Vec<Message> {

@@ -498,6 +498,31 @@ pub(crate) mod testkit {
         Core::new(cfg, Persisted::default()).unwrap()
     }
 
+    /// An epoch-1 entry at `counter` with the payload tests propose (`x`).
+    pub(crate) fn entry(counter: u32) -> Entry {
+        Entry {
+            zxid: Zxid::new(1, counter),
+            payload: bytes::Bytes::from_static(b"x"),
+        }
+    }
+
+    /// Leader `c` (epoch 1, follower 1 synced) proposes `n` txns of payload `x`,
+    /// has them durable and acknowledged by server 1: all committed.
+    pub(crate) fn commit_proposals(c: &mut Core, n: u32) {
+        for _ in 0..n {
+            c.propose(bytes::Bytes::from_static(b"x")).unwrap();
+        }
+        c.handle_log_durable(Zxid::new(1, n));
+        c.handle_message(
+            ServerId(1),
+            Message::Ack {
+                epoch: 1,
+                zxid: Zxid::new(1, n),
+            },
+        );
+        assert_eq!(c.status().committed, Zxid::new(1, n));
+    }
+
     /// The messages in `actions`, as (to, message).
     pub(crate) fn sent(actions: &[Action]) -> Vec<(u64, Message)> {
         actions

@@ -1,14 +1,7 @@
 //! Unit tests of the learner (private stages and handlers).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
-use crate::core::testkit::{core, elect, sent};
-
-fn entry(counter: u32) -> Entry {
-    Entry {
-        zxid: Zxid::new(1, counter),
-        payload: Bytes::from_static(b"t"),
-    }
-}
+use crate::core::testkit::{core, elect, entry, sent};
 
 /// A follower elected under leader 3, through LEADERINFO and ACKEPOCH: waiting for
 /// the sync header.

@@ -175,15 +175,7 @@ mod tests {
     use super::*;
     use crate::broadcast::tests::established;
     use crate::config::{Config, Persisted};
-    use crate::core::testkit::sent;
-    use bytes::Bytes;
-
-    fn entry(c: u32) -> Entry {
-        Entry {
-            zxid: Zxid::new(1, c),
-            payload: Bytes::from_static(b"x"),
-        }
-    }
+    use crate::core::testkit::{commit_proposals, entry, sent};
 
     /// Leader 3 (epoch 1) with 6 committed txns and a window of 2 (base 1:4); server 2
     /// comes back with 1:1 and is read from the log in chunks of 3.
@@ -193,18 +185,7 @@ mod tests {
         c.cfg.commit_log_max = 2;
         c.log.set_commit_log_max(2);
         c.cfg.sync_stream_step = 2;
-        for _ in 0..6 {
-            c.propose(Bytes::from_static(b"x")).unwrap();
-        }
-        c.handle_log_durable(Zxid::new(1, 6));
-        c.handle_message(
-            ServerId(1),
-            Message::Ack {
-                epoch: 1,
-                zxid: Zxid::new(1, 6),
-            },
-        );
-        assert_eq!(c.status().committed, Zxid::new(1, 6));
+        commit_proposals(&mut c, 6);
         assert_eq!(c.log.base(), Zxid::new(1, 4));
         c.drain_actions();
         let info = Message::FollowerInfo {
