@@ -170,15 +170,11 @@ fn rejoin(o: &Options, away: Away) -> Result<Report, BenchError> {
         .unwrap_or(0);
     rep.push("node_snapshot_step_max_us", step_max);
     // When the slowest write was issued, from the heal (negative: before it).
-    if let Some((at, _)) = results
-        .iter()
-        .filter_map(|r| r.slowest.as_ref())
-        .max_by_key(|(_, ns)| *ns)
-    {
-        let rel = if *at >= healed {
+    if let Some((at, _)) = workload::slowest(&results) {
+        let rel = if at >= healed {
             ms(at.duration_since(healed))
         } else {
-            -ms(healed.duration_since(*at))
+            -ms(healed.duration_since(at))
         };
         rep.push("write_max_at_ms", rel);
     }

@@ -254,6 +254,14 @@ pub fn fold(rep: &mut Report, results: &[SessionResult]) {
     }
 }
 
+/// The slowest measured operation of all sessions: (issue time, latency ns).
+pub fn slowest(results: &[SessionResult]) -> Option<(Instant, u64)> {
+    results
+        .iter()
+        .filter_map(|r| r.slowest)
+        .max_by_key(|(_, ns)| *ns)
+}
+
 /// Runs a set / get / mixed / create-delete workload.
 pub fn run(o: &Options) -> Result<Report, BenchError> {
     let bench = setup::start(o, o.snapshot_every)?;
@@ -278,11 +286,7 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     fold(&mut rep, &results);
     crate::host::report(&mut rep, host.join().ok().flatten());
     // When the slowest op was issued, from the start of the measured window.
-    if let Some((at, _)) = results
-        .iter()
-        .filter_map(|r| r.slowest.as_ref())
-        .max_by_key(|(_, ns)| *ns)
-    {
+    if let Some((at, _)) = slowest(&results) {
         rep.push(
             "max_at_s",
             at.saturating_duration_since(measure_from).as_secs_f64(),
@@ -295,4 +299,28 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
 /// Seconds as a duration (negative or NaN → zero).
 pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slowest_is_the_longest_op_of_any_session() {
+        let t = Instant::now();
+        let r = |s: Option<(Instant, u64)>| SessionResult {
+            slowest: s,
+            ..SessionResult::default()
+        };
+        let later = t + Duration::from_millis(5);
+        let results = [
+            r(Some((t, 10))),
+            r(None),
+            r(Some((later, 30))),
+            r(Some((t, 20))),
+        ];
+        assert_eq!(slowest(&results), Some((later, 30)));
+        assert_eq!(slowest(&[r(None)]), None);
+        assert_eq!(slowest(&[]), None);
+    }
 }
